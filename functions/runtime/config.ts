@@ -1,0 +1,70 @@
+// Every environment variable kcr reads, in one catalog: the README table is
+// checked against it, and a bad value fails start-up with the variable's name.
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+export interface EnvVar<S extends z.ZodType = z.ZodType> {
+  description: string;
+  /** Used when the variable is unset or empty; absent means required (unless the schema is optional). */
+  default?: string;
+  schema: S;
+  /** Who reads it: `all` for the runtime, or the function/component names. */
+  usedBy: readonly string[];
+}
+
+const port = z.coerce.number().int().min(0).max(65535); // 0: any free port (local mode, tests)
+const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().nonnegative();
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+function v<S extends z.ZodType>(usedBy: readonly string[], description: string, schema: S, dflt?: string): EnvVar<S> {
+  return { usedBy, description, schema, ...(dflt !== undefined ? { default: dflt } : {}) };
+}
+
+export const ENV = {
+  KCR_FUNCTION: v(['image'], 'Which function the shared container image runs (or the first argument)', z.string().optional()),
+  PORT: v(['all'], 'HTTP port the function listens on (Knative sets it)', port, '8080'),
+  K_SINK: v(['all'], 'Broker URL that result events are sent to (the SinkBinding sets it)', httpUrl.optional()),
+  KCR_EMIT_RETRIES: v(['all'], 'Retries when sending an event to K_SINK fails, before answering 503', nonNegativeInt, '4'),
+  KCR_EMIT_BACKOFF_MS: v(['all'], 'First retry delay for sending to K_SINK; doubles each retry', positiveInt, '100'),
+  KCR_EMIT_TIMEOUT_MS: v(['all'], 'Timeout of one send to K_SINK', positiveInt, '5000'),
+  KCR_SHUTDOWN_TIMEOUT_MS: v(['all'], 'On SIGTERM, how long in-flight events may take before the process exits', positiveInt, '30000'),
+  KCR_LOG_LEVEL: v(['all'], 'Log level (fatal, error, warn, info, debug, trace)', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
+  KCR_S3_ENDPOINT: v(['store-artifact', 'build-image', 'event-archive'], 'S3-compatible endpoint URL (MinIO in the cluster, s3rver locally), e.g. http://minio.kcr-system:9000', httpUrl),
+  KCR_S3_ACCESS_KEY: v(['store-artifact', 'build-image', 'event-archive'], 'S3 access key (from a Secret)', z.string().min(1)),
+  KCR_S3_SECRET_KEY: v(['store-artifact', 'build-image', 'event-archive'], 'S3 secret key (from a Secret)', z.string().min(1)),
+  KCR_S3_REGION: v(['store-artifact', 'build-image', 'event-archive'], 'S3 region used for request signing', z.string().min(1), 'us-east-1'),
+  KCR_S3_BUCKET: v(['store-artifact', 'build-image', 'event-archive'], 'Bucket holding checkpoints and archived events; created when missing', z.string().min(3), 'kcr-checkpoints'),
+  KCR_S3_PART_SIZE_MB: v(['store-artifact', 'build-image'], 'Multipart upload part size in MiB (S3 minimum 5); memory ≈ part size × parts in flight', z.coerce.number().int().min(5).max(5120), '16'),
+  KCR_S3_PARTS_IN_FLIGHT: v(['store-artifact', 'build-image'], 'Multipart parts uploaded in parallel', z.coerce.number().int().min(1).max(64), '4'),
+  KCR_NODE_AGENT_URL_TEMPLATE: v(['store-artifact'], 'URL of the node-agent of a node; {node} is replaced by the node name (e.g. a hostPort reachable through node DNS names)', z.string().includes('{node}'), 'http://{node}:10380'),
+  KCR_NODE_AGENT_URLS: v(['store-artifact'], 'JSON map of node name → node-agent URL; nodes listed here override KCR_NODE_AGENT_URL_TEMPLATE (the simulated cluster and local mode use it)', z.string().optional()),
+  KCR_NODE_AGENT_TOKEN: v(['store-artifact', 'node-agent'], 'Bearer token shared by node-agent and store-artifact (prefer KCR_NODE_AGENT_TOKEN_FILE)', z.string().optional()),
+  KCR_NODE_AGENT_TOKEN_FILE: v(['store-artifact', 'node-agent'], 'File holding the node-agent bearer token (a mounted Secret); re-read on each use so rotation needs no restart', z.string().optional()),
+  KCR_NODE_AGENT_TIMEOUT_MS: v(['store-artifact'], 'How long a node-agent connection may stay idle (connect, headers, or between body chunks) before it counts as unreachable', positiveInt, '30000'),
+  KCR_NODE_AGENT_DIR: v(['node-agent'], 'Checkpoint directory the node-agent serves (a hostPath mount; read-only unless KCR_NODE_AGENT_ALLOW_DELETE, which needs write access)', z.string().startsWith('/'), '/var/lib/kubelet/checkpoints'),
+  KCR_NODE_AGENT_HOST: v(['node-agent'], 'Address the node-agent listens on', z.string().min(1), '0.0.0.0'),
+  KCR_NODE_AGENT_PORT: v(['node-agent'], 'Port the node-agent listens on', port, '10380'),
+  KCR_NODE_AGENT_ALLOW_DELETE: v(['node-agent'], 'Whether the node-agent deletes an archive when store-artifact asks (after it is stored)', bool, 'true'),
+} satisfies Record<string, EnvVar>;
+
+export type EnvName = keyof typeof ENV;
+export type EnvValues<K extends EnvName> = { [N in K]: z.infer<(typeof ENV)[N]['schema']> };
+
+/** Reads and validates the named variables; throws a ConfigError naming every bad one. */
+export function readEnv<K extends EnvName>(names: readonly K[], source: NodeJS.ProcessEnv = process.env): EnvValues<K> {
+  const out: Partial<Record<EnvName, unknown>> = {};
+  const problems: string[] = [];
+  for (const name of names) {
+    const spec: EnvVar = ENV[name];
+    const raw = source[name] === undefined || source[name] === '' ? spec.default : source[name];
+    const result = spec.schema.safeParse(raw);
+    if (result.success) out[name] = result.data;
+    else problems.push(`${name}=${raw === undefined ? '(unset)' : JSON.stringify(raw)}: ${result.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join(', ')}`);
+  return out as EnvValues<K>;
+}
+
+export { bool as envBool, positiveInt as envPositiveInt, httpUrl as envHttpUrl };
