@@ -1,0 +1,180 @@
+// node-agent: serves the kubelet's checkpoint directory read-only over HTTP so
+// that store-artifact (which cannot mount the node's disk) can stream archives,
+// and deletes an archive once it is stored. It serves nothing but regular files
+// named like kubelet archives, directly in that one directory.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { constants as fsc, createReadStream, openSync, closeSync, existsSync, realpathSync, type ReadStream } from 'node:fs';
+import { open, lstat, unlink } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { pino, type Logger } from 'pino';
+import { KUBELET_ARCHIVE_NAME } from '../functions/contract/kubelet-archive.js';
+
+export const DEFAULT_NODE_AGENT_PORT = 10380;
+const ROUTE_PREFIX = '/checkpoints/';
+
+export interface NodeAgentOptions {
+  /** The checkpoint directory (the kubelet's /var/lib/kubelet/checkpoints). */
+  dir: string;
+  /** The bearer token clients must present; a function is asked on every request, so a rotated Secret file takes effect. */
+  token: string | (() => string);
+  /** 0 or unset: a random free port. */
+  port?: number;
+  /** Listen address; the DaemonSet uses 0.0.0.0, tests 127.0.0.1 (the default). */
+  host?: string;
+  /** Whether DELETE removes archives (ARCHITECTURE: on by default in the DaemonSet). */
+  allowDelete: boolean;
+  logger?: Logger;
+}
+
+export interface NodeAgent {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+type Resolved = { ok: true; name: string } | { ok: false; status: 400 | 404; reason: string };
+
+/**
+ * Maps the raw request path to an archive name, refusing anything that is not
+ * one plain file name: separators (raw or percent-encoded), dot segments, NULs
+ * and names other than the kubelet's.
+ */
+export function resolveArchiveName(rawPath: string): Resolved {
+  if (!rawPath.startsWith(ROUTE_PREFIX)) return { ok: false, status: 404, reason: 'unknown route' };
+  const encoded = rawPath.slice(ROUTE_PREFIX.length);
+  if (encoded === '' || encoded.includes('/') || encoded.includes('\\')) return { ok: false, status: 400, reason: 'path separator in archive name' };
+  let name: string;
+  try {
+    name = decodeURIComponent(encoded);
+  } catch {
+    return { ok: false, status: 400, reason: 'malformed percent-encoding' };
+  }
+  if (name.includes('/') || name.includes('\\') || name.includes('\0')) return { ok: false, status: 400, reason: 'encoded path separator or NUL in archive name' };
+  if (name === '.' || name === '..' || name.startsWith('..')) return { ok: false, status: 400, reason: 'dot segment in archive name' };
+  if (!KUBELET_ARCHIVE_NAME.test(name)) return { ok: false, status: 404, reason: 'not a kubelet checkpoint archive name' };
+  return { ok: true, name };
+}
+
+/** Compares hashes so neither the content nor the length of the token leaks through timing. */
+function tokenMatches(presented: string, expected: string): boolean {
+  const a = createHash('sha256').update(presented).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b) && expected.length > 0;
+}
+
+function sendJson(res: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAgent> {
+  const log = options.logger ?? pino({ name: 'node-agent' });
+  const expectedToken = typeof options.token === 'function' ? options.token : () => options.token as string;
+  // The directory is resolved once and held open: files are opened through
+  // /proc/self/fd/<dirfd>/<name>, which walks from the directory inode itself
+  // (like openat), so swapping a path component for a symlink later changes nothing.
+  const realDir = realpathSync(options.dir);
+  const dirFd = openSync(realDir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  const viaFd = existsSync(`/proc/self/fd/${dirFd}`);
+  const pathOf = (name: string) => (viaFd ? `/proc/self/fd/${dirFd}/${name}` : join(realDir, name));
+
+  const reject = (req: IncomingMessage, res: ServerResponse, status: number, reason: string, extra: Record<string, unknown> = {}) => {
+    log.warn({ event: 'request-rejected', method: req.method, path: req.url, remote: req.socket.remoteAddress, status, reason, ...extra }, `rejected ${req.method} ${req.url}: ${reason}`);
+    sendJson(res, status, { error: reason });
+  };
+
+  const serveArchive = async (req: IncomingMessage, res: ServerResponse, name: string) => {
+    let handle;
+    try {
+      // O_NOFOLLOW: a symlink as the last component fails with ELOOP instead of being followed.
+      handle = await open(pathOf(name), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return reject(req, res, 404, 'no such archive', { name });
+      if (code === 'ELOOP') return reject(req, res, 404, 'archive is a symlink', { name });
+      throw err;
+    }
+    let stream: ReadStream | undefined;
+    try {
+      // fstat the descriptor we will read, not the path, so a swap after open cannot fool the check.
+      const st = await handle.stat();
+      if (!st.isFile()) return reject(req, res, 404, 'not a regular file', { name });
+      // A hard link would let anyone with write access to the directory expose any file of the same filesystem.
+      if (st.nlink > 1) return reject(req, res, 404, 'archive has other hard links', { name, nlink: st.nlink });
+      res.writeHead(200, { 'content-type': 'application/x-tar', 'content-length': st.size, 'last-modified': st.mtime.toUTCString() });
+      if (req.method === 'HEAD') return void res.end();
+      log.info({ event: 'archive-served', name, size: st.size }, `streaming ${name}`);
+      stream = createReadStream('', { fd: handle, highWaterMark: 1 << 20 });
+      handle = undefined; // the stream owns and closes it now
+      await pipeline(stream, res);
+    } finally {
+      await handle?.close();
+    }
+  };
+
+  const deleteArchive = async (req: IncomingMessage, res: ServerResponse, name: string) => {
+    if (!options.allowDelete) {
+      log.warn({ event: 'delete-disabled', name }, `refused to delete ${name}: deleting is disabled`);
+      return sendJson(res, 405, { error: 'deleting archives is disabled on this node-agent (KCR_NODE_AGENT_ALLOW_DELETE=false)' }, { allow: 'GET, HEAD' });
+    }
+    let st;
+    try {
+      st = await lstat(pathOf(name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return reject(req, res, 404, 'no such archive', { name });
+      throw err;
+    }
+    if (st.isSymbolicLink()) return reject(req, res, 404, 'archive is a symlink', { name });
+    if (!st.isFile()) return reject(req, res, 404, 'not a regular file', { name });
+    // unlink never follows the last component, so a swap between lstat and here removes only a link in our directory.
+    await unlink(pathOf(name));
+    log.info({ event: 'archive-deleted', name, size: st.size }, `deleted ${name}`);
+    res.writeHead(204).end();
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const rawPath = (req.url ?? '/').split('?', 1)[0] as string;
+    if (rawPath === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    const auth = req.headers.authorization ?? '';
+    const presented = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length).trim() : '';
+    if (!presented) return reject(req, res, 401, 'missing bearer token');
+    if (!tokenMatches(presented, expectedToken())) return reject(req, res, 401, 'wrong bearer token');
+    const resolved = resolveArchiveName(rawPath);
+    if (!resolved.ok) return reject(req, res, resolved.status, resolved.reason);
+    if (req.method === 'GET' || req.method === 'HEAD') return serveArchive(req, res, resolved.name);
+    if (req.method === 'DELETE') return deleteArchive(req, res, resolved.name);
+    sendJson(res, 405, { error: `method ${req.method} not allowed` }, { allow: options.allowDelete ? 'GET, HEAD, DELETE' : 'GET, HEAD' });
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log.error({ event: 'request-failed', method: req.method, path: req.url, err }, `request ${req.method} ${req.url} failed`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  });
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const urlHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  log.info({ event: 'listening', port, dir: realDir, allowDelete: options.allowDelete }, `node-agent serving ${realDir} on ${host}:${port}`);
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          closeSync(dirFd);
+          resolve();
+        });
+        server.closeAllConnections();
+      }),
+  };
+}

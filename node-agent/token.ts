@@ -1,0 +1,27 @@
+// The node-agent bearer token, shared by the agent and its client: a file
+// mounted from a Secret (re-read when it changes, so rotation needs no restart)
+// or, for local runs, a plain value.
+import { readFileSync, statSync } from 'node:fs';
+import { ConfigError } from '../functions/runtime/errors.js';
+
+export interface TokenSource {
+  token?: string | undefined;
+  tokenFile?: string | undefined;
+}
+
+/** Returns a getter for the current token; throws a ConfigError when neither source is set. */
+export function tokenGetter({ token, tokenFile }: TokenSource): () => string {
+  if (tokenFile) {
+    let cached = { mtimeMs: -1, value: '' };
+    const read = () => {
+      const { mtimeMs } = statSync(tokenFile);
+      if (mtimeMs !== cached.mtimeMs) cached = { mtimeMs, value: readFileSync(tokenFile, 'utf8').trim() };
+      if (!cached.value) throw new ConfigError(`node-agent token file ${tokenFile} is empty`);
+      return cached.value;
+    };
+    read(); // fail at start-up, not on the first request
+    return read;
+  }
+  if (token) return () => token;
+  throw new ConfigError('a node-agent token is required: set KCR_NODE_AGENT_TOKEN_FILE (a mounted Secret) or KCR_NODE_AGENT_TOKEN');
+}
