@@ -1,0 +1,30 @@
+// What the CLI touches outside itself, injectable so tests run it in-process.
+import type { ObjectStore } from '../functions/adapters/object-store.js';
+import { S3ObjectStore } from '../functions/adapters/s3.js';
+
+export interface S3Settings {
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  region: string;
+  bucket: string;
+}
+
+export interface Output {
+  write(text: string): unknown;
+}
+
+export interface CliIo {
+  stdout: Output;
+  stderr: Output;
+  env: NodeJS.ProcessEnv;
+  now?: () => Date;
+  fetch?: typeof fetch;
+  openStore: (settings: S3Settings) => ObjectStore;
+}
+
+export type CliIoInput = Omit<CliIo, 'openStore'> & Partial<Pick<CliIo, 'openStore'>>;
+
+export function openS3Store(settings: S3Settings): ObjectStore {
+  return new S3ObjectStore(settings);
+}
