@@ -95,7 +95,7 @@ export const FailedData = ImageBuiltData.partial()
   .strict();
 export type FailedData = z.infer<typeof FailedData>;
 
-export const ScheduleAction = z.enum(['created', 'updated', 'unchanged', 'deleted', 'rejected']);
+export const ScheduleAction = z.enum(['created', 'updated', 'deleted', 'rejected']);
 export type ScheduleAction = z.infer<typeof ScheduleAction>;
 export const ScheduleSyncedData = WorkloadRef.extend({
   schedule: z.string(),

@@ -1,0 +1,14 @@
+// Builds request-checkpoint from the environment.
+import { Kubernetes } from '../adapters/kubernetes.js';
+import { readEnv } from '../runtime/config.js';
+import type { FunctionHandler } from '../runtime/handler.js';
+import { createRequestCheckpoint } from './handler.js';
+
+export function fromEnv(env: NodeJS.ProcessEnv = process.env): FunctionHandler {
+  const c = readEnv(['KUBECONFIG', 'KCR_CHECKPOINT_TIMEOUT_SECONDS', 'KCR_CHECKPOINT_CONCURRENCY'], env);
+  return createRequestCheckpoint({
+    kube: Kubernetes.fromEnvironment(c.KUBECONFIG),
+    timeoutSeconds: c.KCR_CHECKPOINT_TIMEOUT_SECONDS,
+    concurrency: c.KCR_CHECKPOINT_CONCURRENCY,
+  }) as FunctionHandler;
+}
