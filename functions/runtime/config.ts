@@ -47,6 +47,10 @@ export const ENV = {
   KCR_NODE_AGENT_HOST: v(['node-agent'], 'Address the node-agent listens on', z.string().min(1), '0.0.0.0'),
   KCR_NODE_AGENT_PORT: v(['node-agent'], 'Port the node-agent listens on', port, '10380'),
   KCR_NODE_AGENT_ALLOW_DELETE: v(['node-agent'], 'Whether the node-agent deletes an archive when store-artifact asks (after it is stored)', bool, 'true'),
+  KUBECONFIG: v(['schedule-sync', 'request-checkpoint', 'restore-pod'], 'Kubeconfig file; unset in a cluster, where the ServiceAccount is used', z.string().optional()),
+  KCR_BROKER_URL: v(['schedule-sync'], 'Sink of the PingSources schedule-sync creates (the broker); defaults to K_SINK', httpUrl.optional()),
+  KCR_CHECKPOINT_TIMEOUT_SECONDS: v(['request-checkpoint'], 'The kubelet checkpoint timeout (?timeout=): how long CRIU may take', positiveInt, '60'),
+  KCR_CHECKPOINT_CONCURRENCY: v(['request-checkpoint'], 'Kubelet checkpoint calls in flight at once, per instance', positiveInt, '8'),
 } satisfies Record<string, EnvVar>;
 
 export type EnvName = keyof typeof ENV;
