@@ -1,0 +1,75 @@
+// Test subscribers for the local broker and sources: loopback HTTP servers that
+// record the CloudEvents they receive and answer as scripted.
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { decodeHttp, type WireEvent } from '../../local/cloudevent-wire.js';
+
+export interface Received {
+  event: WireEvent;
+  path: string;
+  headers: IncomingHttpHeaders;
+  at: number;
+}
+
+export interface Answer {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Wait this long before answering (to trip a delivery timeout). */
+  delayMs?: number;
+}
+
+export interface Subscriber {
+  url: string;
+  received: Received[];
+  /** Resolves when at least n events have arrived (rejects after timeoutMs). */
+  waitFor(n: number, timeoutMs?: number): Promise<Received[]>;
+  close(): Promise<void>;
+}
+
+/** `answer` is called per request with the 0-based request number; default 202. */
+export async function startSubscriber(answer: (event: WireEvent, n: number) => Answer = () => ({ status: 202 })): Promise<Subscriber> {
+  const received: Received[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const event = decodeHttp(req.headers, Buffer.concat(chunks));
+    const n = received.length;
+    received.push({ event, path: req.url ?? '/', headers: req.headers, at: Date.now() });
+    for (const w of waiters.filter((w) => received.length >= w.n)) w.resolve();
+    const a = answer(event, n);
+    if (a.delayMs) await new Promise((resolve) => setTimeout(resolve, a.delayMs));
+    if (res.destroyed) return;
+    res.writeHead(a.status, a.headers ?? {}).end(a.body ?? '');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    received,
+    waitFor(n, timeoutMs = 10_000) {
+      if (received.length >= n) return Promise.resolve(received);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`expected ${n} events, got ${received.length} within ${timeoutMs} ms`)), timeoutMs);
+        waiters.push({
+          n,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve(received);
+          },
+        });
+      });
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export function binaryHeaders(attrs: Record<string, string>, contentType = 'application/json'): Record<string, string> {
+  const headers: Record<string, string> = { 'content-type': contentType };
+  for (const [k, v] of Object.entries(attrs)) headers[`ce-${k}`] = v;
+  return headers;
+}
