@@ -1,0 +1,129 @@
+// Least privilege: each identity is granted exactly the verbs listed here, no more.
+import { describe, expect, it } from 'vitest';
+import { FUNCTIONS, loadRepoDocs, named, ofKind, type KubeDoc } from './support.js';
+
+const docs = loadRepoDocs();
+const RBAC = 'rbac.authorization.k8s.io/v1';
+
+interface Rule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs: string[];
+  resourceNames?: string[];
+  nonResourceURLs?: string[];
+}
+interface Subject {
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+interface Binding extends KubeDoc {
+  roleRef: { kind: string; name: string };
+  subjects?: Subject[];
+}
+
+/** `group/resource: verb` for every permission bound to the subject (core group shown as `core`). */
+function permissions(subject: Subject): string[] {
+  const bindings = [...ofKind(docs, RBAC, 'ClusterRoleBinding'), ...ofKind(docs, RBAC, 'RoleBinding')] as Binding[];
+  const out = new Set<string>();
+  for (const b of bindings) {
+    const bound = (b.subjects ?? []).some((s) => s.kind === subject.kind && s.name === subject.name && (s.namespace ?? 'kcr-system') === (subject.namespace ?? 'kcr-system'));
+    if (!bound) continue;
+    const role = named(docs, RBAC, b.roleRef.kind, b.roleRef.name);
+    for (const rule of (role.rules as Rule[] | undefined) ?? []) {
+      for (const group of rule.apiGroups ?? []) {
+        for (const resource of rule.resources ?? []) {
+          for (const verb of rule.verbs) out.add(`${group || 'core'}/${resource}: ${verb}`);
+        }
+      }
+    }
+  }
+  return [...out].sort();
+}
+
+function grants(table: Record<string, string[]>): string[] {
+  return Object.entries(table)
+    .flatMap(([resource, verbs]) => verbs.map((v) => `${resource}: ${v}`))
+    .sort();
+}
+
+const sa = (name: string): Subject => ({ kind: 'ServiceAccount', name, namespace: 'kcr-system' });
+
+const EXPECTED: Record<string, { subject: Subject; grants: Record<string, string[]> }> = {
+  'schedule-sync': {
+    subject: sa('schedule-sync'),
+    grants: {
+      'apps/deployments': ['get', 'list'],
+      'apps/statefulsets': ['get', 'list'],
+      'sources.knative.dev/pingsources': ['create', 'update', 'patch', 'delete', 'get', 'list'],
+      'core/events': ['create'],
+    },
+  },
+  'request-checkpoint': {
+    subject: sa('request-checkpoint'),
+    grants: {
+      'core/pods': ['get', 'list'],
+      'apps/deployments': ['get'],
+      'apps/statefulsets': ['get'],
+      'apps/replicasets': ['get'],
+      'core/nodes/proxy': ['create'],
+      'core/events': ['create'],
+    },
+  },
+  'restore-pod': {
+    subject: sa('restore-pod'),
+    grants: {
+      'core/pods': ['get', 'list', 'watch', 'patch'],
+      'apps/replicasets': ['get'],
+      'apps/deployments': ['get'],
+      'apps/statefulsets': ['get'],
+      'core/events': ['create'],
+    },
+  },
+  'store-artifact': { subject: sa('store-artifact'), grants: {} },
+  'build-image': { subject: sa('build-image'), grants: {} },
+  'event-archive': { subject: sa('event-archive'), grants: {} },
+  'node-agent': { subject: sa('node-agent'), grants: {} },
+  'kcr-workloads ApiServerSource': {
+    subject: sa('kcr-workloads-source'),
+    grants: { 'apps/deployments': ['get', 'list', 'watch'], 'apps/statefulsets': ['get', 'list', 'watch'] },
+  },
+  'kcr-pods ApiServerSource': { subject: sa('kcr-pods-source'), grants: { 'core/pods': ['get', 'list', 'watch'] } },
+  'the API server calling the kubelet': {
+    subject: { kind: 'User', name: 'kube-apiserver-kubelet-client' },
+    grants: { 'core/nodes/checkpoint': ['create'] },
+  },
+};
+
+describe('RBAC', () => {
+  it.each(Object.entries(EXPECTED))('%s is granted exactly its verbs', (_who, { subject, grants: table }) => {
+    expect(permissions(subject)).toEqual(grants(table));
+  });
+
+  it('uses no wildcards, resourceNames or non-resource URLs', () => {
+    for (const role of [...ofKind(docs, RBAC, 'ClusterRole'), ...ofKind(docs, RBAC, 'Role')]) {
+      for (const rule of (role.rules as Rule[] | undefined) ?? []) {
+        expect(JSON.stringify(rule), role.metadata.name).not.toContain('*');
+        expect(rule.nonResourceURLs, role.metadata.name).toBeUndefined();
+      }
+    }
+  });
+
+  it('binds every Role to someone in the table', () => {
+    const bindings = [...ofKind(docs, RBAC, 'ClusterRoleBinding'), ...ofKind(docs, RBAC, 'RoleBinding')] as Binding[];
+    const known = Object.values(EXPECTED).map((e) => `${e.subject.kind}/${e.subject.name}`);
+    for (const b of bindings) for (const s of b.subjects ?? []) expect(known, b.metadata.name).toContain(`${s.kind}/${s.name}`);
+  });
+
+  it.each(FUNCTIONS.map((f) => [f]))('%s runs as its own ServiceAccount', (name) => {
+    const svc = named(docs, 'serving.knative.dev/v1', 'Service', name);
+    expect((svc.spec as { template: { spec: { serviceAccountName?: string } } }).template.spec.serviceAccountName).toBe(name);
+    named(docs, 'v1', 'ServiceAccount', name);
+  });
+
+  it.each(['store-artifact', 'build-image', 'event-archive'])('%s gets no API token at all', (name) => {
+    expect(named(docs, 'v1', 'ServiceAccount', name).automountServiceAccountToken).toBe(false);
+    const svc = named(docs, 'serving.knative.dev/v1', 'Service', name);
+    expect((svc.spec as { template: { spec: { automountServiceAccountToken?: boolean } } }).template.spec.automountServiceAccountToken).toBe(false);
+  });
+});
