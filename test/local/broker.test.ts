@@ -336,7 +336,7 @@ describe('the project eventing/*.yaml', () => {
     const { loadEventingDir, typesNamedBy, triggerMatches } = await import('../../local/triggers.js');
     const { DEFAULT_EVENTING_DIR } = await import('../../local/broker.js');
     const config: EventingConfig = loadEventingDir(DEFAULT_EVENTING_DIR);
-    const extensionSets = [{}, { kind: 'Pod' }, { kind: 'Deployment' }, { kind: 'StatefulSet' }, { kcrresync: 'true' }];
+    const extensionSets: Record<string, string>[] = [{}, { kind: 'Pod' }, { kind: 'Deployment' }, { kind: 'StatefulSet' }, { kcrresync: 'true' }];
     for (const t of config.triggers) {
       for (const type of typesNamedBy(t)) {
         const matched = extensionSets.some((ext) => triggerMatches(t, attrs(type, ext)));
