@@ -1,6 +1,6 @@
 // `kcr events list | show | replay`: reads the event archive in S3 and sends
 // archived events again.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ObjectStore } from '../functions/adapters/object-store.js';
 import { readEnv } from '../functions/runtime/config.js';
 import { ConfigError, errorMessage } from '../functions/runtime/errors.js';
@@ -32,7 +32,7 @@ interface ShowOptions {
 }
 
 interface FilterOptions extends ShowOptions {
-  type: string[];
+  type?: string[];
   subject?: string;
   checkpointId?: string;
   limit?: number;
@@ -53,8 +53,8 @@ interface ReplayOptions extends FilterOptions {
   dryRun?: boolean;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map((v) => v.trim()).filter(Boolean)];
 }
 
 function positiveInt(value: string): number {
@@ -76,7 +76,7 @@ function httpUrl(value: string): string {
 
 function addFilterOptions(cmd: Command, what: string): Command {
   return cmd
-    .option('--type <type>', `only ${what} of this type (repeatable, comma-separated; a trailing * matches a prefix)`, collect, [])
+    .option('--type <type>', `only ${what} of this type (repeatable, comma-separated; a trailing * matches a prefix)`, collect)
     .option('--subject <subject>', `only ${what} with this subject (a trailing * matches a prefix)`)
     .option('--checkpoint-id <id>', `only ${what} about this checkpoint (extension ${CHECKPOINT_ID_EXTENSION})`)
     .option('--since <time>', `only ${what} at or after this time: RFC 3339 or a duration back from now (30m, 1h, 2d)`)
@@ -84,8 +84,10 @@ function addFilterOptions(cmd: Command, what: string): Command {
     .option('--dead-letter', `only dead letters (${what} the broker could not deliver)`);
 }
 
-export function eventsCommand(io: CliIo): Command {
-  const events = new Command('events')
+/** Adds `events` to the program, so it inherits the program's output and exit handling. */
+export function addEventsCommand(program: Command, io: CliIo): Command {
+  const events = program
+    .command('events')
     .description('list, show and replay the CloudEvents archived in S3 by event-archive')
     .option('--s3-endpoint <url>', 'S3 endpoint (default: $KCR_S3_ENDPOINT)')
     .option('--s3-access-key <key>', 'S3 access key (default: $KCR_S3_ACCESS_KEY)')
@@ -93,7 +95,7 @@ export function eventsCommand(io: CliIo): Command {
     .option('--s3-region <region>', 'S3 region (default: $KCR_S3_REGION or us-east-1)')
     .option('--bucket <name>', 'bucket (default: $KCR_S3_BUCKET or kcr-checkpoints)');
 
-  addFilterOptions(events.command('list').description(`list archived events, newest first (default --since ${LIST_LOOKBACK})`), 'events')
+  addFilterOptions(events.command('list').description(`list archived events, oldest first (default --since ${LIST_LOOKBACK}; --limit keeps the newest)`), 'events')
     .option('--limit <n>', 'at most this many events (the newest)', positiveInt)
     .option('--json', 'print JSON for scripts')
     .action(async (opts: FilterOptions, cmd: Command) => list(io, opts, cmd));
@@ -160,7 +162,7 @@ function range(io: CliIo, opts: Pick<FilterOptions, 'since' | 'until'>, lookback
 
 function filterOf(opts: FilterOptions): EventFilter {
   return {
-    ...(opts.type.length ? { types: opts.type } : {}),
+    ...(opts.type?.length ? { types: opts.type } : {}),
     ...(opts.subject ? { subject: opts.subject } : {}),
     ...(opts.checkpointId ? { checkpointId: opts.checkpointId } : {}),
     ...(opts.deadLetter ? { deadLetter: true } : {}),

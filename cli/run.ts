@@ -1,7 +1,7 @@
 // The `kcr` program, runnable in-process: argv in, exit code out, output to the given streams.
 import { Command, CommanderError } from 'commander';
 import { errorMessage } from '../functions/runtime/errors.js';
-import { eventsCommand } from './events.js';
+import { addEventsCommand } from './events.js';
 import { UsageError } from './errors.js';
 import { openS3Store, type CliIoInput } from './io.js';
 
@@ -19,7 +19,7 @@ export function buildProgram(input: CliIoInput): Command {
       writeErr: (s) => void io.stderr.write(s),
     })
     .showHelpAfterError('(run with --help for usage)');
-  program.addCommand(eventsCommand(io));
+  addEventsCommand(program, io);
   return program;
 }
 

@@ -1,0 +1,34 @@
+// Contract-valid event data shared by the event-archive and CLI tests.
+import type { EventData } from '../../functions/contract/events.js';
+
+export const created: EventData<'io.kcr.checkpoint.created'> = {
+  id: '20261123T181504Z-0123456789ab',
+  namespace: 'default',
+  workload: { kind: 'Deployment', name: 'counter' },
+  pod: 'counter-7d9f8-abcde',
+  podUid: '8a7c4c1e-1111-2222-3333-444455556666',
+  container: 'app',
+  node: 'node-a',
+  archivePath: '/var/lib/kubelet/checkpoints/checkpoint-counter-7d9f8-abcde_default-app-2026-11-23T18:15:04Z.tar',
+  checkpointedAt: '2026-11-23T18:15:04Z',
+};
+
+export const stored: EventData<'io.kcr.checkpoint.stored'> = {
+  ...created,
+  artifact: {
+    uri: 's3://kcr-checkpoints/checkpoints/default/Deployment/counter/app/20261123T181504Z-0123456789ab/archive.tar',
+    size: 4096,
+    sha256: 'a'.repeat(64),
+  },
+};
+
+export const otherCreated: EventData<'io.kcr.checkpoint.created'> = {
+  ...created,
+  id: '20261123T182004Z-fedcba987654',
+  pod: 'db-0',
+  workload: { kind: 'StatefulSet', name: 'db' },
+  archivePath: '/var/lib/kubelet/checkpoints/checkpoint-db-0_default-app-2026-11-23T18:20:04Z.tar',
+  checkpointedAt: '2026-11-23T18:20:04Z',
+};
+
+export const ping: EventData<'dev.knative.sources.ping'> = { namespace: 'default', kind: 'Deployment', name: 'counter' };
