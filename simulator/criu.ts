@@ -1,0 +1,144 @@
+// Just enough of the CRIU image format and protobuf wire encoding to write images that
+// CRIU tooling (crit, go-criu, checkpointctl) recognises: every image starts with a magic
+// pair, then entries of `<u32 little-endian size><protobuf message>`. pages-*.img is raw
+// page data without a header, so the simulator keeps its container state there.
+
+/** Magic numbers from criu/include/magic.h. */
+export const MAGIC = {
+  common: 0x54564319,
+  service: 0x55105940,
+  inventory: 0x58313116,
+  stats: 0x57093306,
+  pstree: 0x50273030,
+  core: 0x55053847,
+  pagemap: 0x56084025,
+} as const;
+
+type Field =
+  | { n: number; varint: number | bigint | boolean }
+  | { n: number; bytes: Buffer | string }
+  | { n: number; message: Field[] };
+
+function varint(v: number | bigint): Buffer {
+  let x = BigInt(v);
+  const out: number[] = [];
+  do {
+    let b = Number(x & 0x7fn);
+    x >>= 7n;
+    if (x > 0n) b |= 0x80;
+    out.push(b);
+  } while (x > 0n);
+  return Buffer.from(out);
+}
+
+/** Encodes a protobuf message from (field number, value) pairs, in order. */
+export function encodeMessage(fields: Field[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const f of fields) {
+    if ('varint' in f) {
+      parts.push(varint(f.n << 3), varint(typeof f.varint === 'boolean' ? (f.varint ? 1 : 0) : f.varint));
+    } else {
+      const body = 'message' in f ? encodeMessage(f.message) : Buffer.isBuffer(f.bytes) ? f.bytes : Buffer.from(f.bytes, 'utf8');
+      parts.push(varint((f.n << 3) | 2), varint(body.length), body);
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+function u32(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0);
+  return b;
+}
+
+/** A CRIU image: magic pair, then size-prefixed protobuf entries. */
+export function criuImage(kind: 'common' | 'service', magic: number, entries: Field[][]): Buffer {
+  const parts: Buffer[] = [u32(kind === 'common' ? MAGIC.common : MAGIC.service), u32(magic)];
+  for (const e of entries) {
+    const msg = encodeMessage(e);
+    parts.push(u32(msg.length), msg);
+  }
+  return Buffer.concat(parts);
+}
+
+export interface DumpStats {
+  freezingTimeUs: number;
+  frozenTimeUs: number;
+  memdumpTimeUs: number;
+  memwriteTimeUs: number;
+  pagesScanned: number;
+  pagesWritten: number;
+}
+
+/** `stats-dump`: stats_entry { dump_stats_entry dump = 1 } (criu/images/stats.proto). */
+export function statsDumpImage(s: DumpStats): Buffer {
+  const dump: Field[] = [
+    { n: 1, varint: s.freezingTimeUs },
+    { n: 2, varint: s.frozenTimeUs },
+    { n: 3, varint: s.memdumpTimeUs },
+    { n: 4, varint: s.memwriteTimeUs },
+    { n: 5, varint: s.pagesScanned },
+    { n: 6, varint: 0 },
+    { n: 7, varint: s.pagesWritten },
+    { n: 9, varint: 0 },
+  ];
+  return criuImage('service', MAGIC.stats, [[{ n: 1, message: dump }]]);
+}
+
+/** inventory.img: inventory_entry { img_version = 2, fdinfo_per_id, ns_per_id, dump_uptime }. */
+export function inventoryImage(uptimeUs: number): Buffer {
+  return criuImage('service', MAGIC.inventory, [
+    [
+      { n: 1, varint: 2 },
+      { n: 2, varint: true },
+      { n: 4, varint: true },
+      { n: 5, varint: 1 },
+      { n: 8, varint: uptimeUs },
+    ],
+  ]);
+}
+
+/** pstree.img: one task, pid 1. */
+export function pstreeImage(): Buffer {
+  return criuImage('common', MAGIC.pstree, [
+    [
+      { n: 1, varint: 1 },
+      { n: 2, varint: 0 },
+      { n: 3, varint: 1 },
+      { n: 4, varint: 1 },
+      { n: 5, varint: 1 },
+    ],
+  ]);
+}
+
+/** core-1.img: core_entry { mtype = X86_64, tc = task_core_entry { alive, comm } }. */
+export function coreImage(comm: string): Buffer {
+  return criuImage('common', MAGIC.core, [
+    [
+      { n: 1, varint: 1 },
+      {
+        n: 3,
+        message: [
+          { n: 1, varint: 1 },
+          { n: 2, varint: 0 },
+          { n: 3, varint: 0 },
+          { n: 4, varint: 0 },
+          { n: 5, varint: 0 },
+          { n: 6, bytes: comm.slice(0, 15) },
+        ],
+      },
+    ],
+  ]);
+}
+
+/** pagemap-1.img: pagemap_head { pages_id = 1 } then one pagemap_entry covering pages-1.img. */
+export function pagemapImage(vaddr: bigint, nrPages: number): Buffer {
+  return criuImage('common', MAGIC.pagemap, [
+    [{ n: 1, varint: 1 }],
+    [
+      { n: 1, varint: vaddr },
+      { n: 2, varint: nrPages },
+      { n: 4, varint: 4 },
+    ],
+  ]);
+}
