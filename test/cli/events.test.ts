@@ -11,6 +11,7 @@ import { created, otherCreated, ping, stored } from '../event-archive/samples.js
 const NOW = new Date('2026-11-23T23:00:00Z');
 const BUCKET = 'kcr-cli-test';
 const BAD_BUCKET = 'kcr-cli-malformed';
+const UNDATED_BUCKET = 'kcr-cli-undated';
 
 const archived: ArchivableEvent[] = [
   { id: 'ev-ping-1', type: 'dev.knative.sources.ping', source: '/apis/v1/namespaces/default/pingsources/counter', subject: 'default/Deployment/counter', time: '2026-11-23T18:00:10Z', data: ping, extensions: {} },
@@ -51,6 +52,11 @@ describe('kcr events', () => {
     await bad.upload(`${dir}2026-11-23T181506.000Z-ev-not-json.json`, readableOf('{"specversion":"1.0", truncated'));
     await bad.putJson(`${dir}2026-11-23T181507.000Z-ev-no-source.json`, { specversion: '1.0', id: 'ev-no-source', type: 'dev.knative.sources.ping', data: ping });
     await bad.putJson(`${dir}2026-11-23T181508.000Z-ev-bad-data.json`, { ...toStructured(good), id: 'ev-bad-data', data: { ...created, id: 'not-a-checkpoint-id' } });
+
+    const undated = new S3ObjectStore(s3.storeOptions(UNDATED_BUCKET));
+    await undated.ensureBucket();
+    const { time: _time, ...timeless } = { ...archived[0]!, id: 'ev-undated' };
+    for (const e of [timeless, archived[4]!]) await undated.putJson(archiveKey(e), toStructured(e));
   });
   afterAll(async () => {
     await sink?.close();
@@ -112,6 +118,15 @@ describe('kcr events', () => {
     it('reaches older days with --since, relative or absolute', async () => {
       expect(ids(await listJson('--since', '4d', '--type', 'dev.knative.sources.ping'))).toEqual(['ev-old', 'ev-ping-1']);
       expect(ids(await listJson('--since', '2026-11-20T00:00:00Z', '--until', '2026-11-21T00:00:00Z'))).toEqual(['ev-old']);
+    });
+
+    it('includes events archived without time unless a time bound is given', async () => {
+      const all = await kcr('events', '--bucket', UNDATED_BUCKET, 'list');
+      expect(all.stdout.split('\n')[1]).toMatch(/^\(no time\)\s+ev-undated\s+dev\.knative\.sources\.ping/);
+      expect(ids(await listJson('--bucket', UNDATED_BUCKET))).toEqual(['ev-undated', 'ev-created-2']);
+      expect(ids(await listJson('--bucket', UNDATED_BUCKET, '--since', '24h'))).toEqual(['ev-created-2']);
+      const shown = await kcr('events', '--bucket', UNDATED_BUCKET, 'show', 'ev-undated');
+      expect(JSON.parse(shown.stdout)).toEqual(toStructured({ ...archived[0]!, id: 'ev-undated', time: undefined }));
     });
 
     it('lists dead letters with their delivery error', async () => {
