@@ -4,7 +4,7 @@
 // of gigabytes passes through without being buffered.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Transform, type Readable } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { TransientError } from '../runtime/errors.js';
 import { MediaTypes } from '../domain/checkpoint-image.js';
 import { BlobMismatchError, type BlobRef, type ImageTarget, type StoredManifest } from './image-target.js';
@@ -166,7 +166,7 @@ export class RegistryClient implements ImageTarget {
     const what = `upload blob ${expected.digest} (${expected.size} bytes) to ${repo}`;
     const url = withQuery(location, { digest: expected.digest });
     const res = await this.send('PUT', '', { url: url.href, scopes: [pushScope(repo)], headers: { 'content-type': 'application/octet-stream' }, body, what });
-    if (res.status !== 201) throw await this.failure(res, what);
+    if (res.status !== 201) throw await this.failure(res, what, true);
     await drain(res);
     return { digest: expected.digest, size: expected.size };
   }
@@ -175,7 +175,9 @@ export class RegistryClient implements ImageTarget {
   private async patchThenCommit(repo: string, location: URL, body: Readable): Promise<BlobRef> {
     const hash = createHash('sha256');
     let size = 0;
-    const meter = body.pipe(
+    // pipeline() hands the body's errors to the meter, which fetch is reading.
+    const meter = pipeline(
+      body,
       new Transform({
         transform(chunk: Buffer, _enc, done) {
           hash.update(chunk);
@@ -183,8 +185,8 @@ export class RegistryClient implements ImageTarget {
           done(null, chunk);
         },
       }),
+      () => undefined,
     );
-    body.once('error', (err) => meter.destroy(err));
     const patchWhat = `stream blob to ${repo}`;
     const patched = await this.send('PATCH', '', { url: location.href, scopes: [pushScope(repo)], headers: { 'content-type': 'application/octet-stream' }, body: meter, what: patchWhat });
     if (patched.status !== 202) throw await this.failure(patched, patchWhat);
@@ -197,7 +199,7 @@ export class RegistryClient implements ImageTarget {
       body: Buffer.alloc(0),
       what: commitWhat,
     });
-    if (committed.status !== 201) throw await this.failure(committed, commitWhat);
+    if (committed.status !== 201) throw await this.failure(committed, commitWhat, true);
     await drain(committed);
     return { digest, size };
   }
@@ -254,6 +256,9 @@ export class RegistryClient implements ImageTarget {
   private async fetchOnce(method: string, url: string, headers: Record<string, string>, opts: SendOptions, streamed: boolean): Promise<Response> {
     const key = `${method} ${kindOf(url)}`;
     this.requestCounts.set(key, (this.requestCounts.get(key) ?? 0) + 1);
+    // fetch never settles for a stream that failed before it started reading it.
+    const body = streamed ? (opts.body as Readable) : undefined;
+    if (body?.destroyed) throw body.errored ?? new Error(`${opts.what}: the blob stream was closed before the upload started`);
     try {
       return await this.fetchFn(url, {
         method,
@@ -264,6 +269,9 @@ export class RegistryClient implements ImageTarget {
         ...(streamed ? {} : { signal: AbortSignal.timeout(this.timeoutMs) }),
       });
     } catch (err) {
+      // A body that failed on its own (its source, or a digest check upstream) is not the registry's fault.
+      const bodyError = body?.errored;
+      if (bodyError) throw bodyError;
       throw new TransientError(`${opts.what}: registry ${this.host} unreachable: ${describeFetchError(err)}`, { cause: err });
     }
   }
@@ -315,13 +323,13 @@ export class RegistryClient implements ImageTarget {
     return { token, expiresAt: Date.now() + Math.max(ttlS * 1000 - TOKEN_EARLY_REFRESH_MS, 1000) };
   }
 
-  private async failure(res: Response, what: string): Promise<Error> {
+  private async failure(res: Response, what: string, blobUpload = false): Promise<Error> {
     const text = await res.text().catch(() => '');
     const codes = errorCodes(text);
     const detail = `${res.status}${text ? ` ${text.trim().slice(0, 500)}` : ''}`;
     if (res.status === 429 || res.status >= 500) return new TransientError(`${what}: registry ${this.host} answered ${detail}`);
     if (res.status === 401 || res.status === 403) return new RegistryAuthError(`${what}: registry ${this.host} refused the ${this.describeAuth()}: ${detail}`, res.status, codes);
-    if (codes.includes('DIGEST_INVALID') || codes.includes('SIZE_INVALID')) return new BlobMismatchError(`${what}: registry ${this.host} answered ${detail}`);
+    if (blobUpload && (codes.includes('DIGEST_INVALID') || codes.includes('SIZE_INVALID'))) return new BlobMismatchError(`${what}: registry ${this.host} answered ${detail}`);
     return new RegistryError(`${what}: registry ${this.host} answered ${detail}`, res.status, codes);
   }
 

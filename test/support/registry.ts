@@ -60,12 +60,15 @@ export async function startRegistry(binary: string, options: RegistryOptions = {
     await writeFile(configPath, config);
     const logStream = createWriteStream(logPath, { flags: 'a' });
     const child = spawn(binary, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.pipe(logStream);
-    child.stderr?.pipe(logStream);
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    // Two sources into one file: neither may end it; stop() does, once the process closed both.
+    child.stdout?.pipe(logStream, { end: false });
+    child.stderr?.pipe(logStream, { end: false });
     const url = `http://127.0.0.1:${port}`;
     const up = await waitUntilUp(url, child);
     if (!up) {
-      await stopChild(child);
+      await stopChild(child, closed);
+      logStream.end();
       if (attempt < 3) continue; // the free port was taken meanwhile
       const log = await readFile(logPath, 'utf8').catch(() => '');
       throw new Error(`docker-registry did not start on ${url}: ${log.slice(-2000)}`);
@@ -76,7 +79,7 @@ export async function startRegistry(binary: string, options: RegistryOptions = {
       storageDir,
       log: () => readFile(logPath, 'utf8'),
       stop: async () => {
-        await stopChild(child);
+        await stopChild(child, closed);
         logStream.end();
         await rm(dir, { recursive: true, force: true });
       },
@@ -235,11 +238,14 @@ async function waitUntilUp(url: string, child: ChildProcess): Promise<boolean> {
   return false;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
+/** Stops the process and waits for 'close': its output is then fully written. */
+async function stopChild(child: ChildProcess, closed: Promise<void>): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await closed;
+    clearTimeout(timer);
+  } else {
+    await closed;
+  }
 }

@@ -1,0 +1,144 @@
+// Small kubelet-style checkpoint archives (CRI-O layout) and the stored event
+// and manifest.json that store-artifact would have written for them.
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { checkpointId } from '../../functions/contract/checkpoint-id.js';
+import type { CheckpointStoredData } from '../../functions/contract/events.js';
+import { artifactKey, DEFAULT_BUCKET, s3Uri } from '../../functions/domain/storage-layout.js';
+import type { MemoryStore } from '../support/memory-store.js';
+import { createLogger } from '../../functions/runtime/logger.js';
+import type { HandlerContext } from '../../functions/runtime/handler.js';
+
+export interface FixtureSpec {
+  namespace?: string;
+  pod?: string;
+  podUid?: string;
+  container?: string;
+  workloadName?: string;
+  checkpointedAt?: string;
+  /** Bytes of checkpoint/pages-1.img. */
+  pagesBytes?: number;
+}
+
+export interface Fixture {
+  archive: Buffer;
+  data: CheckpointStoredData;
+  manifest: Record<string, unknown>;
+  /** The archive's entry names, in order. */
+  entries: string[];
+}
+
+const MTIME = new Date('2026-11-23T18:15:04Z');
+
+export async function makeArchive(spec: Required<Pick<FixtureSpec, 'namespace' | 'pod' | 'podUid' | 'container' | 'checkpointedAt' | 'pagesBytes'>>): Promise<Buffer> {
+  const pack = tar.pack();
+  const pages = Buffer.alloc(spec.pagesBytes);
+  for (let i = 0; i < pages.length; i++) pages[i] = (i * 31 + (i >> 9)) & 0xff;
+  const files: [string, string | Buffer][] = [
+    [
+      'config.dump',
+      JSON.stringify({
+        id: 'b3b1a4d2c5e6',
+        name: `k8s_${spec.container}_${spec.pod}_${spec.namespace}_${spec.podUid}_0`,
+        rootfsImage: 'docker.io/library/redis:7',
+        rootfsImageRef: 'sha256:6f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8',
+        rootfsImageName: 'docker.io/library/redis:7',
+        runtime: 'runc',
+        createdTime: '2026-11-23T18:00:00Z',
+        checkpointedTime: spec.checkpointedAt,
+      }),
+    ],
+    ['spec.dump', JSON.stringify({ ociVersion: '1.0.2', annotations: { 'io.kubernetes.pod.name': spec.pod, 'io.kubernetes.container.name': spec.container } })],
+    ['checkpoint/inventory.img', 'inventory'],
+    ['checkpoint/core-1.img', 'core'],
+    ['checkpoint/pagemap-1.img', 'pagemap'],
+    ['checkpoint/pages-1.img', pages],
+    ['rootfs-diff.tar', Buffer.alloc(1024)],
+    ['deleted.files', '[]'],
+    ['dump.log', 'Dumping finished successfully\n'],
+  ];
+  const done = collect(pack);
+  for (const [name, content] of files) {
+    await new Promise<void>((resolve, reject) => pack.entry({ name, mode: 0o600, mtime: MTIME }, content, (err) => (err ? reject(err) : resolve())));
+  }
+  pack.finalize();
+  return done;
+}
+
+export async function makeFixture(spec: FixtureSpec = {}): Promise<Fixture> {
+  const s = {
+    namespace: spec.namespace ?? 'shop',
+    pod: spec.pod ?? 'redis-7d9f8-abcde',
+    podUid: spec.podUid ?? '0f6a4c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b',
+    container: spec.container ?? 'redis',
+    checkpointedAt: spec.checkpointedAt ?? '2026-11-23T18:15:04Z',
+    pagesBytes: spec.pagesBytes ?? 200 * 1024,
+  };
+  const archive = await makeArchive(s);
+  const id = checkpointId({ podUid: s.podUid, container: s.container, checkpointedAt: s.checkpointedAt });
+  const workload = { kind: 'Deployment' as const, name: spec.workloadName ?? 'redis' };
+  const loc = { namespace: s.namespace, workload, container: s.container, id };
+  const data: CheckpointStoredData = {
+    id,
+    namespace: s.namespace,
+    workload,
+    pod: s.pod,
+    podUid: s.podUid,
+    container: s.container,
+    node: 'node-1',
+    archivePath: `/var/lib/kubelet/checkpoints/checkpoint-${s.pod}_${s.namespace}-${s.container}-${s.checkpointedAt}.tar`,
+    checkpointedAt: s.checkpointedAt,
+    artifact: { uri: s3Uri(DEFAULT_BUCKET, artifactKey(loc, 'archive')), size: archive.length, sha256: createHash('sha256').update(archive).digest('hex') },
+  };
+  const manifest = {
+    data,
+    archive: {
+      baseImage: 'docker.io/library/redis:7',
+      rootfsImageRef: 'sha256:6f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8',
+      runtime: 'runc',
+      checkpointedTime: s.checkpointedAt,
+    },
+  };
+  return { archive, data, manifest, entries: await tarEntries(archive) };
+}
+
+/** Puts the archive and then manifest.json (the commit marker) into the store, as store-artifact does. */
+export function seed(store: MemoryStore, fixture: Fixture): void {
+  const loc = { namespace: fixture.data.namespace, workload: fixture.data.workload, container: fixture.data.container, id: fixture.data.id };
+  store.put(artifactKey(loc, 'archive'), fixture.archive);
+  store.put(artifactKey(loc, 'manifest'), Buffer.from(JSON.stringify(fixture.manifest)));
+}
+
+export function keyOf(fixture: Fixture, file: 'archive' | 'manifest' | 'image'): string {
+  const d = fixture.data;
+  return artifactKey({ namespace: d.namespace, workload: d.workload, container: d.container, id: d.id }, file);
+}
+
+export async function tarEntries(archive: Buffer | Readable): Promise<string[]> {
+  const extract = tar.extract();
+  const names: string[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on('entry', (header, stream, next) => {
+      names.push(header.name);
+      stream.on('end', next);
+      stream.resume();
+    });
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+  });
+  if (Buffer.isBuffer(archive)) extract.end(archive);
+  else archive.pipe(extract);
+  await done;
+  return names;
+}
+
+export function testContext(): HandlerContext {
+  return { log: createLogger('build-image-test', 'silent') };
+}
+
+async function collect(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
