@@ -107,10 +107,12 @@ describe('delivery', () => {
     expect(d.deadLetterSink?.ref).toMatchObject({ apiVersion: 'serving.knative.dev/v1', kind: 'Service', name: 'event-archive' });
   });
 
-  it.each(['store-artifact', 'build-image', 'request-checkpoint'])('%s: the Trigger waits as long as the Service may run', (name) => {
+  it.each(['store-artifact', 'build-image', 'request-checkpoint'])('%s: the Trigger and Knative wait as long as the Service may run', (name) => {
     const t = triggers.find((x) => x.metadata.name === name)!;
     const svc = named(docs, 'serving.knative.dev/v1', 'Service', name);
-    const timeoutSeconds = (svc.spec as { template: { spec: { timeoutSeconds: number } } }).template.spec.timeoutSeconds;
+    const { timeoutSeconds, responseStartTimeoutSeconds } = (svc.spec as { template: { spec: { timeoutSeconds: number; responseStartTimeoutSeconds: number } } }).template.spec;
     expect(effectiveDelivery(t, broker).timeoutMs).toBe(timeoutSeconds * 1000);
+    // The function answers when done: Knative must wait that long for the first byte too.
+    expect(responseStartTimeoutSeconds).toBe(timeoutSeconds);
   });
 });
