@@ -1,0 +1,214 @@
+// List-then-watch of one resource type through @kubernetes/client-node, the way
+// a client-go reflector does it: list for a resourceVersion, watch from there,
+// resume from the last seen resourceVersion when the stream ends, relist on
+// 410 Gone (Expired). The caller decides what a (re)list means: the ping
+// scheduler syncs its schedules, the ApiServerSource adapter ignores it.
+import { KubernetesObjectApi, Watch, type KubeConfig } from '@kubernetes/client-node';
+
+/** A Kubernetes object as the watch stream delivers it (plain JSON). */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  [key: string]: unknown;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+export interface ListWatchOptions {
+  kubeConfig: KubeConfig;
+  apiVersion: string;
+  kind: string;
+  /** Watch one namespace; undefined watches all namespaces. */
+  namespace?: string;
+  labelSelector?: string;
+  /** Called after every list (the first one and each relist after 410 Gone). */
+  onList?(items: KubeObject[], resourceVersion: string): void | Promise<void>;
+  onEvent(type: WatchEventType, object: KubeObject): void | Promise<void>;
+  /** Transient failures (list errors, broken streams); the loop retries after retryDelayMs. */
+  onError?(error: Error): void;
+  /** Default 1000 ms. */
+  retryDelayMs?: number;
+}
+
+export interface ListWatch {
+  /** Resolves after the first successful list. */
+  readonly synced: Promise<void>;
+  /** Number of lists done (1 after start; more after 410 Gone). */
+  lists(): number;
+  stop(): void;
+}
+
+/** KubernetesObjectApi with its discovery lookup made public, to build watch paths for any kind. */
+class DiscoveryApi extends KubernetesObjectApi {
+  describe(apiVersion: string, kind: string): ReturnType<KubernetesObjectApi['resource']> {
+    return this.resource(apiVersion, kind);
+  }
+}
+
+export function startListWatch(options: ListWatchOptions): ListWatch {
+  const api = options.kubeConfig.makeApiClient(DiscoveryApi);
+  const watch = new Watch(options.kubeConfig);
+  const retryDelayMs = options.retryDelayMs ?? 1000;
+  const what = `${options.kind} (${options.apiVersion}) in ${options.namespace ? `namespace ${options.namespace}` : 'all namespaces'}`;
+  let stopped = false;
+  let listCount = 0;
+  let abort: AbortController | undefined;
+  let wake: (() => void) | undefined;
+  let markSynced: () => void = () => undefined;
+  const synced = new Promise<void>((resolve) => (markSynced = resolve));
+
+  const report = (err: unknown, context: string): void => {
+    const e = err instanceof Error ? err : new Error(String(err));
+    options.onError?.(new Error(`${context} ${what}: ${e.message}`, { cause: e }));
+  };
+
+  const pause = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+
+  const pathFor = async (): Promise<string> => {
+    const resource = await api.describe(options.apiVersion, options.kind);
+    if (!resource) throw new Error(`the API server does not serve kind ${options.kind} in ${options.apiVersion}`);
+    const prefix = options.apiVersion.includes('/') ? `/apis/${options.apiVersion}` : `/api/${options.apiVersion}`;
+    const ns = options.namespace && resource.namespaced ? `/namespaces/${encodeURIComponent(options.namespace)}` : '';
+    return `${prefix}${ns}/${resource.name}`;
+  };
+
+  // One watch stream; resolves with the resourceVersion to resume from, or 'gone'.
+  const watchOnce = (path: string, resourceVersion: string): Promise<{ resume: string; gone: boolean; error?: Error }> =>
+    new Promise((resolve) => {
+      let resume = resourceVersion;
+      let gone = false;
+      let streamError: Error | undefined;
+      let queue: Promise<void> = Promise.resolve();
+      const query: Record<string, string | boolean> = { resourceVersion, allowWatchBookmarks: true };
+      if (options.labelSelector) query.labelSelector = options.labelSelector;
+      const onEvent = (phase: string, obj: KubeObject): void => {
+        if (stopped) return;
+        if (phase === 'ERROR') {
+          const status = obj as { code?: number; message?: string; reason?: string };
+          if (status.code === 410) gone = true;
+          else streamError = new Error(`watch error ${status.code ?? '?'} ${status.reason ?? ''}: ${status.message ?? ''}`);
+          return;
+        }
+        const rv = obj.metadata?.resourceVersion;
+        if (rv) resume = rv;
+        if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') {
+          // Keep the stream's order even when a handler is async.
+          queue = queue.then(() => options.onEvent(phase, obj)).catch((err: unknown) => report(err, `handling a ${phase} event of`));
+        }
+      };
+      const done = (err: unknown): void => {
+        void queue.then(() => resolve({ resume, gone, ...(err ? { error: err instanceof Error ? err : new Error(String(err)) } : streamError ? { error: streamError } : {}) }));
+      };
+      watch.watch(path, query, onEvent, done).then(
+        (controller) => {
+          abort = controller;
+          if (stopped) controller.abort();
+        },
+        (err: unknown) => resolve({ resume, gone, error: err instanceof Error ? err : new Error(String(err)) }),
+      );
+    });
+
+  const run = async (): Promise<void> => {
+    while (!stopped) {
+      let path: string;
+      let resourceVersion: string;
+      try {
+        path = await pathFor();
+        const list = await api.list(options.apiVersion, options.kind, options.namespace, undefined, undefined, undefined, undefined, options.labelSelector);
+        resourceVersion = list.metadata?.resourceVersion ?? '';
+        listCount++;
+        await options.onList?.(JSON.parse(JSON.stringify(list.items)) as KubeObject[], resourceVersion);
+        markSynced();
+      } catch (err) {
+        if (stopped) return;
+        report(err, 'listing');
+        await pause(retryDelayMs);
+        continue;
+      }
+      while (!stopped) {
+        const outcome = await watchOnce(path, resourceVersion);
+        if (stopped) return;
+        if (outcome.gone) break;
+        resourceVersion = outcome.resume;
+        if (outcome.error) {
+          report(outcome.error, 'watching');
+          await pause(retryDelayMs);
+        }
+      }
+    }
+  };
+  void run();
+
+  return {
+    synced,
+    lists: () => listCount,
+    stop() {
+      stopped = true;
+      abort?.abort();
+      wake?.();
+    },
+  };
+}
+
+/** Renders a LabelSelector (matchLabels, matchExpressions) in the API's query syntax. */
+export function labelSelectorString(selector: LabelSelector | undefined): string | undefined {
+  if (!selector) return undefined;
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) parts.push(`${k}=${v}`);
+  for (const e of selector.matchExpressions ?? []) {
+    const values = (e.values ?? []).join(',');
+    switch (e.operator) {
+      case 'In':
+        parts.push(`${e.key} in (${values})`);
+        break;
+      case 'NotIn':
+        parts.push(`${e.key} notin (${values})`);
+        break;
+      case 'Exists':
+        parts.push(e.key);
+        break;
+      case 'DoesNotExist':
+        parts.push(`!${e.key}`);
+        break;
+      default:
+        throw new Error(`label selector operator ${JSON.stringify(e.operator)} on ${e.key} is not one of In, NotIn, Exists, DoesNotExist`);
+    }
+  }
+  return parts.length ? parts.join(',') : undefined;
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+}
+
+/** True when labels satisfy a LabelSelector (an empty selector matches everything). */
+export function matchesLabelSelector(selector: LabelSelector, labels: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of selector.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, e.key);
+    const value = labels[e.key];
+    const values = e.values ?? [];
+    if (e.operator === 'In' && !(has && values.includes(value!))) return false;
+    if (e.operator === 'NotIn' && has && values.includes(value!)) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
+}
