@@ -4,11 +4,11 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { checkpointId } from '../../functions/contract/checkpoint-id.js';
-import type { CheckpointStoredData } from '../../functions/contract/events.js';
+import { EventTypes, type CheckpointStoredData } from '../../functions/contract/events.js';
 import { artifactKey, DEFAULT_BUCKET, s3Uri } from '../../functions/domain/storage-layout.js';
 import type { MemoryStore } from '../support/memory-store.js';
 import { createLogger } from '../../functions/runtime/logger.js';
-import type { HandlerContext } from '../../functions/runtime/handler.js';
+import type { HandlerContext, IncomingEvent } from '../../functions/runtime/handler.js';
 
 export interface FixtureSpec {
   namespace?: string;
@@ -141,4 +141,9 @@ async function collect(stream: AsyncIterable<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** The stored event as the runtime hands it to the handler (data already checked). */
+export function storedEvent(data: CheckpointStoredData): IncomingEvent<typeof EventTypes.checkpointStored> {
+  return { type: EventTypes.checkpointStored, data, id: `evt-${data.id}`, source: '/kcr/store-artifact', extensions: { kcrcheckpointid: data.id } };
 }

@@ -11,21 +11,16 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createBuildImage, ImageRecord } from '../../functions/build-image/handler.js';
 import { RegistryClient } from '../../functions/adapters/registry.js';
 import { Annotations, MediaTypes } from '../../functions/domain/checkpoint-image.js';
-import { EventTypes, type CheckpointStoredData } from '../../functions/contract/events.js';
-import type { IncomingEvent } from '../../functions/runtime/handler.js';
+import { EventTypes } from '../../functions/contract/events.js';
 import { TransientError } from '../../functions/runtime/errors.js';
 import { optionalBinary } from '../support/binaries.js';
 import { MemoryStore } from '../support/memory-store.js';
 import { startRegistry, startRegistryProxy, type RegistryProxy, type TestRegistry } from '../support/registry.js';
-import { keyOf, makeFixture, seed, tarEntries, testContext, type Fixture } from './fixtures.js';
+import { keyOf, makeFixture, seed, storedEvent, tarEntries, testContext, type Fixture } from './fixtures.js';
 
 const run = promisify(execFile);
 const registryBinary = optionalBinary('docker-registry');
 const skopeo = optionalBinary('skopeo');
-
-export function storedEvent(data: CheckpointStoredData): IncomingEvent<typeof EventTypes.checkpointStored> {
-  return { type: EventTypes.checkpointStored, data, id: `evt-${data.id}`, source: '/kcr/store-artifact', extensions: { kcrcheckpointid: data.id } };
-}
 
 const BLOB_UPLOAD = /\/blobs\/uploads\//;
 
