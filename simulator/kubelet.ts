@@ -249,6 +249,8 @@ export class Kubelet {
         if (rc.phase === 'running') this.stopContainer(rc, 0, 'Completed');
         if (rc.terminated) rc.lastTerminated = rc.terminated;
         rc.terminated = undefined;
+        rc.previousLogs = rc.logs;
+        rc.logs = [];
         rc.image = image;
         rc.backoffMs = 0;
         if (rc.timer) clearTimeout(rc.timer);
