@@ -1,0 +1,163 @@
+// Against the simulated cluster (real REST + watch over HTTP, client-node).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
+import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
+import { dataOf } from '../../local/cloudevent-wire.js';
+import { makePingEvent, nextFire, startPingScheduler, validateSchedule, type PingObservation, type PingScheduler } from '../../local/ping-scheduler.js';
+import { startSubscriber, type Subscriber } from './support.js';
+
+let cluster: SimulatedCluster;
+let api: KubernetesObjectApi;
+let sink: Subscriber;
+let scheduler: PingScheduler;
+const seen: PingObservation[] = [];
+
+const pingSource = (name: string, spec: Record<string, unknown>): KubernetesObject =>
+  ({ apiVersion: 'sources.knative.dev/v1', kind: 'PingSource', metadata: { name, namespace: 'default' }, spec }) as KubernetesObject;
+
+const fromSource = (name: string) => sink.received.filter((r) => r.event.attributes.source === `/apis/v1/namespaces/default/pingsources/${name}`);
+
+async function until(check: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+beforeAll(async () => {
+  cluster = await startSimulatedCluster();
+  api = KubernetesObjectApi.makeApiClient(cluster.kubeConfig);
+  sink = await startSubscriber();
+  // Exists before the scheduler starts: must be picked up by the initial list.
+  await api.create(pingSource('preexisting', { schedule: '0 0 1 1 *', sink: { ref: { apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', name: 'kcr', namespace: 'kcr-system' } } }));
+  scheduler = startPingScheduler({
+    kubeConfig: cluster.kubeConfig,
+    resolveSink: (ref) => (ref.kind === 'Broker' ? `${sink.url}broker` : undefined),
+    retryDelayMs: 100,
+  });
+  scheduler.onPing((o) => seen.push(o));
+  await scheduler.synced;
+});
+
+afterAll(async () => {
+  await scheduler?.stop();
+  await sink?.close();
+  await cluster?.stop();
+});
+
+describe('ping scheduler against the simulated cluster', () => {
+  it('schedules PingSources that existed before it started', () => {
+    expect(scheduler.scheduled()).toContainEqual(expect.objectContaining({ namespace: 'default', name: 'preexisting', schedule: '0 0 1 1 *' }));
+  });
+
+  it('fires a 6-field schedule every second with the attributes a real PingSource sends, then stops once deleted', async () => {
+    await api.create(
+      pingSource('every-second', {
+        schedule: '* * * * * *',
+        contentType: 'application/json',
+        data: '{"namespace": "demo", "kind": "Deployment", "name": "counter"}',
+        ceOverrides: { extensions: { kcrresync: 'false' } },
+        sink: { uri: `${sink.url}direct` },
+      }),
+    );
+    await until(() => fromSource('every-second').length >= 2, 'two pings');
+    const [first, second] = fromSource('every-second');
+    expect(first!.path).toBe('/direct');
+    expect(first!.event.attributes).toMatchObject({
+      specversion: '1.0',
+      type: 'dev.knative.sources.ping',
+      source: '/apis/v1/namespaces/default/pingsources/every-second',
+      datacontenttype: 'application/json',
+      kcrresync: 'false',
+    });
+    expect(first!.event.attributes.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(second!.event.attributes.id).not.toBe(first!.event.attributes.id);
+    // Go's encoding/json re-marshals the data: compact, keys sorted.
+    expect(first!.event.data!.toString()).toBe('{"kind":"Deployment","name":"counter","namespace":"demo"}');
+    const gap = Date.parse(second!.event.attributes.time!) - Date.parse(first!.event.attributes.time!);
+    expect(gap).toBeGreaterThanOrEqual(500);
+    expect(gap).toBeLessThan(2500);
+
+    await until(() => seen.some((o) => o.kind === 'fired' && o.name === 'every-second'), 'fired observation');
+    const status = ((await api.read({ apiVersion: 'sources.knative.dev/v1', kind: 'PingSource', metadata: { name: 'every-second', namespace: 'default' } })) as { status?: { sinkUri?: string; conditions?: { type: string; status: string }[] } }).status;
+    expect(status?.sinkUri).toBe(`${sink.url}direct`);
+    expect(status?.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'True' }));
+
+    await api.delete(pingSource('every-second', {}));
+    await until(() => seen.some((o) => o.kind === 'unscheduled' && o.name === 'every-second'), 'unscheduled');
+    const count = fromSource('every-second').length;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(fromSource('every-second').length).toBe(count);
+    expect(scheduler.scheduled().map((s) => s.name)).not.toContain('every-second');
+  });
+
+  it('reschedules on update and sends the new data', async () => {
+    await api.create(pingSource('changing', { schedule: '0 0 1 1 *', contentType: 'text/plain', data: 'old', sink: { uri: `${sink.url}changing` } }));
+    await until(() => scheduler.scheduled().some((s) => s.name === 'changing'), 'scheduled');
+    await api.patch(
+      pingSource('changing', { schedule: '*/1 * * * * *', data: 'new' }),
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      'application/merge-patch+json' as never,
+    );
+    await until(() => fromSource('changing').length >= 1, 'a ping after the update');
+    const got = fromSource('changing')[0]!.event;
+    expect(got.data!.toString()).toBe('new');
+    expect(got.attributes.datacontenttype).toBe('text/plain');
+    await api.delete(pingSource('changing', {}));
+  });
+
+  it('fireNow sends immediately through the sink ref', async () => {
+    const event = await scheduler.fireNow('default', 'preexisting');
+    const arrived = fromSource('preexisting');
+    expect(arrived).toHaveLength(1);
+    expect(arrived[0]!.path).toBe('/broker');
+    expect(arrived[0]!.event.attributes.id).toBe(event.attributes.id);
+    await expect(scheduler.fireNow('default', 'nope')).rejects.toThrow(/PingSource default\/nope is not known/);
+  });
+
+  it('reports an invalid schedule on the PingSource status and does not schedule it', async () => {
+    await api.create(pingSource('bad', { schedule: '0 0 L * *', sink: { uri: `${sink.url}bad` } }));
+    await until(() => seen.some((o) => o.kind === 'invalid' && o.name === 'bad'), 'invalid observation');
+    expect(seen.find((o) => o.kind === 'invalid' && o.name === 'bad')).toMatchObject({ reason: expect.stringMatching(/L, W, # or H/) });
+    expect(scheduler.scheduled().map((s) => s.name)).not.toContain('bad');
+    type Status = { status?: { conditions?: { type: string; status: string; reason?: string }[] } };
+    let status: Status['status'];
+    const end = Date.now() + 5000;
+    while (!status?.conditions && Date.now() < end) {
+      status = ((await api.read({ apiVersion: 'sources.knative.dev/v1', kind: 'PingSource', metadata: { name: 'bad', namespace: 'default' } })) as Status).status;
+      if (!status?.conditions) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(status?.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'False', reason: 'InvalidSpec' }));
+  });
+});
+
+describe('schedules and events', () => {
+  it.each(['*/10 * * * *', '*/10 * * * * *', '0 30 9 * * MON-FRI', '0 0 * jul *', '@hourly', '0 0 ? * *'])('accepts %s', (s) => {
+    expect(() => nextFire(validateSchedule(s), undefined, new Date())).not.toThrow();
+  });
+
+  it.each(['0 0 L * *', '0 0 * * 5L', '0 0 15W * *', '0 0 * * 1#2', 'H * * * *', '@every 10s', '* * * *', '* * * * * * *'])('rejects %s', (s) => {
+    expect(() => validateSchedule(s)).toThrow(/schedule/);
+  });
+
+  it('honours spec.timezone', () => {
+    const after = new Date('2025-01-15T12:00:00Z');
+    expect(nextFire('0 9 * * *', 'Asia/Tokyo', after).toISOString()).toBe('2025-01-16T00:00:00.000Z');
+    expect(nextFire('0 9 * * *', undefined, after).toISOString()).toBe('2025-01-16T09:00:00.000Z');
+    expect(() => nextFire('0 9 * * *', 'Mars/Olympus', after)).toThrow(/not an IANA time zone/);
+  });
+
+  it('sends the decoded bytes of dataBase64 and no data when none is set', () => {
+    const base = { apiVersion: 'sources.knative.dev/v1' as const, kind: 'PingSource' as const, metadata: { name: 'p', namespace: 'ns' } };
+    const b64 = makePingEvent({ ...base, spec: { dataBase64: Buffer.from('raw bytes').toString('base64'), contentType: 'application/octet-stream', sink: { uri: 'http://x/' } } });
+    expect(b64.data!.toString()).toBe('raw bytes');
+    const none = makePingEvent({ ...base, spec: { sink: { uri: 'http://x/' } } });
+    expect(none.data).toBeUndefined();
+    expect(none.attributes.datacontenttype).toBeUndefined();
+    expect(dataOf(makePingEvent({ ...base, spec: { data: '{"b":1,"a":{"z":1,"y":2}}', contentType: 'application/json', sink: { uri: 'http://x/' } } }))).toEqual({ a: { z: 1, y: 2 }, b: 1 });
+  });
+});
