@@ -51,6 +51,17 @@ export const ENV = {
   KCR_BROKER_URL: v(['schedule-sync'], 'Sink of the PingSources schedule-sync creates (the broker); defaults to K_SINK', httpUrl.optional()),
   KCR_CHECKPOINT_TIMEOUT_SECONDS: v(['request-checkpoint'], 'The kubelet checkpoint timeout (?timeout=): how long CRIU may take', positiveInt, '60'),
   KCR_CHECKPOINT_CONCURRENCY: v(['request-checkpoint'], 'Kubelet checkpoint calls in flight at once, per instance', positiveInt, '8'),
+  KCR_REGISTRY_URL: v(['build-image'], 'Registry build-image pushes checkpoint images to: host[:port] or http(s)://host[:port]; unset writes them to the OCI layout KCR_OCI_LAYOUT_DIR instead', z.string().min(1).optional()),
+  KCR_REGISTRY_INSECURE: v(['build-image'], 'Speak plain HTTP to KCR_REGISTRY_URL (loopback hosts always get HTTP when no scheme is given)', bool, 'false'),
+  KCR_REGISTRY_REPO_PREFIX: v(['build-image'], 'First path of every checkpoint repository: <registry>/<prefix>/<namespace>/<kind>-<name>-<container> (empty for none)', z.string().regex(/^$|^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/, 'must be lowercase repository path components'), 'kcr'),
+  KCR_REGISTRY_USERNAME: v(['build-image'], 'Registry user for Basic auth or the Bearer token endpoint (from a Secret); wins over KCR_REGISTRY_AUTH_FILE', z.string().optional()),
+  KCR_REGISTRY_PASSWORD: v(['build-image'], 'Password or token of KCR_REGISTRY_USERNAME (from a Secret)', z.string().optional()),
+  KCR_REGISTRY_AUTH_FILE: v(['build-image'], 'Docker config.json with an `auths` entry for the registry (a mounted kubernetes.io/dockerconfigjson Secret)', z.string().optional()),
+  KCR_REGISTRY_TIMEOUT_MS: v(['build-image'], 'Timeout of each registry request that does not stream a layer', positiveInt, '30000'),
+  KCR_OCI_LAYOUT_DIR: v(['build-image'], 'OCI image layout directory build-image writes to when KCR_REGISTRY_URL is unset (a shared volume in a cluster)', z.string().min(1), '.state/oci-layout'),
+  KCR_OCI_LAYOUT_HOST: v(['build-image'], 'Pseudo-registry host of image references into the OCI layout (<host>/<repo>@sha256:…); the simulated kubelet maps it to the layout', z.string().regex(/^[a-z0-9.-]+(?::\d+)?$/, 'must be a host name'), 'kcr.local'),
+  KCR_IMAGE_LAYER_COMPRESSION: v(['build-image'], 'Checkpoint image layer: none (the archive as is, digest known from S3) or gzip (compressed while pushing)', z.enum(['none', 'gzip']), 'none'),
+  KCR_IMAGE_PLATFORM: v(['build-image'], 'os/arch[/variant] of the checkpoint images (CRIU images are architecture-specific: the nodes\' platform)', z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/, 'must be os/arch[/variant]'), 'linux/amd64'),
 } satisfies Record<string, EnvVar>;
 
 export type EnvName = keyof typeof ENV;
