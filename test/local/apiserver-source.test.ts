@@ -70,9 +70,9 @@ describe('ApiServerSource adapter (sources/apiserversources.yaml) against the si
       undefined,
       'application/merge-patch+json' as never,
     );
-    await until(() => about(sink, 'Deployment', 'counter').some((r) => r.event.attributes.type.endsWith('.update')), 'update event');
+    await until(() => about(sink, 'Deployment', 'counter').some((r) => r.event.attributes.type?.endsWith('.update')), 'update event');
     await api.delete(deployment('counter', 'demo'));
-    await until(() => about(sink, 'Deployment', 'counter').some((r) => r.event.attributes.type.endsWith('.delete')), 'delete event');
+    await until(() => about(sink, 'Deployment', 'counter').some((r) => r.event.attributes.type?.endsWith('.delete')), 'delete event');
 
     const events = about(sink, 'Deployment', 'counter').map((r) => r.event);
     const types = events.map((e) => e.attributes.type);
@@ -97,7 +97,7 @@ describe('ApiServerSource adapter (sources/apiserversources.yaml) against the si
     expect(object.metadata.uid).toBeTruthy();
     // Controllers may update the object too (status); one update carries the patched annotation.
     const annotated = events
-      .filter((e) => e.attributes.type.endsWith('.update'))
+      .filter((e) => e.attributes.type?.endsWith('.update'))
       .map((e) => (dataOf(e) as { metadata: { annotations?: Record<string, string> } }).metadata.annotations?.['kcr.io/checkpoint-restore-schedule']);
     expect(annotated).toContain('*/10 * * * * *');
     expect(sink.received.every((r) => r.path === '/kcr-system/kcr')).toBe(true);
