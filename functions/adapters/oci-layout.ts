@@ -222,7 +222,11 @@ export class OciLayout implements ImageTarget {
     });
   }
 
-  /** An exclusive lock file; one left behind by a crashed writer is taken over once stale. */
+  /**
+   * An exclusive lock file; one left behind by a crashed writer is taken over
+   * once stale (two writers finding the same stale lock at once could both take
+   * it: only after a crash, and the index is still never torn, as writes rename).
+   */
   private async withIndexLock<T>(fn: () => Promise<T>): Promise<T> {
     const lock = join(this.dir, 'index.json.lock');
     const deadline = Date.now() + LOCK_TIMEOUT_MS;

@@ -66,8 +66,6 @@ export class RegistryClient implements ImageTarget {
   private readonly timeoutMs: number;
   private challenge: Challenge | undefined;
   private readonly tokens = new Map<string, { token: string; expiresAt: number }>();
-  /** Requests sent, by method and kind: lets tests and metrics see what a push did. */
-  readonly requestCounts = new Map<string, number>();
 
   constructor(private readonly options: RegistryClientOptions) {
     this.baseUrl = new URL(options.baseUrl);
@@ -254,8 +252,6 @@ export class RegistryClient implements ImageTarget {
   }
 
   private async fetchOnce(method: string, url: string, headers: Record<string, string>, opts: SendOptions, streamed: boolean): Promise<Response> {
-    const key = `${method} ${kindOf(url)}`;
-    this.requestCounts.set(key, (this.requestCounts.get(key) ?? 0) + 1);
     // fetch never settles for a stream that failed before it started reading it.
     const body = streamed ? (opts.body as Readable) : undefined;
     if (body?.destroyed) throw body.errored ?? new Error(`${opts.what}: the blob stream was closed before the upload started`);
@@ -301,7 +297,6 @@ export class RegistryClient implements ImageTarget {
     const tokenWhat = `${what}: token from ${url.origin}${url.pathname}`;
     let res: Response;
     try {
-      this.requestCounts.set('GET token', (this.requestCounts.get('GET token') ?? 0) + 1);
       res = await this.fetchFn(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
       throw new TransientError(`${tokenWhat}: unreachable: ${describeFetchError(err)}`, { cause: err });
@@ -438,14 +433,6 @@ function withQuery(url: URL, params: Record<string, string>): URL {
   const out = new URL(url.href);
   for (const [k, v] of Object.entries(params)) out.searchParams.set(k, v);
   return out;
-}
-
-function kindOf(url: string): string {
-  const path = new URL(url).pathname;
-  if (path.includes('/blobs/uploads')) return 'upload';
-  if (path.includes('/blobs/')) return 'blob';
-  if (path.includes('/manifests/')) return 'manifest';
-  return 'other';
 }
 
 function errorCodes(text: string): string[] {

@@ -66,11 +66,15 @@ export interface ArchiveFacts {
  * rather than rejected, because none of them is needed to build a valid image.
  */
 export function archiveFactsFromManifest(manifest: unknown): ArchiveFacts {
+  // `archive` as the brief of store-artifact gives it; its parsed config.dump may sit under it or beside it.
   const archive = isRecord(manifest) && isRecord(manifest.archive) ? manifest.archive : {};
+  const places = [archive, archive.config, isRecord(manifest) ? manifest.config : undefined].filter(isRecord);
   const str = (...keys: string[]): string | undefined => {
-    for (const key of keys) {
-      const value = archive[key];
-      if (typeof value === 'string' && value.length > 0) return value;
+    for (const place of places) {
+      for (const key of keys) {
+        const value = place[key];
+        if (typeof value === 'string' && value.length > 0) return value;
+      }
     }
     return undefined;
   };

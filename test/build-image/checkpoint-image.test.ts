@@ -70,6 +70,7 @@ describe('checkpoint image description', () => {
     expect(image.annotations).not.toHaveProperty(Annotations.rootfsImageName);
     expect(archiveFactsFromManifest('not an object')).toEqual({});
     expect(archiveFactsFromManifest({ archive: { rootfsImageName: 'quay.io/x:1' } })).toEqual({ rootfsImageName: 'quay.io/x:1' });
+    expect(archiveFactsFromManifest({ archive: { config: { rootfsImageName: 'quay.io/y:2', runtime: 'crun' } } })).toEqual({ rootfsImageName: 'quay.io/y:2', runtime: 'crun' });
   });
 
   it('serializes JSON canonically: sorted keys, no whitespace, undefined dropped', () => {
