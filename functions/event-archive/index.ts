@@ -6,7 +6,7 @@ import { runFunction, type RunningFunction } from '../runtime/server.js';
 import { createEventArchive } from './handler.js';
 
 /** The handler with its dependencies built from the environment; creates the bucket when missing. */
-export async function eventArchiveFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<FunctionHandler> {
+export async function eventArchiveFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<RawFunctionHandler> {
   const store = new S3ObjectStore(s3OptionsFromEnv(env));
   await store.ensureBucket();
   return createEventArchive({ store });

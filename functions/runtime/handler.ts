@@ -12,7 +12,10 @@ export type IncomingEvent<T extends EventType = EventType> = {
     id: string;
     source: string;
     subject?: string;
+    /** Only when the sender set it. */
     time?: string;
+    datacontenttype?: string;
+    dataschema?: string;
     /** Extension attributes (kcrcheckpointid, traceparent, kcrreplayof, …). */
     extensions: Readonly<Record<string, string>>;
   };
@@ -33,4 +36,22 @@ export interface FunctionHandler<T extends EventType = EventType> {
   /** Whether the function emits at all; one that does not needs no K_SINK. */
   readonly emits: boolean;
   handle(event: IncomingEvent<T>, ctx: HandlerContext): Promise<KcrEvent[]>;
+}
+
+/** A CloudEvent as received, for a handler that takes any valid event whatever its type or data. */
+export interface RawEvent {
+  id: string;
+  type: string;
+  source: string;
+  /** The structured-mode form: every attribute and extension as sent (no invented time), and `data`. */
+  attributes: Readonly<Record<string, unknown>>;
+}
+
+/** A function that takes every CloudEvent (the archive): no contract check, so nothing is refused for its data. */
+export interface RawFunctionHandler {
+  readonly name: string;
+  readonly raw: true;
+  readonly acceptsBatch?: boolean;
+  readonly emits: boolean;
+  handle(event: RawEvent, ctx: HandlerContext): Promise<KcrEvent[]>;
 }

@@ -4,7 +4,7 @@
 import { HTTP, CloudEvent, ValidationError } from 'cloudevents';
 import { checkData, isContractType, type EventType } from '../contract/events.js';
 import { BadInputError, errorMessage } from './errors.js';
-import type { IncomingEvent } from './handler.js';
+import type { IncomingEvent, RawEvent } from './handler.js';
 
 const BATCH = 'application/cloudevents-batch+json';
 const STRUCTURED = 'application/cloudevents';
@@ -13,7 +13,13 @@ export function isBatch(contentType: string | undefined): boolean {
   return (contentType ?? '').toLowerCase().startsWith(BATCH);
 }
 
-export function parseRequest(headers: Record<string, string | string[] | undefined>, body: string, accepts: readonly EventType[]): IncomingEvent[] {
+/** A CloudEvent as received, and whether it carried `time` (the SDK invents one when it did not). */
+interface Received {
+  event: CloudEvent<unknown>;
+  hadTime: boolean;
+}
+
+function receive(headers: Record<string, string | string[] | undefined>, body: string): Received[] {
   const flat: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined) flat[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
   const contentType = (flat['content-type'] ?? '').toLowerCase();
@@ -23,18 +29,22 @@ export function parseRequest(headers: Record<string, string | string[] | undefin
     if (!Array.isArray(items)) throw new BadInputError('a CloudEvents batch must be a JSON array');
     return items.map((item, i) => {
       try {
-        return toIncoming(checkStructured(item), accepts);
+        return { event: validated(checkStructured(item)), hadTime: hasTime(item) };
       } catch (err) {
         throw new BadInputError(`batch event ${i}: ${errorMessage(err)}`);
       }
     });
   }
 
+  let hadTime: boolean;
   if (contentType.startsWith(STRUCTURED)) {
-    checkStructured(parseJson(body, 'structured CloudEvent'));
+    const obj = parseJson(body, 'structured CloudEvent');
+    checkStructured(obj);
+    hadTime = hasTime(obj);
   } else {
     if (!flat['ce-id']) throw new BadInputError('not a CloudEvent: no ce-id header (binary mode) and no application/cloudevents+json body (structured mode)');
     checkSpecVersion(flat['ce-specversion']);
+    hadTime = !!flat['ce-time'];
   }
   let event: CloudEvent<unknown>;
   try {
@@ -44,7 +54,57 @@ export function parseRequest(headers: Record<string, string | string[] | undefin
   } catch (err) {
     throw new BadInputError(`not a valid CloudEvent: ${describe(err)}`);
   }
-  return [toIncoming(event, accepts)];
+  return [{ event: validated(event), hadTime }];
+}
+
+function hasTime(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && typeof (value as { time?: unknown }).time === 'string';
+}
+
+/** Parses events for a contract handler: type accepted, data valid for the type. */
+export function parseRequest(headers: Record<string, string | string[] | undefined>, body: string, accepts: readonly EventType[]): IncomingEvent[] {
+  return receive(headers, body).map((r, i, all) => {
+    try {
+      return toIncoming(r, accepts);
+    } catch (err) {
+      throw all.length > 1 ? new BadInputError(`batch event ${i}: ${errorMessage(err)}`) : err;
+    }
+  });
+}
+
+/** Parses events for a handler that takes any valid CloudEvent (the archive): attributes as received. */
+export function parseRawRequest(headers: Record<string, string | string[] | undefined>, body: string): RawEvent[] {
+  return receive(headers, body).map(({ event, hadTime }) => {
+    const attributes: Record<string, unknown> = { ...event.toJSON() };
+    if (!hadTime) delete attributes.time;
+    delete attributes.data_base64;
+    attributes.data = decodeData(event);
+    if (attributes.data === undefined) delete attributes.data;
+    return { id: event.id, type: event.type, source: event.source, attributes };
+  });
+}
+
+/** JSON data parsed; other text kept as a string; binary data as base64 (`data_base64` on the wire). */
+function decodeData(event: CloudEvent<unknown>): unknown {
+  const data: unknown = event.data;
+  if (data instanceof Uint8Array || data instanceof Uint32Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
+  if (typeof data === 'string' && (event.datacontenttype ?? '').toLowerCase().includes('json')) {
+    try {
+      return JSON.parse(data);
+    } catch {
+      return data;
+    }
+  }
+  return data;
+}
+
+function validated(event: CloudEvent<unknown>): CloudEvent<unknown> {
+  try {
+    event.validate();
+  } catch (err) {
+    throw new BadInputError(`CloudEvent fails spec validation: ${describe(err)}`);
+  }
+  return event;
 }
 
 function checkStructured(value: unknown): CloudEvent<unknown> {
@@ -63,12 +123,7 @@ function checkSpecVersion(v: unknown): void {
   if (v !== '1.0') throw new BadInputError(`unsupported CloudEvents specversion ${JSON.stringify(v ?? null)}: kcr accepts 1.0`);
 }
 
-function toIncoming(event: CloudEvent<unknown>, accepts: readonly EventType[]): IncomingEvent {
-  try {
-    event.validate();
-  } catch (err) {
-    throw new BadInputError(`CloudEvent fails spec validation: ${describe(err)}`);
-  }
+function toIncoming({ event, hadTime }: Received, accepts: readonly EventType[]): IncomingEvent {
   const type = event.type;
   if (!isContractType(type) || !accepts.includes(type)) {
     throw new BadInputError(`event type ${JSON.stringify(type)} is not handled here (accepts ${accepts.join(', ')})`);
@@ -91,7 +146,9 @@ function toIncoming(event: CloudEvent<unknown>, accepts: readonly EventType[]): 
     id: event.id,
     source: event.source,
     ...(event.subject ? { subject: event.subject } : {}),
-    ...(event.time ? { time: event.time } : {}),
+    ...(hadTime && event.time ? { time: event.time } : {}),
+    ...(event.datacontenttype ? { datacontenttype: event.datacontenttype } : {}),
+    ...(event.dataschema ? { dataschema: event.dataschema } : {}),
     extensions,
   } as IncomingEvent;
 }

@@ -5,11 +5,11 @@ import type { Server } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import type { CloudEvent } from 'cloudevents';
 import { BadInputError, TransientError, errorMessage } from './errors.js';
-import type { FunctionHandler, IncomingEvent } from './handler.js';
+import type { FunctionHandler, IncomingEvent, RawEvent, RawFunctionHandler } from './handler.js';
 import { createEmitter, type Emit } from './emitter.js';
 import { FunctionMetrics, type FailureOutcome } from './metrics.js';
 import { createLogger, type Logger } from './logger.js';
-import { isBatch, parseRequest } from './parse.js';
+import { isBatch, parseRawRequest, parseRequest } from './parse.js';
 import { readEnv } from './config.js';
 
 export interface ServeOptions {
@@ -37,7 +37,9 @@ export interface RunningFunction {
   close(): Promise<void>;
 }
 
-export async function serveFunction(handler: FunctionHandler, options: ServeOptions): Promise<RunningFunction> {
+export type AnyHandler = FunctionHandler | RawFunctionHandler;
+
+export async function serveFunction(handler: AnyHandler, options: ServeOptions): Promise<RunningFunction> {
   const log = options.logger ?? createLogger(handler.name);
   const metrics = new FunctionMetrics(handler.name, options.processMetrics ?? false);
   const emit = resolveEmit(handler, options);
@@ -81,9 +83,9 @@ export async function serveFunction(handler: FunctionHandler, options: ServeOpti
       res.status(400).json({ error: `${handler.name} does not accept batched CloudEvents (application/cloudevents-batch+json); send one event per request` });
       return;
     }
-    let incoming: IncomingEvent[];
+    let incoming: (IncomingEvent | RawEvent)[];
     try {
-      incoming = parseRequest(req.headers, body, handler.accepts);
+      incoming = 'raw' in handler ? parseRawRequest(req.headers, body) : parseRequest(req.headers, body, handler.accepts);
     } catch (err) {
       const type = req.get('ce-type') ?? 'unknown';
       metrics.failed.inc({ type, outcome: 'bad_input' });
@@ -101,11 +103,12 @@ export async function serveFunction(handler: FunctionHandler, options: ServeOpti
     res.status(202).end();
   }
 
-  async function handleOne(event: IncomingEvent, started: bigint): Promise<{ status: number; error?: string }> {
+  async function handleOne(event: IncomingEvent | RawEvent, started: bigint): Promise<{ status: number; error?: string }> {
     metrics.received.inc({ type: event.type });
-    const checkpointId = event.extensions.kcrcheckpointid;
-    const eventLog = log.child({ ceId: event.id, type: event.type, subject: event.subject, ...(checkpointId ? { checkpointId } : {}) });
-    const traceparent = event.extensions.traceparent;
+    const attrs: Readonly<Record<string, unknown>> = 'attributes' in event ? event.attributes : { ...event.extensions, subject: event.subject };
+    const checkpointId = typeof attrs.kcrcheckpointid === 'string' ? attrs.kcrcheckpointid : undefined;
+    const eventLog = log.child({ ceId: event.id, type: event.type, subject: attrs.subject, ...(checkpointId ? { checkpointId } : {}) });
+    const traceparent = typeof attrs.traceparent === 'string' ? attrs.traceparent : undefined;
     const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
     const fail = (outcome: FailureOutcome, status: number, err: unknown) => {
       metrics.failed.inc({ type: event.type, outcome });
@@ -116,7 +119,8 @@ export async function serveFunction(handler: FunctionHandler, options: ServeOpti
     };
     let out: CloudEvent<unknown>[];
     try {
-      out = await handler.handle(event, { log: eventLog, ...(traceparent ? { traceparent } : {}) });
+      const ctx = { log: eventLog, ...(traceparent ? { traceparent } : {}) };
+      out = 'attributes' in event ? await (handler as RawFunctionHandler).handle(event, ctx) : await (handler as FunctionHandler).handle(event, ctx);
     } catch (err) {
       if (err instanceof BadInputError) return fail('bad_input', 400, err);
       if (err instanceof TransientError) return fail('transient', 503, err);
@@ -170,7 +174,7 @@ export async function serveFunction(handler: FunctionHandler, options: ServeOpti
   };
 }
 
-function resolveEmit(handler: FunctionHandler, options: ServeOptions): Emit {
+function resolveEmit(handler: AnyHandler, options: ServeOptions): Emit {
   if (options.emit) return options.emit;
   if (options.sink) {
     return createEmitter({
@@ -187,7 +191,7 @@ function resolveEmit(handler: FunctionHandler, options: ServeOptions): Emit {
 }
 
 /** Runs a handler as the process's one Knative Service, configured from the environment. */
-export async function runFunction(handler: FunctionHandler, env: NodeJS.ProcessEnv = process.env): Promise<RunningFunction> {
+export async function runFunction(handler: AnyHandler, env: NodeJS.ProcessEnv = process.env): Promise<RunningFunction> {
   const config = readEnv(['PORT', 'K_SINK', 'KCR_EMIT_RETRIES', 'KCR_EMIT_BACKOFF_MS', 'KCR_EMIT_TIMEOUT_MS', 'KCR_SHUTDOWN_TIMEOUT_MS', 'KCR_LOG_LEVEL'], env);
   if (handler.emits && !config.K_SINK) throw new Error(`invalid configuration: K_SINK=(unset): ${handler.name} emits events and needs the broker URL`);
   const logger = createLogger(handler.name, config.KCR_LOG_LEVEL);

@@ -102,6 +102,35 @@ describe('event-archive over HTTP into S3', () => {
     expect(await keys()).toEqual([eventKey('2026-11-23T19:00:00Z', 'ev-twice')]);
   });
 
+  it('keys an event sent without time the same on every delivery, and invents no time', async () => {
+    await start();
+    const body = JSON.stringify({ specversion: '1.0', id: 'ev-timeless', source: '/kcr/ping', type: 'dev.knative.sources.ping', data: ping });
+    for (let i = 0; i < 2; i++) expect((await post({ 'content-type': 'application/cloudevents+json' }, body)).status).toBe(202);
+    const all = await keys();
+    expect(all).toHaveLength(1);
+    expect(all[0]!.startsWith(UNDATED_PREFIX)).toBe(true);
+    expect(await store.getJson(all[0]!)).not.toHaveProperty('time');
+  });
+
+  it('archives a dead letter whose data the contract refuses, and a type outside the contract', async () => {
+    await start();
+    const badData = { specversion: '1.0', id: 'ev-bad', source: '/kcr/x', type: 'io.kcr.checkpoint.created', time: '2026-11-23T23:00:00Z', data: { pod: 'Not Valid' }, knativeerrorcode: '400', knativeerrordest: 'http://store-artifact' };
+    const foreign = { specversion: '1.0', id: 'ev-foreign', source: '/elsewhere', type: 'com.example.other', time: '2026-11-23T23:00:01Z', datacontenttype: 'text/plain', data: 'hello' };
+    expect((await post({ 'content-type': 'application/cloudevents+json' }, JSON.stringify(badData))).status).toBe(202);
+    expect((await post({ 'content-type': 'application/cloudevents+json' }, JSON.stringify(foreign))).status).toBe(202);
+    const all = await keys();
+    expect(all).toHaveLength(2);
+    const stored = await Promise.all(all.map((k) => store.getJson(k)));
+    expect(stored).toContainEqual(expect.objectContaining({ id: 'ev-bad', data: { pod: 'Not Valid' }, knativeerrorcode: '400' }));
+    expect(stored).toContainEqual(expect.objectContaining({ id: 'ev-foreign', type: 'com.example.other', datacontenttype: 'text/plain', data: 'hello' }));
+  });
+
+  it('still refuses what is not a CloudEvent', async () => {
+    await start();
+    expect((await post({ 'content-type': 'application/cloudevents+json' }, JSON.stringify({ specversion: '1.0', source: '/x', type: 't' }))).status).toBe(400);
+    expect(await keys()).toEqual([]);
+  });
+
   it('archives every event of a batch', async () => {
     await start();
     const batch = [
