@@ -1,7 +1,7 @@
 // event-archive as a process: the S3 store from the KCR_S3_* variables, then the runtime.
 import { pathToFileURL } from 'node:url';
 import { S3ObjectStore, s3OptionsFromEnv } from '../adapters/s3.js';
-import type { FunctionHandler } from '../runtime/handler.js';
+import type { RawFunctionHandler } from '../runtime/handler.js';
 import { runFunction, type RunningFunction } from '../runtime/server.js';
 import { createEventArchive } from './handler.js';
 
