@@ -187,12 +187,15 @@ function summarize(dumps: Map<DumpFile, Buffer>, counts: { entries: number; chec
   if (!spec.success) throw new ArchiveInvalidError(`spec.dump is not an OCI runtime spec: ${spec.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   if (counts.checkpointFiles === 0) throw new ArchiveInvalidError('missing checkpoint/ (no CRIU images in the archive)');
   const a = spec.data.annotations ?? {};
-  const container: ArchiveContainer = {
-    ...(a['io.kubernetes.pod.name'] ? { pod: a['io.kubernetes.pod.name'] } : {}),
-    ...(a['io.kubernetes.pod.namespace'] ? { namespace: a['io.kubernetes.pod.namespace'] } : {}),
-    ...(a['io.kubernetes.pod.uid'] ? { podUid: a['io.kubernetes.pod.uid'] } : {}),
-    ...(a['io.kubernetes.container.name'] ? { container: a['io.kubernetes.container.name'] } : {}),
+  // CRI-O writes io.kubernetes.*; containerd's CRI plugin io.kubernetes.cri.*.
+  const pick = (...keys: string[]) => keys.map((k) => a[k]).find((v) => v !== undefined && v !== '');
+  const found = {
+    pod: pick('io.kubernetes.pod.name', 'io.kubernetes.cri.sandbox-name'),
+    namespace: pick('io.kubernetes.pod.namespace', 'io.kubernetes.cri.sandbox-namespace'),
+    podUid: pick('io.kubernetes.pod.uid', 'io.kubernetes.cri.sandbox-uid'),
+    container: pick('io.kubernetes.container.name', 'io.kubernetes.cri.container-name'),
   };
+  const container = Object.fromEntries(Object.entries(found).filter(([, v]) => v !== undefined)) as ArchiveContainer;
   const statsBytes = dumps.get('stats-dump');
   return {
     config: config.data,

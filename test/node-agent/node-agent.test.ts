@@ -2,27 +2,16 @@ import { createHash } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveArchiveName, startNodeAgent, type NodeAgent } from '../../node-agent/server.js';
 import { writeCheckpointArchive } from '../support/archives.js';
 import { rawRequest } from '../support/http.js';
+import { capturingLogger } from '../support/logs.js';
 
 const TOKEN = 's3cret-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
 const ARCHIVE = 'checkpoint-redis-0_shop-redis-2026-11-23T18:15:04Z.tar';
-
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines };
-}
 
 describe('resolveArchiveName', () => {
   it('accepts a kubelet archive name, percent-encoded or not', () => {

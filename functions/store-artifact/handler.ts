@@ -1,0 +1,215 @@
+// store-artifact: io.kcr.checkpoint.created → the kubelet archive streamed from
+// the node-agent into S3 (archive.tar, inspected on the way), manifest.json
+// written last as the commit marker, io.kcr.checkpoint.stored; then the node
+// copy is deleted. Nothing is buffered: memory is the upload's parts in flight.
+import { Transform, pipeline } from 'node:stream';
+import type { ObjectStore } from '../adapters/object-store.js';
+import { ArchiveGoneError, NodeAgentRefusedError, type ArchiveSource } from '../adapters/node-agent-client.js';
+import { events, type KcrEvent } from '../contract/build.js';
+import { CheckpointStoredData, EventTypes, type CheckpointCreatedData } from '../contract/events.js';
+import { parseKubeletArchivePath } from '../contract/kubelet-archive.js';
+import { ArchiveInvalidError, createArchiveInspector, type CheckpointArchiveInfo } from '../domain/checkpoint-archive.js';
+import { artifactKey, s3Uri, type CheckpointLocation } from '../domain/storage-layout.js';
+import { BadInputError, TransientError, errorMessage } from '../runtime/errors.js';
+import type { FunctionHandler, HandlerContext, IncomingEvent } from '../runtime/handler.js';
+
+export const STORE_ARTIFACT = 'store-artifact';
+export const MANIFEST_API_VERSION = 'kcr.io/v1alpha1';
+
+export interface StoreArtifactDeps {
+  store: ObjectStore;
+  agents: ArchiveSource;
+  /** Cap on config.dump/spec.dump/stats-dump sizes; default 1 MiB. */
+  maxDumpBytes?: number;
+  now?: () => Date;
+}
+
+/** manifest.json: the stored event's data under `data` (what readers key on), and what restore and forensics need under `archive`. */
+export interface CheckpointManifest {
+  apiVersion: typeof MANIFEST_API_VERSION;
+  kind: 'CheckpointManifest';
+  data: CheckpointStoredData;
+  archive: {
+    rootfsImageName?: string;
+    rootfsImageRef?: string;
+    rootfsImage?: string;
+    runtime?: string;
+    /** Container id and name as the runtime knew them (config.dump). */
+    containerId?: string;
+    containerName?: string;
+    createdTime?: string;
+    checkpointedTime?: string;
+    /** Who the archive says it is (spec.dump annotations); checked against the event. */
+    container: CheckpointArchiveInfo['container'];
+    /** CRIU dump statistics from stats-dump; `decoded: false` with the reason when unreadable; absent without stats-dump. */
+    criuDumpStats?: CheckpointArchiveInfo['stats'];
+    entries: number;
+    checkpointFiles: number;
+    topLevel: string[];
+  };
+  source: { node: string; archivePath: string };
+  storedAt: string;
+}
+
+/** A permanent failure: reported as io.kcr.checkpoint.failed, stage store. */
+class StoreFailure extends Error {}
+
+export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<typeof EventTypes.checkpointCreated> {
+  const now = deps.now ?? (() => new Date());
+  let bucketReady: Promise<void> | undefined;
+  const ensureBucket = () => {
+    bucketReady ??= deps.store.ensureBucket().catch((err: unknown) => {
+      bucketReady = undefined; // try again on the next event
+      throw err;
+    });
+    return bucketReady;
+  };
+
+  return {
+    name: STORE_ARTIFACT,
+    accepts: [EventTypes.checkpointCreated],
+    emits: true,
+    async handle(event: IncomingEvent<typeof EventTypes.checkpointCreated>, ctx: HandlerContext): Promise<KcrEvent[]> {
+      const data = event.data;
+      const common = { source: STORE_ARTIFACT, ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}) };
+      const loc: CheckpointLocation = { namespace: data.namespace, workload: data.workload, container: data.container, id: data.id };
+      const archiveKey = artifactKey(loc, 'archive');
+      const manifestKey = artifactKey(loc, 'manifest');
+      const log = ctx.log.child({ checkpointId: data.id, node: data.node, archivePath: data.archivePath });
+      try {
+        parseKubeletArchivePath(data.archivePath, { pod: data.pod, namespace: data.namespace, container: data.container });
+      } catch (err) {
+        throw new BadInputError(`${EventTypes.checkpointCreated} ${data.id}: ${errorMessage(err)}`);
+      }
+
+      await ensureBucket();
+      const committed = await committedManifest(deps.store, manifestKey, data.id);
+      if (committed) {
+        log.info({ key: manifestKey }, `checkpoint ${data.id} is already stored; emitting stored again`);
+        return [events.checkpointStored({ ...data, artifact: committed.artifact }, common)];
+      }
+
+      let stored: { artifact: CheckpointStoredData['artifact']; info: CheckpointArchiveInfo };
+      try {
+        stored = await uploadArchive(deps, data, archiveKey);
+      } catch (err) {
+        if (!(err instanceof StoreFailure)) throw err;
+        log.warn({ reason: err.message }, `checkpoint ${data.id} cannot be stored: ${err.message}`);
+        // Nothing may look committed: an archive.tar of an earlier attempt or of this one goes too.
+        await deps.store.remove(archiveKey);
+        return [events.checkpointFailed({ ...data, stage: 'store', reason: err.message }, common)];
+      }
+
+      const manifest = buildManifest(data, stored.artifact, stored.info, now());
+      await deps.store.putJson(manifestKey, manifest);
+      log.info({ key: manifestKey, size: stored.artifact.size, sha256: stored.artifact.sha256 }, `stored checkpoint ${data.id} (${stored.artifact.size} bytes)`);
+
+      // The archive is safe in S3 now; the node copy only fills the node's disk. A failure here changes nothing about the result.
+      try {
+        const outcome = await deps.agents.remove(data.node, data.archivePath);
+        log.info({ outcome }, outcome === 'deleted' ? `deleted ${data.archivePath} on ${data.node}` : `node-agent kept ${data.archivePath} on ${data.node}`);
+      } catch (err) {
+        log.warn({ err: errorMessage(err) }, `could not delete ${data.archivePath} on ${data.node}: ${errorMessage(err)}`);
+      }
+      return [events.checkpointStored(manifest.data, common)];
+    },
+  };
+}
+
+/** The artifact of a complete manifest.json for this checkpoint, or undefined when there is none to trust. */
+async function committedManifest(store: ObjectStore, key: string, id: string): Promise<{ artifact: CheckpointStoredData['artifact'] } | undefined> {
+  const raw = await store.getJson(key).catch((err: unknown) => {
+    // A manifest that is not JSON (written by hand, say) is no commit: the upload redoes it. Other errors are real.
+    if (err instanceof Error && err.cause instanceof SyntaxError) return undefined;
+    throw err;
+  });
+  const parsed = CheckpointStoredData.safeParse((raw as { data?: unknown } | undefined)?.data);
+  if (!parsed.success || parsed.data.id !== id) return undefined;
+  return { artifact: parsed.data.artifact };
+}
+
+/**
+ * Streams the archive from the node-agent into S3, teeing every chunk to the
+ * inspector (with backpressure: the upload waits for the parser). The tee
+ * finishes only after the inspection does, so an archive found invalid at its
+ * very end still aborts the upload before it completes.
+ */
+async function uploadArchive(deps: StoreArtifactDeps, data: CheckpointCreatedData, key: string): Promise<{ artifact: CheckpointStoredData['artifact']; info: CheckpointArchiveInfo }> {
+  let download;
+  try {
+    download = await deps.agents.open(data.node, data.archivePath);
+  } catch (err) {
+    if (err instanceof ArchiveGoneError) throw new StoreFailure(`archive ${data.archivePath} is gone from node ${data.node}: ${err.message}`);
+    if (err instanceof NodeAgentRefusedError) throw new StoreFailure(`node-agent of ${data.node} refused the archive: ${err.message}`);
+    throw err;
+  }
+
+  const inspector = createArchiveInspector(deps.maxDumpBytes !== undefined ? { maxDumpBytes: deps.maxDumpBytes } : {});
+  let info: CheckpointArchiveInfo | undefined;
+  const tee = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      inspector.write(chunk).then(() => cb(null, chunk), cb);
+    },
+    flush(cb) {
+      inspector.end().then((result) => {
+        info = result;
+        cb();
+      }, cb);
+    },
+  });
+  const body = pipeline(download.body, tee, (err) => {
+    if (err) inspector.destroy(err);
+  });
+
+  let result;
+  try {
+    result = await deps.store.upload(key, body, { contentType: 'application/x-tar' });
+  } catch (err) {
+    if (err instanceof ArchiveInvalidError) throw new StoreFailure(`archive ${data.archivePath} from node ${data.node} is not a usable checkpoint: ${err.message}`);
+    throw err;
+  }
+  if (!info) throw new Error(`inspection of ${data.archivePath} produced no result although the upload completed`);
+  if (result.size !== download.size) throw new TransientError(`uploaded ${result.size} bytes of ${data.archivePath}, the node-agent announced ${download.size}`);
+  const mismatch = containerMismatch(data, info);
+  if (mismatch) throw new StoreFailure(`archive ${data.archivePath} from node ${data.node} ${mismatch}`);
+  return { artifact: { uri: s3Uri(deps.store.bucket, key), size: result.size, sha256: result.sha256 }, info };
+}
+
+/** Why the archive's own idea of its container (spec.dump) differs from the event's, or undefined when it matches. */
+function containerMismatch(data: CheckpointCreatedData, info: CheckpointArchiveInfo): string | undefined {
+  const c = info.container;
+  if (!c.pod || !c.namespace || !c.container) return 'does not name its pod, namespace and container in spec.dump';
+  const differences: string[] = [];
+  if (c.namespace !== data.namespace) differences.push(`namespace ${c.namespace} ≠ ${data.namespace}`);
+  if (c.pod !== data.pod) differences.push(`pod ${c.pod} ≠ ${data.pod}`);
+  if (c.container !== data.container) differences.push(`container ${c.container} ≠ ${data.container}`);
+  if (c.podUid && c.podUid !== data.podUid) differences.push(`pod uid ${c.podUid} ≠ ${data.podUid}`);
+  return differences.length ? `belongs to another container (${differences.join(', ')})` : undefined;
+}
+
+function buildManifest(data: CheckpointCreatedData, artifact: CheckpointStoredData['artifact'], info: CheckpointArchiveInfo, storedAt: Date): CheckpointManifest {
+  const cfg = info.config;
+  const optional = <K extends string>(key: K, value: string | undefined) => (value ? ({ [key]: value } as Record<K, string>) : {});
+  return {
+    apiVersion: MANIFEST_API_VERSION,
+    kind: 'CheckpointManifest',
+    data: { ...data, artifact },
+    archive: {
+      ...optional('rootfsImageName', cfg.rootfsImageName),
+      ...optional('rootfsImageRef', cfg.rootfsImageRef),
+      ...optional('rootfsImage', cfg.rootfsImage),
+      ...optional('runtime', cfg.runtime),
+      ...optional('containerId', cfg.id),
+      ...optional('containerName', cfg.name),
+      ...optional('createdTime', cfg.createdTime),
+      ...optional('checkpointedTime', cfg.checkpointedTime),
+      container: info.container,
+      ...(info.stats ? { criuDumpStats: info.stats } : {}),
+      entries: info.entries,
+      checkpointFiles: info.checkpointFiles,
+      topLevel: info.topLevel,
+    },
+    source: { node: data.node, archivePath: data.archivePath },
+    storedAt: storedAt.toISOString(),
+  };
+}
