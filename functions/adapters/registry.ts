@@ -4,7 +4,10 @@
 // of gigabytes passes through without being buffered.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { pipeline, Transform, type Readable } from 'node:stream';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { pipeline, Readable, Transform } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { TransientError } from '../runtime/errors.js';
 import { MediaTypes } from '../domain/checkpoint-image.js';
 import { BlobMismatchError, type BlobRef, type ImageTarget, type StoredManifest } from './image-target.js';
@@ -173,7 +176,7 @@ export class RegistryClient implements ImageTarget {
   private async patchThenCommit(repo: string, location: URL, body: Readable): Promise<BlobRef> {
     const hash = createHash('sha256');
     let size = 0;
-    // pipeline() hands the body's errors to the meter, which fetch is reading.
+    // pipeline() hands the body's errors to the meter, which the request is reading.
     const meter = pipeline(
       body,
       new Transform({
@@ -256,13 +259,16 @@ export class RegistryClient implements ImageTarget {
     const body = streamed ? (opts.body as Readable) : undefined;
     if (body?.destroyed) throw body.errored ?? new Error(`${opts.what}: the blob stream was closed before the upload started`);
     try {
+      // A streamed blob may take minutes: no deadline, and node:http, because
+      // Node 20's fetch reads a request body stream without backpressure (it
+      // buffered a whole 512 MiB upload in memory when tried).
+      if (body) return await streamRequest(method, url, headers, body);
       return await this.fetchFn(url, {
         method,
         headers,
         redirect: 'follow',
-        ...(opts.body !== undefined ? { body: opts.body, duplex: 'half' as const } : {}),
-        // A streamed blob may take minutes; only the small requests get a deadline.
-        ...(streamed ? {} : { signal: AbortSignal.timeout(this.timeoutMs) }),
+        ...(opts.body !== undefined ? { body: opts.body as Buffer } : {}),
+        signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
       // A body that failed on its own (its source, or a digest check upstream) is not the registry's fault.
@@ -454,6 +460,26 @@ function describeFetchError(err: unknown): string {
     return cause ? `${cause.message}${code && !cause.message.includes(code) ? ` (${code})` : ''}` : err.message;
   }
   return String(err);
+}
+
+/** Sends `body` with backpressure (chunked) and answers with a fetch Response. */
+function streamRequest(method: string, url: string, headers: Record<string, string>, body: Readable): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(target, { method, headers }, (res) => {
+      const out = new Headers();
+      for (const [name, value] of Object.entries(res.headers)) {
+        for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) out.append(name, v);
+      }
+      const status = res.statusCode ?? 0;
+      const empty = status === 204 || status === 304;
+      if (empty) res.resume();
+      resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, headers: out }));
+    });
+    req.once('error', reject);
+    pipelineAsync(body, req).catch(reject);
+  });
 }
 
 async function drain(res: Response): Promise<void> {

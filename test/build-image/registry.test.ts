@@ -88,6 +88,31 @@ describe.skipIf(!registryBinary)('registry client against docker-registry', () =
     expect(await client.hasBlob('t/unknown', b.digest)).toBe(true);
   });
 
+  it('streams a 256 MiB blob with flat memory (backpressure, no buffering)', async () => {
+    const block = randomBytes(1 << 20);
+    const generate = () =>
+      Readable.from(
+        (function* () {
+          for (let i = 0; i < 256; i++) {
+            const b = Buffer.from(block);
+            b.writeUInt32LE(i, 0);
+            yield b;
+          }
+        })(),
+      );
+    const base = process.memoryUsage().rss;
+    let peak = base;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
+    try {
+      const pushed = await client.uploadBlob('t/big', generate());
+      expect(pushed.size).toBe(256 * 2 ** 20);
+      await client.uploadBlob('t/big2', generate(), pushed);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect((peak - base) / 2 ** 20).toBeLessThan(128);
+  });
+
   it('refuses bytes that do not match the announced digest', async () => {
     const b = blob();
     const other = blob();
