@@ -262,7 +262,7 @@ export class RegistryClient implements ImageTarget {
       // A streamed blob may take minutes: no deadline, and node:http, because
       // Node 20's fetch reads a request body stream without backpressure (it
       // buffered a whole 512 MiB upload in memory when tried).
-      if (body) return await streamRequest(method, url, headers, body);
+      if (body) return await streamRequest(method, url, headers, body, this.timeoutMs);
       return await this.fetchFn(url, {
         method,
         headers,
@@ -462,8 +462,8 @@ function describeFetchError(err: unknown): string {
   return String(err);
 }
 
-/** Sends `body` with backpressure (chunked) and answers with a fetch Response. */
-function streamRequest(method: string, url: string, headers: Record<string, string>, body: Readable): Promise<Response> {
+/** Sends `body` with backpressure (chunked) and answers with a fetch Response; fails when the socket idles for `idleMs`. */
+function streamRequest(method: string, url: string, headers: Record<string, string>, body: Readable, idleMs: number): Promise<Response> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -477,6 +477,7 @@ function streamRequest(method: string, url: string, headers: Record<string, stri
       if (empty) res.resume();
       resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, headers: out }));
     });
+    req.setTimeout(idleMs, () => req.destroy(new Error(`no progress for ${idleMs} ms`)));
     req.once('error', reject);
     pipelineAsync(body, req).catch(reject);
   });
