@@ -79,7 +79,7 @@ export const events = {
       subject: 'kind' in data ? workloadSubject(data.namespace, data.kind, data.name) : containerSubject(data.namespace, data.pod, data.container ?? '*'),
     }),
   ping: (data: EventData<typeof EventTypes.ping>, common: Common) =>
-    newEvent(EventTypes.ping, data, { ...common, subject: workloadSubject(data.namespace, data.kind, data.name) }),
+    newEvent(EventTypes.ping, data, { ...common, ...('kind' in data ? { subject: workloadSubject(data.namespace, data.kind, data.name) } : {}) }),
 };
 
 function failureAttrs(data: EventData<typeof EventTypes.checkpointFailed>, common: Common): EventAttributes {

@@ -19,7 +19,9 @@ export const CheckpointIdSchema = z.string().regex(CHECKPOINT_ID_PATTERN, 'must 
 export const WorkloadRef = z.object({ namespace: dns1123Label, kind: WorkloadKind, name: dns1123Subdomain }).strict();
 export type WorkloadRef = z.infer<typeof WorkloadRef>;
 
-export const PingData = WorkloadRef;
+/** The resync PingSource (sources/resync.yaml) asks schedule-sync to reconcile every workload. */
+export const ResyncPing = z.object({ resync: z.literal(true) }).strict();
+export const PingData = z.union([WorkloadRef, ResyncPing]);
 export type PingData = z.infer<typeof PingData>;
 
 /** Resource mode of the ApiServerSource: the whole Kubernetes object. */

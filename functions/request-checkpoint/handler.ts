@@ -78,6 +78,8 @@ export function createRequestCheckpoint(deps: RequestCheckpointDeps): FunctionHa
 
 async function resolveTargets(deps: RequestCheckpointDeps, event: IncomingEvent<Accepted>): Promise<{ targets: Target[]; skipped: string[] } | { failure: KcrEvent }> {
   const data = event.data;
+  // The resync ping is schedule-sync's (its Trigger routes it there); nothing to checkpoint.
+  if ('resync' in data) return { targets: [], skipped: [] };
   if ('pod' in data) {
     const pod = await deps.kube.getPod(data.namespace, data.pod);
     const fail = (reason: string) => ({ failure: events.checkpointFailed({ namespace: data.namespace, pod: data.pod, ...(data.container ? { container: data.container } : {}), stage: 'request', reason }, { source: NAME }) });

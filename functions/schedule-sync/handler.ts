@@ -20,14 +20,19 @@ export interface ScheduleSyncDeps {
   sinkUri: string;
 }
 
-type ResourceType = typeof EventTypes.resourceAdd | typeof EventTypes.resourceUpdate | typeof EventTypes.resourceDelete;
+type Accepted = typeof EventTypes.resourceAdd | typeof EventTypes.resourceUpdate | typeof EventTypes.resourceDelete | typeof EventTypes.ping;
 
-export function createScheduleSync(deps: ScheduleSyncDeps): FunctionHandler<ResourceType> {
+export function createScheduleSync(deps: ScheduleSyncDeps): FunctionHandler<Accepted> {
   return {
     name: NAME,
-    accepts: [EventTypes.resourceAdd, EventTypes.resourceUpdate, EventTypes.resourceDelete],
+    accepts: [EventTypes.resourceAdd, EventTypes.resourceUpdate, EventTypes.resourceDelete, EventTypes.ping],
     emits: true,
     async handle(event, ctx) {
+      if (event.type === EventTypes.ping) {
+        if ('resync' in event.data) return resyncAll(deps, ctx);
+        ctx.log.debug('a workload ping is request-checkpoint\'s: ignored');
+        return [];
+      }
       const obj = event.data;
       const kind = obj.kind;
       if ((kind !== 'Deployment' && kind !== 'StatefulSet') || !obj.apiVersion.startsWith('apps/')) {
