@@ -112,7 +112,11 @@ export function specDump(spec: ArchiveSpec): Record<string, unknown> {
       'io.kubernetes.pod.namespace': spec.namespace,
       'io.kubernetes.pod.uid': spec.podUid,
       'io.kubernetes.container.name': spec.container,
+      // What CRI-O itself adds; checkpointctl keys on these to show a CRI-O checkpoint.
+      'io.container.manager': 'cri-o',
       'io.kubernetes.cri-o.ContainerType': 'container',
+      'io.kubernetes.cri-o.Metadata': JSON.stringify({ name: spec.container }),
+      'io.kubernetes.cri-o.Created': '2026-11-23T18:00:00.000000000Z',
     },
   };
 }
@@ -159,7 +163,11 @@ export function checkpointArchiveStream(spec: ArchiveSpec): Readable {
       ['checkpoint/core-1.img', Buffer.from('core')],
       ['checkpoint/pagemap-1.img', Buffer.from('pagemap')],
     ];
-    for (const [name, dflt] of files) if (!omit.has(name)) await writeEntry(pack, name, content(name, dflt));
+    for (const [name, dflt] of files) {
+      // CRI-O's tar has the directory entry itself before the CRIU images (checkpointctl looks for it).
+      if (name === 'checkpoint/inventory.img' && !omit.has('checkpoint/')) pack.entry({ name: 'checkpoint/', type: 'directory', mode: 0o700 });
+      if (!omit.has(name)) await writeEntry(pack, name, content(name, dflt));
+    }
     if (!omit.has('checkpoint/pages-1.img') && !omit.has('checkpoint/')) await writePages(pack, 'checkpoint/pages-1.img', spec.pagesBytes ?? 64 * 1024);
     if (!omit.has('rootfs-diff.tar')) await writeEntry(pack, 'rootfs-diff.tar', Buffer.alloc(1024));
     if (spec.rawStats) await writeEntry(pack, 'stats-dump', spec.rawStats);
