@@ -8,6 +8,7 @@ import { createRequestCheckpoint } from '../../functions/request-checkpoint/hand
 import { serveFunction, type RunningFunction } from '../../functions/runtime/server.js';
 import { createLogger } from '../../functions/runtime/logger.js';
 import { checkpointId } from '../../functions/contract/checkpoint-id.js';
+import type { CheckpointCreatedData, FailedData } from '../../functions/contract/events.js';
 import { startSink, type TestSink } from '../support/sink.js';
 import { deployment, runningPods } from '../support/workloads.js';
 
@@ -41,8 +42,8 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
   let sink: TestSink;
   let fn: RunningFunction;
   const post = (req: { headers: Record<string, string>; body: string }) => fetch(fn.url, { method: 'POST', ...req });
-  const created = () => sink.events.filter((e) => e.type === 'io.kcr.checkpoint.created').map((e) => e.data as Record<string, string>);
-  const failed = () => sink.events.filter((e) => e.type === 'io.kcr.checkpoint.failed').map((e) => e.data as Record<string, string>);
+  const created = () => sink.events.filter((e) => e.type === 'io.kcr.checkpoint.created').map((e) => e.data as CheckpointCreatedData);
+  const failed = () => sink.events.filter((e) => e.type === 'io.kcr.checkpoint.failed').map((e) => e.data as FailedData);
 
   beforeAll(async () => {
     cluster = await startSimulatedCluster({ nodes: ['node-a', 'node-b', 'node-c'], kubelet: { tickMs: 20, dataSize: 4096 } });
