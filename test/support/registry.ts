@@ -2,26 +2,16 @@
 // 127.0.0.1 with a free port and a temp storage dir, optionally behind
 // htpasswd basic auth; and a small proxy in front of it that counts requests
 // and can demand Bearer tokens from a token endpoint of its own.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
+import { startRegistryServer, type RegistryServer } from '../../local/registry-server.js';
 
-export interface TestRegistry {
-  /** `http://127.0.0.1:<port>` */
-  url: string;
-  /** `127.0.0.1:<port>`, as image references spell it. */
-  host: string;
-  storageDir: string;
-  /** The registry's log so far (access log included). */
-  log(): Promise<string>;
-  stop(): Promise<void>;
-}
+export type TestRegistry = RegistryServer;
 
 export interface RegistryOptions {
   /** htpasswd basic auth with this one user. */
@@ -29,62 +19,18 @@ export interface RegistryOptions {
 }
 
 export async function startRegistry(binary: string, options: RegistryOptions = {}): Promise<TestRegistry> {
-  const dir = await mkdtemp(join(tmpdir(), 'kcr-registry-'));
-  const storageDir = join(dir, 'storage');
-  const logPath = join(dir, 'registry.log');
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
-    let auth = '';
-    if (options.basicAuth) {
-      const htpasswd = join(dir, 'htpasswd');
-      const hash = bcrypt.hashSync(options.basicAuth.password, 6);
-      await writeFile(htpasswd, `${options.basicAuth.username}:${hash}\n`);
-      auth = `auth:\n  htpasswd:\n    realm: kcr-test\n    path: ${htpasswd}\n`;
-    }
-    const config = [
-      'version: 0.1',
-      'log:',
-      '  level: info',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${storageDir}`,
-      // Deleting manifests is how the tests make an image disappear.
-      '  delete:',
-      '    enabled: true',
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      `  secret: ${randomBytes(16).toString('hex')}`,
-      auth,
-    ].join('\n');
-    const configPath = join(dir, 'config.yml');
-    await writeFile(configPath, config);
-    const logStream = createWriteStream(logPath, { flags: 'a' });
-    const child = spawn(binary, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-    // Two sources into one file: neither may end it; stop() does, once the process closed both.
-    child.stdout?.pipe(logStream, { end: false });
-    child.stderr?.pipe(logStream, { end: false });
-    const url = `http://127.0.0.1:${port}`;
-    const up = await waitUntilUp(url, child);
-    if (!up) {
-      await stopChild(child, closed);
-      logStream.end();
-      if (attempt < 3) continue; // the free port was taken meanwhile
-      const log = await readFile(logPath, 'utf8').catch(() => '');
-      throw new Error(`docker-registry did not start on ${url}: ${log.slice(-2000)}`);
-    }
-    return {
-      url,
-      host: `127.0.0.1:${port}`,
-      storageDir,
-      log: () => readFile(logPath, 'utf8'),
-      stop: async () => {
-        await stopChild(child, closed);
-        logStream.end();
-        await rm(dir, { recursive: true, force: true });
-      },
-    };
-  }
+  if (!options.basicAuth) return startRegistryServer({ binary });
+  const dir = await mkdtemp(join(tmpdir(), 'kcr-htpasswd-'));
+  const htpasswdPath = join(dir, 'htpasswd');
+  await writeFile(htpasswdPath, `${options.basicAuth.username}:${bcrypt.hashSync(options.basicAuth.password, 6)}\n`);
+  const registry = await startRegistryServer({ binary, htpasswdPath });
+  return {
+    ...registry,
+    async stop() {
+      await registry.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface ProxiedRequest {
@@ -212,40 +158,4 @@ function scopeString(grants: string[]): string {
     byRepo.set(repo, [...(byRepo.get(repo) ?? []), action]);
   }
   return [...byRepo].map(([repo, actions]) => `repository:${repo}:${actions.join(',')}`).join(' ');
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function waitUntilUp(url: string, child: ChildProcess): Promise<boolean> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) return false;
-    try {
-      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) return true;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
-
-/** Stops the process and waits for 'close': its output is then fully written. */
-async function stopChild(child: ChildProcess, closed: Promise<void>): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await closed;
-    clearTimeout(timer);
-  } else {
-    await closed;
-  }
 }
