@@ -1,7 +1,6 @@
 // build-image as a process: the S3 store from KCR_S3_*, the image target from
 // KCR_REGISTRY_* (a registry) or KCR_OCI_LAYOUT_* (a layout directory), then the runtime.
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { S3ObjectStore, s3OptionsFromEnv } from '../adapters/s3.js';
 import type { ImageTarget } from '../adapters/image-target.js';
 import { OciLayout } from '../adapters/oci-layout.js';
@@ -9,7 +8,6 @@ import { loadRegistryCredentials, RegistryClient, registryLocation, type Registr
 import { parsePlatform } from '../domain/checkpoint-image.js';
 import { readEnv } from '../runtime/config.js';
 import { ConfigError, errorMessage } from '../runtime/errors.js';
-import { runFunction, type RunningFunction } from '../runtime/server.js';
 import { createBuildImage, FUNCTION_NAME } from './handler.js';
 
 /** A registry when KCR_REGISTRY_URL is set, else the OCI layout directory. */
@@ -58,10 +56,3 @@ export async function buildImageFromEnv(env: NodeJS.ProcessEnv = process.env) {
     platform: parsePlatform(e.KCR_IMAGE_PLATFORM),
   });
 }
-
-export async function main(env: NodeJS.ProcessEnv = process.env): Promise<RunningFunction> {
-  return runFunction(await buildImageFromEnv(env), env);
-}
-
-// Run directly (`tsx functions/build-image/index.ts`) rather than imported by the image's dispatcher.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -1,8 +1,6 @@
 // event-archive as a process: the S3 store from the KCR_S3_* variables, then the runtime.
-import { pathToFileURL } from 'node:url';
 import { S3ObjectStore, s3OptionsFromEnv } from '../adapters/s3.js';
 import type { RawFunctionHandler } from '../runtime/handler.js';
-import { runFunction, type RunningFunction } from '../runtime/server.js';
 import { createEventArchive } from './handler.js';
 
 /** The handler with its dependencies built from the environment; creates the bucket when missing. */
@@ -11,10 +9,3 @@ export async function eventArchiveFromEnv(env: NodeJS.ProcessEnv = process.env):
   await store.ensureBucket();
   return createEventArchive({ store });
 }
-
-export async function main(env: NodeJS.ProcessEnv = process.env): Promise<RunningFunction> {
-  return runFunction(await eventArchiveFromEnv(env), env);
-}
-
-// Run directly (`tsx functions/event-archive/index.ts`) rather than imported by the image's dispatcher.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

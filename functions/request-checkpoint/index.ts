@@ -4,7 +4,7 @@ import { readEnv } from '../runtime/config.js';
 import type { FunctionHandler } from '../runtime/handler.js';
 import { createRequestCheckpoint } from './handler.js';
 
-export function fromEnv(env: NodeJS.ProcessEnv = process.env): FunctionHandler {
+export async function requestCheckpointFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<FunctionHandler> {
   const c = readEnv(['KUBECONFIG', 'KCR_CHECKPOINT_TIMEOUT_SECONDS', 'KCR_CHECKPOINT_CONCURRENCY'], env);
   return createRequestCheckpoint({
     kube: Kubernetes.fromEnvironment(c.KUBECONFIG),

@@ -31,11 +31,11 @@ export const ENV = {
   KCR_EMIT_TIMEOUT_MS: v(['all'], 'Timeout of one send to K_SINK', positiveInt, '5000'),
   KCR_SHUTDOWN_TIMEOUT_MS: v(['all'], 'On SIGTERM, how long in-flight events may take before the process exits', positiveInt, '30000'),
   KCR_LOG_LEVEL: v(['all'], 'Log level (fatal, error, warn, info, debug, trace)', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
-  KCR_S3_ENDPOINT: v(['store-artifact', 'build-image', 'event-archive'], 'S3-compatible endpoint URL (MinIO in the cluster, s3rver locally), e.g. http://minio.kcr-system:9000', httpUrl),
-  KCR_S3_ACCESS_KEY: v(['store-artifact', 'build-image', 'event-archive'], 'S3 access key (from a Secret)', z.string().min(1)),
-  KCR_S3_SECRET_KEY: v(['store-artifact', 'build-image', 'event-archive'], 'S3 secret key (from a Secret)', z.string().min(1)),
-  KCR_S3_REGION: v(['store-artifact', 'build-image', 'event-archive'], 'S3 region used for request signing', z.string().min(1), 'us-east-1'),
-  KCR_S3_BUCKET: v(['store-artifact', 'build-image', 'event-archive'], 'Bucket holding checkpoints and archived events; created when missing', z.string().min(3), 'kcr-checkpoints'),
+  KCR_S3_ENDPOINT: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'S3-compatible endpoint URL (MinIO in the cluster, s3rver locally), e.g. http://minio.kcr-system:9000', httpUrl),
+  KCR_S3_ACCESS_KEY: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'S3 access key (from a Secret)', z.string().min(1)),
+  KCR_S3_SECRET_KEY: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'S3 secret key (from a Secret)', z.string().min(1)),
+  KCR_S3_REGION: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'S3 region used for request signing', z.string().min(1), 'us-east-1'),
+  KCR_S3_BUCKET: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'Bucket holding checkpoints and archived events; created when missing', z.string().min(3), 'kcr-checkpoints'),
   KCR_S3_PART_SIZE_MB: v(['store-artifact', 'build-image'], 'Multipart upload part size in MiB (S3 minimum 5); memory ≈ part size × parts in flight', z.coerce.number().int().min(5).max(5120), '16'),
   KCR_S3_PARTS_IN_FLIGHT: v(['store-artifact', 'build-image'], 'Multipart parts uploaded in parallel', z.coerce.number().int().min(1).max(64), '4'),
   KCR_NODE_AGENT_URL_TEMPLATE: v(['store-artifact'], 'URL of the node-agent of a node; {node} is replaced by the node name (e.g. a hostPort reachable through node DNS names)', z.string().includes('{node}'), 'http://{node}:10380'),
@@ -62,6 +62,8 @@ export const ENV = {
   KCR_OCI_LAYOUT_HOST: v(['build-image'], 'Pseudo-registry host of image references into the OCI layout (<host>/<repo>@sha256:…); the simulated kubelet maps it to the layout', z.string().regex(/^[a-z0-9.-]+(?::\d+)?$/, 'must be a host name'), 'kcr.local'),
   KCR_IMAGE_LAYER_COMPRESSION: v(['build-image'], 'Checkpoint image layer: none (the archive as is, digest known from S3) or gzip (compressed while pushing)', z.enum(['none', 'gzip']), 'none'),
   KCR_IMAGE_PLATFORM: v(['build-image'], 'os/arch[/variant] of the checkpoint images (CRIU images are architecture-specific: the nodes\' platform)', z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/, 'must be os/arch[/variant]'), 'linux/amd64'),
+  KCR_RESTORE_WINDOW_SECONDS: v(['restore-pod'], 'A restored container that fails again within this many seconds blames its checkpoint (loop guard)', positiveInt, '120'),
+  KCR_RESTORE_MAX_ATTEMPTS: v(['restore-pod'], 'Checkpoints tried for one failure before a cold start from the original image', positiveInt, '2'),
 } satisfies Record<string, EnvVar>;
 
 export type EnvName = keyof typeof ENV;

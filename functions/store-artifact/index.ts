@@ -1,9 +1,7 @@
 // store-artifact as a process: S3 from KCR_S3_*, node-agents from KCR_NODE_AGENT_*, then the runtime.
-import { pathToFileURL } from 'node:url';
 import { NodeAgentClient } from '../adapters/node-agent-client.js';
 import { S3ObjectStore, s3OptionsFromEnv } from '../adapters/s3.js';
 import type { FunctionHandler } from '../runtime/handler.js';
-import { runFunction, type RunningFunction } from '../runtime/server.js';
 import { createStoreArtifact } from './handler.js';
 
 /** The handler with its dependencies built from the environment; creates the bucket when missing. */
@@ -12,10 +10,3 @@ export async function storeArtifactFromEnv(env: NodeJS.ProcessEnv = process.env)
   await store.ensureBucket();
   return createStoreArtifact({ store, agents: NodeAgentClient.fromEnv(env) }) as FunctionHandler;
 }
-
-export async function main(env: NodeJS.ProcessEnv = process.env): Promise<RunningFunction> {
-  return runFunction(await storeArtifactFromEnv(env), env);
-}
-
-// Run directly (`tsx functions/store-artifact/index.ts`) rather than imported by the image's dispatcher.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
