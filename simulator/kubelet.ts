@@ -476,8 +476,12 @@ export class Kubelet {
     if (!p.final) {
       const all = [...p.containers.values()];
       const terminatedAll = all.length > 0 && all.every((c) => c.phase === 'terminated');
-      if (terminatedAll && !p.terminating) {
-        phase = all.every((c) => c.terminated?.exitCode === 0) ? 'Succeeded' : 'Failed';
+      // Under restartPolicy Always the kubelet restarts exited containers and the pod stays
+      // Running; only OnFailure (all exit 0) and Never end the pod.
+      const policy = isRecord(pod.spec) ? String(pod.spec.restartPolicy ?? 'Always') : 'Always';
+      const succeeded = all.every((c) => c.terminated?.exitCode === 0);
+      if (terminatedAll && !p.terminating && (policy === 'Never' || (policy === 'OnFailure' && succeeded))) {
+        phase = succeeded ? 'Succeeded' : 'Failed';
       } else if (anyStarted) phase = 'Running';
       else phase = 'Pending';
     }
