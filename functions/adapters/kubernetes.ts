@@ -111,6 +111,12 @@ export class Kubernetes {
     );
   }
 
+  /** Whether the node's Ready condition is True; false when the node is gone. */
+  async nodeReady(name: string): Promise<boolean> {
+    const node = await orUndefined(`get node ${name}`, () => this.core.readNode({ name }));
+    return node?.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+  }
+
   async getPingSource(namespace: string, name: string): Promise<PingSource | undefined> {
     return orUndefined(`get pingsource ${namespace}/${name}`, async () =>
       (await this.custom.getNamespacedCustomObject({ ...PING, namespace, name })) as PingSource,

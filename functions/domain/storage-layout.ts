@@ -52,3 +52,15 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
   if (!m) throw new Error(`not an s3:// URI: ${JSON.stringify(uri)}`);
   return { bucket: m[1] as string, key: m[2] as string };
 }
+
+/**
+ * `disruptions/<ns>/<kind>/<name>/<pod>.json`: restore-pod's record that a pod
+ * was evicted or lost with its node, so its replacement inherits its state.
+ */
+export function disruptionPrefix(namespace: string, kind: OwnerKind, name: string): string {
+  return `disruptions/${namespace}/${kind}/${name}/`;
+}
+
+export function disruptionKey(namespace: string, kind: OwnerKind, name: string, pod: string): string {
+  return `${disruptionPrefix(namespace, kind, name)}${pod}.json`;
+}

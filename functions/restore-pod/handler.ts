@@ -1,0 +1,299 @@
+// restore-pod: when a container of an opted-in workload fails, patch its image
+// to its latest good checkpoint image (by digest); the kubelet recreates the
+// container and CRI-O/containerd restore it. A pod that replaces an evicted or
+// lost one inherits that pod's checkpoints. A loop guard falls back to older
+// checkpoints and finally to a cold start.
+import type { V1Pod } from '@kubernetes/client-node';
+import { EventTypes, type OwnerKind } from '../contract/events.js';
+import { events, type KcrEvent } from '../contract/build.js';
+import { ConflictError, type Kubernetes } from '../adapters/kubernetes.js';
+import { buildEvent } from '../adapters/kube-events.js';
+import { ANNOTATIONS } from '../domain/annotations.js';
+import { CheckpointCatalog, type ContainerRef, type DisruptionRecord, type RestorableCheckpoint } from '../domain/checkpoint-catalog.js';
+import { disruptionOf, recentFailures, type ContainerFailure } from '../domain/container-failure.js';
+import { podOwner, type PodOwner } from '../domain/pods.js';
+import { containerImage, hasStarted, readRestoreState, restoredFromKey, restoreStateKey, type RestoreState } from '../domain/restore-state.js';
+import { TransientError, errorMessage } from '../runtime/errors.js';
+import type { FunctionHandler, HandlerContext } from '../runtime/handler.js';
+import type { ObjectStore } from '../adapters/object-store.js';
+
+export const NAME = 'restore-pod';
+
+export interface RestorePodDeps {
+  kube: Kubernetes;
+  store: ObjectStore;
+  /** A restored container that fails again within this window counts against its checkpoint. */
+  windowMs: number;
+  /** Checkpoints tried per failure before a cold start. */
+  maxAttempts: number;
+  /** How long a disruption record waits for its replacement pod. */
+  replacementTtlMs?: number;
+  now?: () => Date;
+}
+
+type Accepted = typeof EventTypes.resourceAdd | typeof EventTypes.resourceUpdate | typeof EventTypes.resourceDelete;
+
+interface PodContext {
+  deps: RestorePodDeps;
+  catalog: CheckpointCatalog;
+  ctx: HandlerContext;
+  now: Date;
+  owner: PodOwner;
+}
+
+/** One change to one container, ready to patch. */
+interface Plan {
+  container: string;
+  image: string;
+  state: RestoreState;
+  restoredFrom?: string;
+  outcome: KcrEvent;
+  kubeEvent: { type: 'Normal' | 'Warning'; reason: string; message: string };
+  markBad?: { id: string; reason: string };
+}
+
+export function createRestorePod(deps: RestorePodDeps): FunctionHandler<Accepted> {
+  // Events of one pod are handled one at a time: each run reads the pod afresh,
+  // so an event that arrives while another waits adds nothing and joins it.
+  const running = new Map<string, Promise<unknown>>();
+  const waiting = new Map<string, Promise<KcrEvent[]>>();
+
+  function serialize(key: string, work: () => Promise<KcrEvent[]>): Promise<KcrEvent[]> {
+    if (waiting.has(key)) return waiting.get(key)!.then(() => []);
+    const prev = running.get(key) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(() => {
+      waiting.delete(key);
+      return work();
+    });
+    waiting.set(key, next);
+    const tracked = next.finally(() => {
+      if (running.get(key) === tracked) running.delete(key);
+    });
+    running.set(key, tracked);
+    return next;
+  }
+
+  return {
+    name: NAME,
+    accepts: [EventTypes.resourceAdd, EventTypes.resourceUpdate, EventTypes.resourceDelete],
+    emits: true,
+    async handle(event, ctx) {
+      const obj = event.data;
+      if (obj.kind !== 'Pod' || obj.apiVersion !== 'v1') return [];
+      const seen = obj as unknown as V1Pod;
+      const namespace = seen.metadata?.namespace ?? 'default';
+      const name = seen.metadata?.name ?? '';
+      // A pod that ends disrupted leaves its checkpoints to its replacement.
+      const ending = event.type === EventTypes.resourceDelete || seen.status?.phase === 'Failed';
+      return serialize(`${ending ? 'end' : 'live'}/${namespace}/${name}/${seen.metadata?.uid}`, async () => {
+        const now = (deps.now ?? (() => new Date()))();
+        const owner = podOwner(seen);
+        const pc: PodContext = { deps, catalog: memoized(new CheckpointCatalog(deps.store)), ctx, now, owner };
+        if (!(await optedIn(pc, seen))) return [];
+        return ending ? recordDisruption(pc, seen) : restoreLivePod(pc, namespace, name);
+      });
+    },
+  };
+}
+
+/** Within one event, a conflict retry re-reads the pod but not S3. */
+function memoized(catalog: CheckpointCatalog): CheckpointCatalog {
+  const cache = new Map<string, Promise<unknown>>();
+  const wrap = <A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>) =>
+    (...args: A): Promise<R> => {
+      const key = `${name}:${JSON.stringify(args, (_k, v: unknown) => (v instanceof Set ? [...v].sort() : v))}`;
+      if (!cache.has(key)) cache.set(key, fn(...args));
+      return cache.get(key) as Promise<R>;
+    };
+  return Object.assign(Object.create(catalog) as CheckpointCatalog, {
+    newestOfPod: wrap('newestOfPod', catalog.newestOfPod.bind(catalog)),
+    disruptions: wrap('disruptions', catalog.disruptions.bind(catalog)),
+  });
+}
+
+async function optedIn(pc: PodContext, pod: V1Pod): Promise<boolean> {
+  if (pod.metadata?.annotations?.[ANNOTATIONS.restore] === 'true') return true;
+  if (pc.owner.kind === 'Pod') return false;
+  const w = await pc.deps.kube.getWorkload(pod.metadata?.namespace ?? 'default', pc.owner.kind, pc.owner.name);
+  return w?.metadata?.annotations?.[ANNOTATIONS.schedule] !== undefined;
+}
+
+/** Reads the pod afresh (events arrive late and out of order) and restores what needs it. Conflicts re-read. */
+async function restoreLivePod(pc: PodContext, namespace: string, name: string, attempt = 0): Promise<KcrEvent[]> {
+  const pod = await pc.deps.kube.getPod(namespace, name);
+  if (!pod || pod.metadata?.deletionTimestamp || pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded') return [];
+  const plans: Plan[] = [];
+  for (const failure of recentFailures(pod, pc.now, pc.deps.windowMs)) {
+    const plan = await planFailure(pc, pod, failure);
+    if (plan) plans.push(plan);
+  }
+  if (plans.length === 0 && !hasAnyRestoreState(pod)) plans.push(...(await planReplacement(pc, pod)));
+  if (plans.length === 0) return [];
+  try {
+    return await apply(pc, pod, plans);
+  } catch (err) {
+    // The pod changed between our read and our patch (status updates are frequent): read again.
+    if (err instanceof ConflictError && attempt < 8) return restoreLivePod(pc, namespace, name, attempt + 1);
+    if (err instanceof ConflictError) throw new TransientError(err.message, { cause: err });
+    throw err;
+  }
+}
+
+function hasAnyRestoreState(pod: V1Pod): boolean {
+  return Object.keys(pod.metadata?.annotations ?? {}).some((k) => k.startsWith('kcr.io/restore-state-'));
+}
+
+function refOf(pc: PodContext, pod: V1Pod, container: string): ContainerRef {
+  return { namespace: pod.metadata?.namespace ?? 'default', workload: { kind: pc.owner.kind as OwnerKind, name: pc.owner.name }, container };
+}
+
+async function planFailure(pc: PodContext, pod: V1Pod, failure: ContainerFailure): Promise<Plan | undefined> {
+  const { container } = failure;
+  const state = readRestoreState(pod, container);
+  if (state && failure.restartCount <= state.seenRestarts) return undefined; // handled already (a redelivery)
+  const podName = pod.metadata?.name ?? '';
+  const image = containerImage(pod, container) ?? '';
+  const restartsAfterPatch = failure.restartCount + 1;
+  if (state?.gaveUpAt && pc.now.getTime() - Date.parse(state.gaveUpAt) < pc.deps.windowMs) {
+    // It already fell back to a cold start: keep out of its way until the window passes.
+    return undefined;
+  }
+  // Failing again soon after a restore blames the checkpoint it was restored from.
+  const sameCycle = !!state?.current && failure.at.getTime() - Date.parse(state.restoredAt) <= pc.deps.windowMs;
+  const tried = sameCycle && state ? state.tried : [];
+  const originalImage = state?.originalImage ?? image;
+  const markBad = sameCycle && state?.current ? { id: state.current, reason: `container ${container} of ${podName} failed again after restore: ${failure.reason}` } : undefined;
+  const ref = refOf(pc, pod, container);
+
+  let candidate: RestorableCheckpoint | undefined;
+  if (tried.length < pc.deps.maxAttempts) {
+    const source = state?.sourcePod ?? podName;
+    candidate = await pc.catalog.newestOfPod(ref, source, new Set([...tried, ...(markBad ? [markBad.id] : [])]));
+  }
+  const base = { namespace: ref.namespace, pod: podName, container };
+  if (!candidate) {
+    const why = tried.length >= pc.deps.maxAttempts ? `${tried.length} checkpoints failed to restore (${tried.join(', ')})` : tried.length ? `no older restorable checkpoint after ${tried.join(', ')}` : 'no restorable checkpoint';
+    const reason = `${failure.reason}; ${why}${image !== originalImage ? ': cold start from the original image' : ''}`;
+    return {
+      container,
+      image: originalImage,
+      state: { tried, restoredAt: pc.now.toISOString(), seenRestarts: image !== originalImage ? restartsAfterPatch : failure.restartCount, originalImage, gaveUpAt: pc.now.toISOString(), ...(state?.sourcePod ? { sourcePod: state.sourcePod } : {}) },
+      outcome: events.restoreFailed({ ...base, ...(state?.current ? { checkpointId: state.current } : {}), stage: 'restore', reason }, { source: NAME }),
+      kubeEvent: { type: 'Warning', reason: 'RestoreFailed', message: `Container ${container}: ${reason}` },
+      ...(markBad ? { markBad } : {}),
+    };
+  }
+  return {
+    container,
+    image: candidate.image,
+    restoredFrom: candidate.id,
+    state: { tried: [candidate.id, ...tried], current: candidate.id, restoredAt: pc.now.toISOString(), seenRestarts: restartsAfterPatch, originalImage, ...(state?.sourcePod ? { sourcePod: state.sourcePod } : {}) },
+    outcome: events.podRestored({ ...base, checkpointId: candidate.id, image: candidate.image, strategy: 'in-place' }, { source: NAME }),
+    kubeEvent: { type: 'Normal', reason: 'Restored', message: `Container ${container} restored from checkpoint ${candidate.id} (${failure.reason})` },
+    ...(markBad ? { markBad } : {}),
+  };
+}
+
+/** A new pod of an opted-in workload that stands in for a disrupted one inherits its checkpoints. */
+async function planReplacement(pc: PodContext, pod: V1Pod): Promise<Plan[]> {
+  const namespace = pod.metadata?.namespace ?? 'default';
+  const podName = pod.metadata?.name ?? '';
+  const uid = pod.metadata?.uid ?? '';
+  const created = Date.parse(String(pod.metadata?.creationTimestamp ?? ''));
+  const hash = templateHash(pod);
+  const ttl = pc.deps.replacementTtlMs ?? 60 * 60 * 1000;
+  const records = await pc.catalog.disruptions(namespace, pc.owner.kind as OwnerKind, pc.owner.name);
+  const record = records.find(
+    (r) =>
+      (r.claimedBy === undefined || r.claimedBy.uid === uid) &&
+      r.podUid !== uid &&
+      r.templateHash === hash &&
+      pc.now.getTime() - Date.parse(r.at) <= ttl &&
+      // A StatefulSet's replacement has the same name; a Deployment's comes after the loss.
+      (pc.owner.kind === 'StatefulSet' ? r.pod === podName : Number.isNaN(created) || created >= Date.parse(r.at) - 60_000),
+  );
+  if (!record) return [];
+  const plans: Plan[] = [];
+  for (const c of pod.spec?.containers ?? []) {
+    const candidate = await pc.catalog.newestOfPod(refOf(pc, pod, c.name), record.pod);
+    if (!candidate) continue;
+    plans.push({
+      container: c.name,
+      image: candidate.image,
+      restoredFrom: candidate.id,
+      state: {
+        tried: [candidate.id],
+        current: candidate.id,
+        restoredAt: pc.now.toISOString(),
+        seenRestarts: hasStarted(pod, c.name) ? (pod.status?.containerStatuses?.find((s) => s.name === c.name)?.restartCount ?? 0) + 1 : 0,
+        originalImage: c.image ?? '',
+        sourcePod: record.pod,
+      },
+      outcome: events.podRestored({ namespace, pod: podName, container: c.name, checkpointId: candidate.id, image: candidate.image, strategy: 'replacement' }, { source: NAME }),
+      kubeEvent: { type: 'Normal', reason: 'Restored', message: `Container ${c.name} restored from checkpoint ${candidate.id} of ${record.pod} (${record.reason})` },
+    });
+  }
+  if (plans.length) await pc.catalog.putDisruption({ ...record, claimedBy: { pod: podName, uid } });
+  return plans;
+}
+
+function templateHash(pod: V1Pod): string {
+  return pod.metadata?.labels?.['pod-template-hash'] ?? pod.metadata?.labels?.['controller-revision-hash'] ?? '';
+}
+
+/** One patch for all the pod's changes, guarded by the resourceVersion read: a concurrent change gives 409. */
+async function apply(pc: PodContext, pod: V1Pod, plans: Plan[]): Promise<KcrEvent[]> {
+  const namespace = pod.metadata?.namespace ?? 'default';
+  const name = pod.metadata?.name ?? '';
+  const annotations: Record<string, string> = {};
+  for (const p of plans) {
+    annotations[restoreStateKey(p.container)] = JSON.stringify(p.state);
+    if (p.restoredFrom) annotations[restoredFromKey(p.container)] = p.restoredFrom;
+  }
+  const changed = plans.filter((p) => p.image !== containerImage(pod, p.container));
+  await pc.deps.kube.patchPod(namespace, name, {
+    metadata: { resourceVersion: pod.metadata?.resourceVersion, annotations },
+    ...(changed.length ? { spec: { containers: changed.map((p) => ({ name: p.container, image: p.image })) } } : {}),
+  });
+  for (const p of plans) {
+    if (p.markBad) await pc.catalog.markBad({ ...refOf(pc, pod, p.container), id: p.markBad.id }, p.markBad.reason, pc.now);
+    try {
+      await pc.deps.kube.createEvent(buildEvent({ apiVersion: 'v1', kind: 'Pod', metadata: pod.metadata }, { ...p.kubeEvent, fieldPath: `spec.containers{${p.container}}`, component: NAME, now: pc.now }));
+    } catch (err) {
+      pc.ctx.log.warn({ err: errorMessage(err) }, 'could not record the Kubernetes Event');
+    }
+    pc.ctx.log.info({ pod: name, container: p.container, image: p.image, checkpointId: p.restoredFrom }, p.kubeEvent.reason);
+  }
+  return plans.map((p) => p.outcome);
+}
+
+/** Records a disruption, then restores a replacement that already exists (events arrive in any order). */
+async function recordDisruption(pc: PodContext, pod: V1Pod): Promise<KcrEvent[]> {
+  const namespace = pod.metadata?.namespace ?? 'default';
+  const node = pod.spec?.nodeName;
+  let nodeReady: boolean | undefined;
+  if (pod.metadata?.deletionTimestamp && node) nodeReady = await pc.deps.kube.nodeReady(node);
+  const reason = disruptionOf(pod, nodeReady);
+  if (!reason || pc.owner.kind === 'Pod') return [];
+  const record: DisruptionRecord = {
+    namespace,
+    workload: { kind: pc.owner.kind, name: pc.owner.name },
+    pod: pod.metadata?.name ?? '',
+    podUid: pod.metadata?.uid ?? '',
+    templateHash: templateHash(pod),
+    reason,
+    at: pc.now.toISOString(),
+  };
+  const existing = (await pc.catalog.disruptions(namespace, pc.owner.kind, pc.owner.name)).find((r) => r.podUid === record.podUid);
+  if (existing) return []; // recorded already: a redelivery or a later update of the same pod
+  await pc.catalog.putDisruption(record);
+  pc.ctx.log.info({ pod: record.pod, reason }, 'pod disrupted: its replacement will inherit its checkpoints');
+  const out: KcrEvent[] = [];
+  const pods = await pc.deps.kube.listPods(namespace);
+  for (const p of pods) {
+    const o = podOwner(p);
+    if (o.kind !== pc.owner.kind || o.name !== pc.owner.name || p.metadata?.uid === record.podUid) continue;
+    out.push(...(await restoreLivePod(pc, namespace, p.metadata?.name ?? '')));
+  }
+  return out;
+}

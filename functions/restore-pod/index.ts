@@ -1,0 +1,18 @@
+// Builds restore-pod from the environment.
+import { Kubernetes } from '../adapters/kubernetes.js';
+import { S3ObjectStore, s3OptionsFromEnv } from '../adapters/s3.js';
+import { readEnv } from '../runtime/config.js';
+import type { FunctionHandler } from '../runtime/handler.js';
+import { createRestorePod } from './handler.js';
+
+export async function restorePodFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<FunctionHandler> {
+  const c = readEnv(['KUBECONFIG', 'KCR_RESTORE_WINDOW_SECONDS', 'KCR_RESTORE_MAX_ATTEMPTS'], env);
+  const store = new S3ObjectStore(s3OptionsFromEnv(env));
+  await store.ensureBucket();
+  return createRestorePod({
+    kube: Kubernetes.fromEnvironment(c.KUBECONFIG),
+    store,
+    windowMs: c.KCR_RESTORE_WINDOW_SECONDS * 1000,
+    maxAttempts: c.KCR_RESTORE_MAX_ATTEMPTS,
+  }) as FunctionHandler;
+}

@@ -1,0 +1,162 @@
+// The whole kcr chain on one machine, no cluster: the simulated cluster, a
+// node-agent per node, embedded S3, a registry (Debian's docker-registry when
+// installed, else an OCI layout directory), every function as its own HTTP
+// server, the local broker routing by eventing/*.yaml, the ping scheduler and
+// the ApiServerSources of sources/*.yaml. The functions are configured through
+// the same environment variables as in a cluster.
+import { mkdirSync, createWriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { startSimulatedCluster, type SimulatedCluster, type SimulatedClusterOptions } from '../simulator/index.js';
+import { startNodeAgent, type NodeAgent } from '../node-agent/server.js';
+import { FUNCTIONS, type FunctionName } from '../functions/catalog.js';
+import { serveFunction, type RunningFunction } from '../functions/runtime/server.js';
+import { createLogger, type Logger } from '../functions/runtime/logger.js';
+import { S3ObjectStore } from '../functions/adapters/s3.js';
+import { DEFAULT_BUCKET } from '../functions/domain/storage-layout.js';
+import { startEmbeddedS3, type EmbeddedS3 } from './embedded-s3.js';
+import { startRegistryServer, type RegistryServer } from './registry-server.js';
+import { startLocalBroker, type LocalBroker } from './broker.js';
+import { startPingScheduler, type PingScheduler } from './ping-scheduler.js';
+import { startApiServerSources, type ApiServerSourceAdapter } from './apiserver-source.js';
+import { brokerSinkResolver, loadSourcesDir } from './sources.js';
+
+export const LAYOUT_HOST = 'kcr.local';
+export const KCR_NAMESPACE = 'kcr-system';
+
+export interface StackOptions {
+  /** Where everything is kept: S3 objects, the OCI layout, node checkpoint dirs, logs. */
+  stateDir: string;
+  nodes?: string[];
+  /** `auto`: docker-registry when a binary is given and found, else the OCI layout. */
+  registryBinary?: string;
+  /** Extra environment for every function (e.g. KCR_RESTORE_WINDOW_SECONDS). */
+  env?: Record<string, string>;
+  /** Simulated kubelet timings. */
+  kubelet?: SimulatedClusterOptions['kubelet'];
+  podEvictionTimeoutMs?: number;
+  /** Multiplies the broker's retry backoff (tests make it small). */
+  backoffScale?: number;
+  /** Function logs: a level and where the JSON lines go (default: one file per function under stateDir/logs). */
+  logLevel?: string;
+  logToStderr?: boolean;
+}
+
+export interface Stack {
+  cluster: SimulatedCluster;
+  s3: EmbeddedS3;
+  store: S3ObjectStore;
+  registry: { kind: 'docker-registry'; server: RegistryServer } | { kind: 'oci-layout'; dir: string; host: string };
+  agents: Map<string, NodeAgent>;
+  broker: LocalBroker;
+  functions: Map<FunctionName, RunningFunction>;
+  pings: PingScheduler;
+  apiSources: ApiServerSourceAdapter;
+  /** The environment the functions run with (the CLI uses it too). */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const stateDir = resolve(options.stateDir);
+  const logsDir = join(stateDir, 'logs');
+  mkdirSync(logsDir, { recursive: true });
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+  };
+  try {
+    const layoutDir = join(stateDir, 'oci-layout');
+    const registryServer = options.registryBinary ? await startRegistryServer({ binary: options.registryBinary }) : undefined;
+    if (registryServer) stops.push(() => registryServer.stop());
+
+    const cluster = await startSimulatedCluster({
+      stateDir: join(stateDir, 'cluster'),
+      ...(options.nodes ? { nodes: options.nodes } : {}),
+      ...(options.kubelet ? { kubelet: options.kubelet } : {}),
+      ...(options.podEvictionTimeoutMs !== undefined ? { podEvictionTimeoutMs: options.podEvictionTimeoutMs } : {}),
+      imageSources: { [LAYOUT_HOST]: { kind: 'layout', dir: layoutDir } },
+    });
+    stops.push(() => cluster.stop());
+    await cluster.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: KCR_NAMESPACE } } });
+
+    const s3 = await startEmbeddedS3({ dir: join(stateDir, 's3') });
+    stops.push(() => s3.stop());
+
+    const token = randomBytes(24).toString('hex');
+    const agents = new Map<string, NodeAgent>();
+    for (const node of cluster.nodes) {
+      const agent = await startNodeAgent({ dir: cluster.checkpointDir(node), token, allowDelete: true, logger: fileLogger(`node-agent-${node}`) });
+      agents.set(node, agent);
+      stops.push(() => agent.close());
+    }
+
+    const broker = await startLocalBroker({ ...(options.backoffScale !== undefined ? { backoffScale: options.backoffScale } : {}) });
+    stops.push(() => broker.close());
+
+    const env: Record<string, string> = {
+      K_SINK: broker.url,
+      KUBECONFIG: cluster.kubeconfigPath,
+      KCR_S3_ENDPOINT: s3.endpoint,
+      KCR_S3_ACCESS_KEY: s3.accessKey,
+      KCR_S3_SECRET_KEY: s3.secretKey,
+      KCR_S3_REGION: s3.region,
+      KCR_S3_BUCKET: DEFAULT_BUCKET,
+      KCR_NODE_AGENT_URLS: JSON.stringify(Object.fromEntries([...agents].map(([n, a]) => [n, a.url]))),
+      KCR_NODE_AGENT_TOKEN: token,
+      ...(registryServer ? { KCR_REGISTRY_URL: registryServer.url, KCR_REGISTRY_INSECURE: 'true' } : { KCR_OCI_LAYOUT_DIR: layoutDir, KCR_OCI_LAYOUT_HOST: LAYOUT_HOST }),
+      ...options.env,
+    };
+
+    const functions = new Map<FunctionName, RunningFunction>();
+    for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
+      const handler = await FUNCTIONS[name](env);
+      const running = await serveFunction(handler, { port: 0, host: '127.0.0.1', sink: broker.url, logger: fileLogger(name), emitBackoffMs: 50 });
+      functions.set(name, running);
+      broker.setService(name, running.url);
+      broker.setService(`${KCR_NAMESPACE}/${name}`, running.url);
+      stops.push(() => running.close());
+    }
+
+    const services = Object.fromEntries([...functions].map(([n, f]) => [n, f.url]));
+    const resolveSink = brokerSinkResolver(broker.url, services);
+    // The PingSources of sources/ (the resync) live in the cluster like any other.
+    const custom = cluster.kubeConfig.makeApiClient(CustomObjectsApi);
+    for (const ps of loadSourcesDir().pingSources) {
+      const namespace = ps.metadata.namespace ?? KCR_NAMESPACE;
+      await custom.createNamespacedCustomObject({ group: 'sources.knative.dev', version: 'v1', namespace, plural: 'pingsources', body: { ...ps, metadata: { ...ps.metadata, namespace } } });
+    }
+    const pings = startPingScheduler({ kubeConfig: cluster.kubeConfig, resolveSink });
+    stops.push(() => pings.stop());
+    const apiSources = startApiServerSources({ kubeConfig: cluster.kubeConfig, resolveSink });
+    stops.push(() => apiSources.stop());
+    await Promise.all([pings.synced, apiSources.synced]);
+
+    const store = new S3ObjectStore({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, region: s3.region, bucket: DEFAULT_BUCKET });
+    await store.ensureBucket();
+    return {
+      cluster,
+      s3,
+      store,
+      registry: registryServer ? { kind: 'docker-registry', server: registryServer } : { kind: 'oci-layout', dir: layoutDir, host: LAYOUT_HOST },
+      agents,
+      broker,
+      functions,
+      pings,
+      apiSources,
+      env,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  function fileLogger(name: string): Logger {
+    const level = options.logLevel ?? 'info';
+    if (options.logToStderr) return createLogger(name, level, pino.destination(2));
+    return createLogger(name, level, createWriteStream(join(logsDir, `${name}.log`), { flags: 'a' }));
+  }
+}
