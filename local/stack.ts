@@ -5,6 +5,7 @@
 // the ApiServerSources of sources/*.yaml. The functions are configured through
 // the same environment variables as in a cluster.
 import { mkdirSync, createWriteStream } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
@@ -42,6 +43,10 @@ export interface StackOptions {
   /** Function logs: a level and where the JSON lines go (default: one file per function under stateDir/logs). */
   logLevel?: string;
   logToStderr?: boolean;
+  /** Sees every request to the embedded S3 (the demo's upload progress). */
+  onS3Request?: (req: IncomingMessage, url: URL) => void;
+  /** Simulated container memory per container (the checkpoint size). */
+  containerDataBytes?: number;
 }
 
 export interface Stack {
@@ -75,14 +80,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const cluster = await startSimulatedCluster({
       stateDir: join(stateDir, 'cluster'),
       ...(options.nodes ? { nodes: options.nodes } : {}),
-      ...(options.kubelet ? { kubelet: options.kubelet } : {}),
+      kubelet: { ...options.kubelet, ...(options.containerDataBytes !== undefined ? { dataSize: options.containerDataBytes } : {}) },
       ...(options.podEvictionTimeoutMs !== undefined ? { podEvictionTimeoutMs: options.podEvictionTimeoutMs } : {}),
       imageSources: { [LAYOUT_HOST]: { kind: 'layout', dir: layoutDir } },
     });
     stops.push(() => cluster.stop());
     await cluster.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: KCR_NAMESPACE } } });
 
-    const s3 = await startEmbeddedS3({ dir: join(stateDir, 's3') });
+    const onS3Request = options.onS3Request;
+    const s3 = await startEmbeddedS3({ dir: join(stateDir, 's3'), ...(onS3Request ? { onRequest: (req, _res, url) => onS3Request(req, url) } : {}) });
     stops.push(() => s3.stop());
 
     const token = randomBytes(24).toString('hex');

@@ -1,0 +1,154 @@
+// The demo the local mode runs: an annotated counter Deployment and a
+// StatefulSet get checkpointed on a seconds schedule (created → stored → image
+// built); then the counter's container is killed and web-0 is evicted, and
+// both come back with their state. Each step records whether it happened.
+import { AppsV1Api } from '@kubernetes/client-node';
+import type { Stack } from './stack.js';
+import type { BrokerObservation } from './broker.js';
+import { dataOf } from './cloudevent-wire.js';
+import { artifactKey } from '../functions/domain/storage-layout.js';
+import { readTar } from '../simulator/archive.js';
+import { decodePages } from '../simulator/state.js';
+import type { ImageBuiltData } from '../functions/contract/events.js';
+import { errorMessage } from '../functions/runtime/errors.js';
+
+export const DEMO_NAMESPACE = 'default';
+export const DEMO_SCHEDULE = '*/10 * * * * *';
+
+export interface StepResult {
+  step: string;
+  ok: boolean;
+  seconds: number;
+  detail: string;
+}
+
+export interface DemoOptions {
+  /** Called with each step as it ends. */
+  onStep?: (r: StepResult) => void;
+  /** Longest wait for any one step. */
+  stepTimeoutMs?: number;
+}
+
+interface Seen {
+  type: string;
+  data: Record<string, unknown>;
+}
+
+export async function runDemo(stack: Stack, options: DemoOptions = {}): Promise<StepResult[]> {
+  const ns = DEMO_NAMESPACE;
+  const timeout = options.stepTimeoutMs ?? 60_000;
+  const apps = stack.cluster.kubeConfig.makeApiClient(AppsV1Api);
+  const seen: Seen[] = [];
+  const unsubscribe = stack.broker.onDelivery((o: BrokerObservation) => {
+    if (o.kind === 'received') seen.push({ type: o.event.attributes.type ?? '', data: (dataOf(o.event) ?? {}) as Record<string, unknown> });
+  });
+  const results: StepResult[] = [];
+  const t0 = Date.now();
+
+  async function step(name: string, run: () => Promise<string>): Promise<boolean> {
+    const started = Date.now();
+    let r: StepResult;
+    try {
+      r = { step: name, ok: true, seconds: 0, detail: await run() };
+    } catch (err) {
+      r = { step: name, ok: false, seconds: 0, detail: errorMessage(err) };
+    }
+    r.seconds = (Date.now() - started) / 1000;
+    results.push(r);
+    options.onStep?.(r);
+    return r.ok;
+  }
+
+  async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const v = await probe();
+      if (v !== undefined) return v;
+      if (Date.now() > deadline) throw new Error(`no ${what} within ${timeout / 1000} s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const find = (type: string, pred: (d: Record<string, unknown>) => boolean = () => true) => seen.find((e) => e.type === type && pred(e.data))?.data;
+  const podOf = async (selector: string) =>
+    until(`running pod for ${selector}`, async () => {
+      const pods = await stack.cluster.kubeConfig.makeApiClient((await import('@kubernetes/client-node')).CoreV1Api).listNamespacedPod({ namespace: ns, labelSelector: selector });
+      return pods.items.find((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp)?.metadata?.name;
+    });
+
+  /** The counter a checkpoint holds, read back from the archive in S3. */
+  async function checkpointedCounter(built: ImageBuiltData): Promise<number> {
+    const stream = await stack.store.getStream(artifactKey({ namespace: built.namespace, workload: built.workload, container: built.container, id: built.id }, 'archive'));
+    const chunks: Buffer[] = [];
+    for await (const c of stream) chunks.push(c as Buffer);
+    const pages = (await readTar(Buffer.concat(chunks))).get('checkpoint/pages-1.img');
+    if (!pages) throw new Error(`checkpoint ${built.id} holds no checkpoint/pages-1.img`);
+    return decodePages(pages).state.counter;
+  }
+
+  /** Waits for `pod` to run restored, and checks its counter went on from the checkpoint. */
+  async function continued(pod: string, built: ImageBuiltData): Promise<string> {
+    const from = await checkpointedCounter(built);
+    const s = await until(`restored ${pod}`, () => {
+      const st = stack.cluster.containerState(ns, pod, 'app');
+      return st?.running && st.restoredFrom ? st : undefined;
+    });
+    if (s.counter < from) throw new Error(`${pod}: counter ${s.counter} is below the checkpointed ${from}`);
+    return `counter ${s.counter} went on from the checkpointed ${from} (a cold start would begin at 0)`;
+  }
+
+  try {
+    const annotations = { 'kcr.io/checkpoint-restore-schedule': DEMO_SCHEDULE };
+    const template = (name: string) => ({ metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: `quay.io/kcr/${name}:1` }] } });
+    await step('annotate a Deployment and a StatefulSet', async () => {
+      await apps.createNamespacedDeployment({ namespace: ns, body: { metadata: { name: 'counter', annotations }, spec: { replicas: 1, selector: { matchLabels: { app: 'counter' } }, template: template('counter') } } });
+      await apps.createNamespacedStatefulSet({ namespace: ns, body: { metadata: { name: 'web', annotations }, spec: { replicas: 1, serviceName: 'web', selector: { matchLabels: { app: 'web' } }, template: template('web') } } });
+      return `counter and web, schedule "${DEMO_SCHEDULE}"`;
+    });
+    await step('PingSources created by schedule-sync', async () => {
+      await until('schedule.synced for both', () => (['counter', 'web'].every((n) => find('io.kcr.schedule.synced', (d) => d.name === n && d.action === 'created')) ? true : undefined));
+      return 'kcr-deployment-counter, kcr-statefulset-web';
+    });
+    const counterPod = await podOf('app=counter');
+    let counterBuilt: ImageBuiltData | undefined;
+    let webBuilt: ImageBuiltData | undefined;
+    const checkpointed = await step('checkpoint created → stored → image built', async () => {
+      counterBuilt = (await until('image.built for counter', () => find('io.kcr.image.built', (d) => d.pod === counterPod))) as unknown as ImageBuiltData;
+      webBuilt = (await until('image.built for web-0', () => find('io.kcr.image.built', (d) => d.pod === 'web-0'))) as unknown as ImageBuiltData;
+      return `${counterBuilt.id} (counter), ${webBuilt.id} (web-0), ${(counterBuilt.artifact.size / 1024 / 1024).toFixed(1)} MiB each`;
+    });
+    if (checkpointed && counterBuilt && webBuilt) {
+      const cb = counterBuilt;
+      const wb = webBuilt;
+      await step(`kill the container of ${counterPod}`, async () => {
+        const before = stack.cluster.containerState(ns, counterPod, 'app')?.counter;
+        stack.cluster.killContainer(ns, counterPod, 'app', { exitCode: 137 });
+        return `counter was ${before}; exit code 137`;
+      });
+      await step('restore-pod restores it in place', async () => {
+        const r = await until('pod.restored for counter', () => find('io.kcr.pod.restored', (d) => d.pod === counterPod));
+        return `${String(r.checkpointId)} (${String(r.strategy)})`;
+      });
+      await step('its state continues', () => continued(counterPod, newestBuilt(seen, counterPod) ?? cb));
+      await step('evict web-0 (node memory pressure)', async () => {
+        stack.cluster.evictPod(ns, 'web-0', 'The node was low on resource: memory.');
+        return 'phase Failed, reason Evicted';
+      });
+      await step('the replacement web-0 inherits web-0\'s checkpoint', async () => {
+        const r = await until('pod.restored for web-0', () => find('io.kcr.pod.restored', (d) => d.pod === 'web-0' && d.strategy === 'replacement'));
+        return `${String(r.checkpointId)} (${String(r.strategy)})`;
+      });
+      await step('web-0\'s state continues', () => continued('web-0', newestBuilt(seen, 'web-0') ?? wb));
+    }
+  } finally {
+    unsubscribe();
+  }
+  results.push({ step: 'total', ok: results.every((r) => r.ok), seconds: (Date.now() - t0) / 1000, detail: `${seen.length} events through the broker` });
+  return results;
+}
+
+/** The newest image built for a pod when the kill happened: what restore-pod chose from. */
+function newestBuilt(seen: Seen[], pod: string): ImageBuiltData | undefined {
+  const restored = seen.find((e) => e.type === 'io.kcr.pod.restored' && e.data.pod === pod);
+  const id = restored?.data.checkpointId;
+  return seen.find((e) => e.type === 'io.kcr.image.built' && e.data.id === id)?.data as unknown as ImageBuiltData | undefined;
+}

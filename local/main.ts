@@ -1,0 +1,92 @@
+// `npm start`: the whole kcr chain on this machine, no cluster, running the demo.
+// `npm start -- --once` runs the demo, prints the summary and exits 0 when every
+// step happened (CI runs it).
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { startStack, type Stack } from './stack.js';
+import { runDemo, type StepResult } from './demo.js';
+import { Timeline } from './timeline.js';
+import { formatTable } from '../cli/table.js';
+import { findBinary } from './binaries.js';
+import { errorMessage } from '../functions/runtime/errors.js';
+
+const positive = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
+  return n;
+};
+
+const program = new Command('kcr-local')
+  .description('Runs kcr locally: simulated cluster, node-agents, embedded S3, registry, every function, the broker, and a demo')
+  .option('--once', 'run the demo, print the summary and exit (0 when every step happened)')
+  .option('--state-dir <dir>', 'where the run keeps its data (wiped at start)', '.state/run')
+  .option('--state-mib <n>', 'memory of each demo container, i.e. the size of each checkpoint (MiB)', positive, 24)
+  .option('--step-timeout <s>', 'longest wait for one demo step (seconds)', positive, 60)
+  .option('--oci-layout', 'write checkpoint images to an OCI layout directory even when docker-registry is installed')
+  .option('--verbose', 'also print every pod and workload status update')
+  .parse();
+
+const opts = program.opts<{ once?: boolean; stateDir: string; stateMib: number; stepTimeout: number; ociLayout?: boolean; verbose?: boolean }>();
+const out = process.stdout;
+const stateDir = resolve(opts.stateDir);
+rmSync(stateDir, { recursive: true, force: true });
+mkdirSync(stateDir, { recursive: true });
+
+let stack: Stack | undefined;
+const timeline = new Timeline({ out, verbose: !!opts.verbose, checkpointDir: (node) => stack?.cluster.checkpointDir(node) ?? '' });
+const registryBinary = opts.ociLayout ? undefined : findBinary('docker-registry');
+
+async function main(): Promise<number> {
+  stack = await startStack({
+    stateDir,
+    ...(registryBinary ? { registryBinary } : {}),
+    kubelet: { tickMs: 100 },
+    containerDataBytes: Math.round(opts.stateMib * 1024 * 1024),
+    onS3Request: timeline.s3Request,
+  });
+  const s = stack;
+  s.broker.onDelivery(timeline.observe);
+  const envFile = join(stateDir, 'env');
+  writeFileSync(envFile, `${Object.entries(s.env).map(([k, v]) => `export ${k}='${v}'`).join('\n')}\n`);
+  out.write(
+    [
+      'kcr local mode',
+      `  kubeconfig   ${s.cluster.kubeconfigPath}   (kubectl --kubeconfig ${s.cluster.kubeconfigPath} get pods,deployments,pingsources)`,
+      `  broker       ${s.broker.url}`,
+      `  S3           ${s.s3.endpoint}  bucket ${s.env.KCR_S3_BUCKET}`,
+      `  registry     ${s.registry.kind === 'docker-registry' ? `docker-registry ${s.registry.server.url}` : `OCI layout ${s.registry.dir} (docker-registry not installed)`}`,
+      `  functions    ${[...s.functions].map(([n, f]) => `${n} ${f.url}`).join(', ')}`,
+      `  logs         ${join(stateDir, 'logs')}/   CLI: source ${envFile} && npm run kcr -- events list`,
+      '',
+    ].join('\n'),
+  );
+  const results = await runDemo(s, { stepTimeoutMs: opts.stepTimeout * 1000, onStep: (r) => timeline.line(`${r.ok ? '✓' : '✗'} ${r.step}: ${r.detail}`) });
+  printSummary(results);
+  const ok = results.every((r) => r.ok);
+  if (opts.once) return ok ? 0 : 1;
+  out.write(`\nThe chain keeps running: checkpoints every 10 s, events archived in S3. Ctrl-C stops it.\n`);
+  await new Promise<void>((resolveStop) => {
+    process.once('SIGINT', () => resolveStop());
+    process.once('SIGTERM', () => resolveStop());
+  });
+  return ok ? 0 : 1;
+}
+
+function printSummary(results: StepResult[]): void {
+  timeline.stop();
+  out.write(`\n${formatTable(['', 'step', 'seconds', 'detail'], results.map((r) => [r.ok ? '✓' : '✗', r.step, r.seconds.toFixed(1), r.detail]))}`);
+  const counts = [...timeline.counts].sort(([a], [b]) => a.localeCompare(b));
+  out.write(`\n${formatTable(['event type', 'count'], counts.map(([t, n]) => [t, String(n)]))}`);
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  timeline.stop();
+  console.error(`kcr local mode failed: ${errorMessage(err)}`);
+} finally {
+  await stack?.stop();
+}
+process.exit(code);
