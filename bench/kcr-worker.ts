@@ -1,0 +1,87 @@
+// One kcr function of the artifact benchmark, in a process of its own so that
+// its peak RSS is that function's alone: store-artifact (node-agent → S3) or
+// build-image (S3 → registry), wired from the environment exactly as the
+// deployed function is (KCR_S3_*, KCR_NODE_AGENT_*, KCR_REGISTRY_*,
+// KCR_IMAGE_*), its handle() called directly. Prints one JSON line
+// (WorkerResult). bench/artifacts.ts compiles it and runs it with plain node,
+// as deployed:
+//
+//   node <compiled>/bench/kcr-worker.js '<WorkerJob JSON>'
+import { performance } from 'node:perf_hooks';
+import { pino } from 'pino';
+import { S3ObjectStore, s3OptionsFromEnv } from '../functions/adapters/s3.js';
+import { ImageRecord } from '../functions/build-image/handler.js';
+import { buildImageFromEnv } from '../functions/build-image/index.js';
+import {
+  checkpointId,
+  CheckpointStoredData,
+  EventTypes,
+  ImageBuiltData,
+  kubeletArchiveName,
+  KUBELET_CHECKPOINT_DIR,
+  type CheckpointCreatedData,
+  type KcrEvent,
+} from '../functions/contract/index.js';
+import { artifactKey } from '../functions/domain/storage-layout.js';
+import type { HandlerContext, IncomingEvent } from '../functions/runtime/handler.js';
+import { storeArtifactFromEnv } from '../functions/store-artifact/index.js';
+import { WorkerJob, type BenchCheckpoint, type WorkerResult } from './kcr-job.js';
+import { procStatusBytes } from './support.js';
+
+const ctx: HandlerContext = { log: pino({ level: 'silent' }) };
+
+function incoming<T extends typeof EventTypes.checkpointCreated | typeof EventTypes.checkpointStored>(type: T, data: IncomingEvent<T>['data']): IncomingEvent<T> {
+  return { type, data, id: `bench-${type}`, source: '/kcr/bench', extensions: {} } as IncomingEvent<T>;
+}
+
+/** The single event a handler returned, checked to be of the expected type (a `failed` event ends the run with its reason). */
+function only(out: KcrEvent[], type: string, stage: string): unknown {
+  const [event] = out;
+  if (out.length !== 1 || event?.type !== type) {
+    throw new Error(`${stage} returned ${out.map((e) => `${e.type} ${JSON.stringify(e.data)}`).join('; ') || 'no event'} instead of one ${type}`);
+  }
+  return event.data;
+}
+
+async function store(c: BenchCheckpoint): Promise<WorkerResult> {
+  const handler = await storeArtifactFromEnv(process.env);
+  const startRssBytes = procStatusBytes('VmRSS');
+  const startPeakRssBytes = procStatusBytes('VmHWM');
+  const created: CheckpointCreatedData = {
+    id: checkpointId({ podUid: c.podUid, container: c.container, checkpointedAt: c.timestamp }),
+    namespace: c.namespace,
+    workload: c.workload,
+    pod: c.pod,
+    podUid: c.podUid,
+    container: c.container,
+    node: c.node,
+    archivePath: `${KUBELET_CHECKPOINT_DIR}/${kubeletArchiveName({ pod: c.pod, namespace: c.namespace, container: c.container, timestamp: c.timestamp })}`,
+    checkpointedAt: c.timestamp,
+  };
+  const start = performance.now();
+  const out = await handler.handle(incoming(EventTypes.checkpointCreated, created), ctx);
+  const ms = performance.now() - start;
+  const peakRssBytes = procStatusBytes('VmHWM');
+  const stored = CheckpointStoredData.parse(only(out, EventTypes.checkpointStored, 'store-artifact'));
+  return { stage: 'store', ms, peakRssBytes, startRssBytes, startPeakRssBytes, stored };
+}
+
+async function build(stored: CheckpointStoredData): Promise<WorkerResult> {
+  const handler = await buildImageFromEnv(process.env);
+  const startRssBytes = procStatusBytes('VmRSS');
+  const startPeakRssBytes = procStatusBytes('VmHWM');
+  const start = performance.now();
+  const out = await handler.handle(incoming(EventTypes.checkpointStored, stored), ctx);
+  const ms = performance.now() - start;
+  const peakRssBytes = procStatusBytes('VmHWM');
+  const built = ImageBuiltData.parse(only(out, EventTypes.imageBuilt, 'build-image'));
+  const loc = { namespace: stored.namespace, workload: stored.workload, container: stored.container, id: stored.id };
+  const record = ImageRecord.parse(await new S3ObjectStore(s3OptionsFromEnv(process.env)).getJson(artifactKey(loc, 'image')));
+  return { stage: 'build', ms, peakRssBytes, startRssBytes, startPeakRssBytes, layerBytes: record.layer.size, reference: built.image.reference };
+}
+
+const raw = process.argv[2];
+if (!raw) throw new Error('usage: node kcr-worker.js <WorkerJob JSON> (or node --import tsx bench/kcr-worker.ts …)');
+const job = WorkerJob.parse(JSON.parse(raw));
+const result = job.stage === 'store' ? await store(job.checkpoint) : await build(job.stored);
+process.stdout.write(`${JSON.stringify(result)}\n`);
