@@ -13,7 +13,8 @@
 import { randomUUID } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { WireEvent } from './cloudevent-wire.js';
-import { labelSelectorString, matchesLabelSelector, startListWatch, type KubeObject, type LabelSelector, type ListWatch, type WatchEventType } from './kube-watch.js';
+import { startListWatch, type KubeObject, type ListWatch, type WatchEventType } from './kube-watch.js';
+import { labelSelectorString, matchesLabelSelector, type LabelSelector } from '../functions/domain/label-selector.js';
 import { loadSourcesDir, resolveSink, sendCloudEvent, type ApiServerSourceResource, type SinkResolver } from './sources.js';
 
 const EVENT_TYPES: Record<WatchEventType, string> = {
@@ -104,7 +105,7 @@ export function startApiServerSources(options: ApiServerSourceOptions): ApiServe
     }
     const selector: LabelSelector | undefined = source.spec.namespaceSelector;
     for (const resource of source.spec.resources) {
-      const labelSelector = labelSelectorString(resource.selector);
+      const labelSelector = labelSelectorString(resource.selector) || undefined;
       watches.push(
         startListWatch({
           kubeConfig: options.kubeConfig,

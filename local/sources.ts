@@ -1,11 +1,9 @@
 // What the local PingSource and ApiServerSource stand-ins share: the source
 // resources as read from sources/*.yaml, sink resolution and the sender.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { encodeBinary, type WireEvent } from './cloudevent-wire.js';
+import { parseResources, parseYamlDir } from './yaml-docs.js';
 
 export const SOURCES_API_VERSION = 'sources.knative.dev/v1';
 export const DEFAULT_SOURCES_DIR = fileURLToPath(new URL('../sources', import.meta.url));
@@ -66,34 +64,25 @@ export interface SourcesConfig {
 
 /** Reads the ApiServerSources and PingSources of every `*.yaml` in a directory; other kinds are skipped. */
 export function loadSourcesDir(dir: string = DEFAULT_SOURCES_DIR, defaultNamespace = 'default'): SourcesConfig {
-  const out: SourcesConfig = { apiServerSources: [], pingSources: [] };
-  for (const f of readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).sort()) {
-    const parsed = parseSourcesYaml(readFileSync(join(dir, f), 'utf8'), join(dir, f), defaultNamespace);
-    out.apiServerSources.push(...parsed.apiServerSources);
-    out.pingSources.push(...parsed.pingSources);
-  }
-  return out;
+  return split(parseYamlDir(dir, (text, origin) => parseSources(text, origin, defaultNamespace)));
 }
 
 export function parseSourcesYaml(text: string, origin = '<yaml>', defaultNamespace = 'default'): SourcesConfig {
+  return split(parseSources(text, origin, defaultNamespace));
+}
+
+function parseSources(text: string, origin: string, defaultNamespace: string): (ApiServerSourceResource | PingSourceResource)[] {
+  return parseResources(text, origin, defaultNamespace, (apiVersion, kind) =>
+    apiVersion !== SOURCES_API_VERSION ? undefined : kind === 'PingSource' ? pingSourceSchema : kind === 'ApiServerSource' ? apiServerSourceSchema : undefined,
+  );
+}
+
+function split(resources: (ApiServerSourceResource | PingSourceResource)[]): SourcesConfig {
   const out: SourcesConfig = { apiServerSources: [], pingSources: [] };
-  parseAllDocuments(text).forEach((doc, i) => {
-    if (doc.errors.length) throw new Error(`${origin}: document ${i + 1} is not valid YAML: ${doc.errors[0]!.message}`);
-    const value: unknown = doc.toJS();
-    if (typeof value !== 'object' || value === null) return;
-    const { apiVersion, kind } = value as { apiVersion?: unknown; kind?: unknown };
-    if (apiVersion !== SOURCES_API_VERSION || (kind !== 'ApiServerSource' && kind !== 'PingSource')) return;
-    const result = (kind === 'PingSource' ? pingSourceSchema : apiServerSourceSchema).safeParse(value);
-    if (!result.success) {
-      const issue = result.error.issues[0]!;
-      const name = (value as { metadata?: { name?: unknown } }).metadata?.name;
-      throw new Error(`${origin}: ${kind} ${String(name ?? `#${i + 1}`)} is invalid at ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    }
-    const resource = result.data;
-    resource.metadata.namespace ??= defaultNamespace;
-    if (resource.kind === 'PingSource') out.pingSources.push(resource);
-    else out.apiServerSources.push(resource);
-  });
+  for (const r of resources) {
+    if (r.kind === 'PingSource') out.pingSources.push(r);
+    else out.apiServerSources.push(r);
+  }
   return out;
 }
 

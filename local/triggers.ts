@@ -6,11 +6,9 @@
 //   match (an implicit `all`).
 // - otherwise `spec.filter.attributes`: each attribute must equal exactly; an
 //   empty value matches any value, an empty or absent map matches every event.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { parseCesql, type CesqlExpression } from './cesql.js';
+import { parseResources, parseYamlDir } from './yaml-docs.js';
 
 export const TRIGGER_API_VERSION = 'eventing.knative.dev/v1';
 
@@ -96,41 +94,28 @@ export interface EventingConfig {
  * A resource without a namespace gets `defaultNamespace`, as `kubectl apply -n` would.
  */
 export function loadEventingDir(dir: string, defaultNamespace = 'default'): EventingConfig {
-  const files = readdirSync(dir)
-    .filter((f) => /\.ya?ml$/.test(f))
-    .sort();
-  const config: EventingConfig = { brokers: [], triggers: [] };
-  for (const f of files) {
-    const parsed = parseEventingYaml(readFileSync(join(dir, f), 'utf8'), join(dir, f), defaultNamespace);
-    config.brokers.push(...parsed.brokers);
-    config.triggers.push(...parsed.triggers);
-  }
-  return config;
+  const resources = parseYamlDir(dir, (text, origin) => parseEventingResources(text, origin, defaultNamespace));
+  return split(resources);
 }
 
 export function parseEventingYaml(text: string, origin = '<yaml>', defaultNamespace = 'default'): EventingConfig {
+  return split(parseEventingResources(text, origin, defaultNamespace));
+}
+
+function parseEventingResources(text: string, origin: string, defaultNamespace: string): (TriggerResource | BrokerResource)[] {
+  const resources = parseResources(text, origin, defaultNamespace, (apiVersion, kind) =>
+    apiVersion !== TRIGGER_API_VERSION ? undefined : kind === 'Trigger' ? triggerSchema : kind === 'Broker' ? brokerSchema : undefined,
+  );
+  for (const r of resources) if (r.kind === 'Trigger') compileTriggerFilter(r, origin);
+  return resources;
+}
+
+function split(resources: (TriggerResource | BrokerResource)[]): EventingConfig {
   const config: EventingConfig = { brokers: [], triggers: [] };
-  parseAllDocuments(text).forEach((doc, i) => {
-    if (doc.errors.length) throw new Error(`${origin}: document ${i + 1} is not valid YAML: ${doc.errors[0]!.message}`);
-    const value: unknown = doc.toJS();
-    if (typeof value !== 'object' || value === null) return;
-    const kind = (value as { kind?: unknown }).kind;
-    const apiVersion = (value as { apiVersion?: unknown }).apiVersion;
-    if (apiVersion !== TRIGGER_API_VERSION || (kind !== 'Trigger' && kind !== 'Broker')) return;
-    const schema = kind === 'Trigger' ? triggerSchema : brokerSchema;
-    const result = schema.safeParse(value);
-    if (!result.success) {
-      const issue = result.error.issues[0]!;
-      const name = (value as { metadata?: { name?: unknown } }).metadata?.name;
-      throw new Error(`${origin}: ${kind} ${String(name ?? `#${i + 1}`)} is invalid at ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    }
-    const resource = result.data;
-    resource.metadata.namespace ??= defaultNamespace;
-    if (resource.kind === 'Trigger') {
-      compileTriggerFilter(resource, origin);
-      config.triggers.push(resource);
-    } else config.brokers.push(resource);
-  });
+  for (const r of resources) {
+    if (r.kind === 'Trigger') config.triggers.push(r);
+    else config.brokers.push(r);
+  }
   return config;
 }
 

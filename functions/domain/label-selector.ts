@@ -1,7 +1,14 @@
-// Turns a Kubernetes LabelSelector object into the string form the list API takes.
-import type { V1LabelSelector } from '@kubernetes/client-node';
+// Kubernetes LabelSelectors: the string form the list API takes, and matching
+// a set of labels against one.
 
-export function labelSelectorString(selector: V1LabelSelector | undefined): string {
+/** A LabelSelector's structure (client-node's V1LabelSelector fits it). */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
+}
+
+/** The API's query syntax for a selector; '' for none or an empty one. */
+export function labelSelectorString(selector: LabelSelector | undefined): string {
   if (!selector) return '';
   const parts = Object.entries(selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
   for (const e of selector.matchExpressions ?? []) {
@@ -20,8 +27,23 @@ export function labelSelectorString(selector: V1LabelSelector | undefined): stri
         parts.push(`!${e.key}`);
         break;
       default:
-        throw new Error(`unsupported label selector operator ${JSON.stringify(e.operator)} on ${e.key}`);
+        throw new Error(`label selector operator ${JSON.stringify(e.operator)} on ${e.key} is not one of In, NotIn, Exists, DoesNotExist`);
     }
   }
   return parts.join(',');
+}
+
+/** True when labels satisfy a selector (an empty selector matches everything). */
+export function matchesLabelSelector(selector: LabelSelector, labels: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of selector.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, e.key);
+    const value = labels[e.key];
+    const values = e.values ?? [];
+    if (e.operator === 'In' && !(has && values.includes(value!))) return false;
+    if (e.operator === 'NotIn' && has && values.includes(value!)) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
 }

@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
-import { labelSelectorString, matchesLabelSelector, startListWatch, type KubeObject, type WatchEventType } from '../../local/kube-watch.js';
+import { startListWatch, type KubeObject, type WatchEventType } from '../../local/kube-watch.js';
+import { labelSelectorString, matchesLabelSelector } from '../../functions/domain/label-selector.js';
 import { startApiServerSources } from '../../local/apiserver-source.js';
 import { parseSourcesYaml } from '../../local/sources.js';
 import { startSubscriber } from './support.js';
@@ -153,7 +154,7 @@ describe('label selectors', () => {
 
   it('renders the query syntax', () => {
     expect(labelSelectorString(selector)).toBe('app=web,tier in (a,b),!legacy,zone,env notin (prod)');
-    expect(labelSelectorString({})).toBeUndefined();
+    expect(labelSelectorString({})).toBe('');
     expect(() => labelSelectorString({ matchExpressions: [{ key: 'k', operator: 'Gt' }] })).toThrow(/operator "Gt" on k/);
   });
 
