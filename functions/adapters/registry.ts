@@ -150,16 +150,7 @@ export class RegistryClient implements ImageTarget {
   /** Deletes a manifest by digest (the registry must allow deletes); false when it was not there. */
   async deleteManifest(repo: string, digest: string): Promise<boolean> {
     const what = `DELETE manifest ${repo}@${digest}`;
-    const res = await this.send('DELETE', `${repo}/manifests/${digest}`, { scopes: [deleteScope(repo)], what });
-    if (res.status === 202 || res.status === 200) {
-      await drain(res);
-      return true;
-    }
-    if (res.status === 404) {
-      await drain(res);
-      return false;
-    }
-    throw await this.failure(res, what);
+    return this.existence(await this.send('DELETE', `${repo}/manifests/${digest}`, { scopes: [deleteScope(repo)], what }), what);
   }
 
   /** Streams a blob whose digest is known: one PUT, and the registry verifies the digest. */
@@ -214,8 +205,9 @@ export class RegistryClient implements ImageTarget {
     }
   }
 
+  /** 200 (or 202, a DELETE accepted): it was there; 404: it was not; anything else throws. */
   private async existence(res: Response, what: string): Promise<boolean> {
-    if (res.status === 200) {
+    if (res.status === 200 || res.status === 202) {
       await drain(res);
       return true;
     }

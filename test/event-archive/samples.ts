@@ -1,17 +1,8 @@
 // Contract-valid event data shared by the event-archive and CLI tests.
 import type { EventData } from '../../functions/contract/events.js';
+import { sampleCreated } from '../runtime/fixtures/test-handler.js';
 
-export const created: EventData<'io.kcr.checkpoint.created'> = {
-  id: '20261123T181504Z-0123456789ab',
-  namespace: 'default',
-  workload: { kind: 'Deployment', name: 'counter' },
-  pod: 'counter-7d9f8-abcde',
-  podUid: '8a7c4c1e-1111-2222-3333-444455556666',
-  container: 'app',
-  node: 'node-a',
-  archivePath: '/var/lib/kubelet/checkpoints/checkpoint-counter-7d9f8-abcde_default-app-2026-11-23T18:15:04Z.tar',
-  checkpointedAt: '2026-11-23T18:15:04Z',
-};
+export const created: EventData<'io.kcr.checkpoint.created'> = { ...sampleCreated, workload: { ...sampleCreated.workload } };
 
 export const stored: EventData<'io.kcr.checkpoint.stored'> = {
   ...created,
