@@ -321,6 +321,19 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
         for (const p of api.list(podType, undefined, { fieldSelector: [{ path: 'spec.nodeName', op: 'eq', value: node }] })) {
           recorder.record(p, 'Normal', 'TaintManagerEviction', `Marking for deletion Pod ${p.metadata.namespace}/${p.metadata.name}`, 'taint-eviction-controller');
           try {
+            // Since Kubernetes 1.26 the controller marks the pod before deleting it.
+            api.mutate(
+              podType,
+              p.metadata.namespace,
+              p.metadata.name!,
+              (o) => {
+                const st = (o.status ?? {}) as Record<string, unknown>;
+                const conds = (Array.isArray(st.conditions) ? (st.conditions as Record<string, unknown>[]) : []).filter((c) => c.type !== 'DisruptionTarget');
+                conds.push({ type: 'DisruptionTarget', status: 'True', lastProbeTime: null, lastTransitionTime: nowRfc3339(), reason: 'DeletionByTaintManager', message: 'Taint manager: deleting due to NoExecute taint' });
+                o.status = { ...st, conditions: conds };
+              },
+              'status',
+            );
             api.delete(podType, p.metadata.namespace, p.metadata.name!, { gracePeriodSeconds: 0 });
           } catch (err) {
             if (!(err instanceof ApiError && err.code === 404)) throw err;

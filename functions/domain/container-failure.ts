@@ -51,12 +51,13 @@ const DISRUPTION_REASONS = new Set(['EvictionByEvictionAPI', 'DeletionByTaintMan
  * Why a pod was disrupted, or undefined when it ended on purpose. Kubernetes
  * marks disruptions with the DisruptionTarget condition; a node-pressure
  * eviction leaves phase Failed, reason Evicted; a pod whose node is not Ready
- * when it is deleted went with its node.
+ * when it is deleted went with its node (`nodeReady` is given only for a pod
+ * being deleted or gone).
  */
 export function disruptionOf(pod: V1Pod, nodeReady: boolean | undefined): string | undefined {
   const cond = pod.status?.conditions?.find((c) => c.type === 'DisruptionTarget' && c.status === 'True');
   if (cond && (!cond.reason || DISRUPTION_REASONS.has(cond.reason))) return cond.reason ?? 'DisruptionTarget';
   if (pod.status?.phase === 'Failed' && (pod.status.reason === 'Evicted' || pod.status.reason === 'NodeLost')) return pod.status.reason;
-  if (pod.metadata?.deletionTimestamp && nodeReady === false) return 'NodeNotReady';
+  if (nodeReady === false) return 'NodeNotReady';
   return undefined;
 }

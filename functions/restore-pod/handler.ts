@@ -90,7 +90,7 @@ export function createRestorePod(deps: RestorePodDeps): FunctionHandler<Accepted
         const owner = podOwner(seen);
         const pc: PodContext = { deps, catalog: memoized(new CheckpointCatalog(deps.store)), ctx, now, owner };
         if (!(await optedIn(pc, seen))) return [];
-        return ending ? recordDisruption(pc, seen) : restoreLivePod(pc, namespace, name);
+        return ending ? recordDisruption(pc, seen, event.type === EventTypes.resourceDelete) : restoreLivePod(pc, namespace, name);
       });
     },
   };
@@ -268,12 +268,11 @@ async function apply(pc: PodContext, pod: V1Pod, plans: Plan[]): Promise<KcrEven
 }
 
 /** Records a disruption, then restores a replacement that already exists (events arrive in any order). */
-async function recordDisruption(pc: PodContext, pod: V1Pod): Promise<KcrEvent[]> {
+async function recordDisruption(pc: PodContext, pod: V1Pod, deleted: boolean): Promise<KcrEvent[]> {
   const namespace = pod.metadata?.namespace ?? 'default';
   const node = pod.spec?.nodeName;
-  let nodeReady: boolean | undefined;
-  if (pod.metadata?.deletionTimestamp && node) nodeReady = await pc.deps.kube.nodeReady(node);
-  const reason = disruptionOf(pod, nodeReady);
+  const gone = deleted || !!pod.metadata?.deletionTimestamp;
+  const reason = disruptionOf(pod, gone && node ? await pc.deps.kube.nodeReady(node) : undefined);
   if (!reason || pc.owner.kind === 'Pod') return [];
   const record: DisruptionRecord = {
     namespace,

@@ -114,6 +114,29 @@ describe('restore-pod on the local stack', () => {
     expect(s.counter).toBeGreaterThanOrEqual(200_000);
   });
 
+  it('gives the replacement of a Deployment pod lost with its node that pod\'s state, on another node', async () => {
+    await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'lost', annotations: OPT_IN }) });
+    const [pod] = await runningPods(kube, NS, 'app=lost', 1);
+    const name = pod!.metadata!.name!;
+    const node = pod!.spec!.nodeName!;
+    stack.cluster.setContainerState(NS, name, 'app', { counter: 300_000 });
+    const [id] = await checkpoint(pod!);
+
+    stack.cluster.nodeDown(node);
+    try {
+      const restored = await until('replacement restored', () => seen.find((e) => e.type === 'io.kcr.pod.restored' && e.data.checkpointId === id));
+      const replacement = String(restored.data.pod);
+      expect(replacement).not.toBe(name);
+      expect(restored.data.strategy).toBe('replacement');
+      const moved = await core.readNamespacedPod({ namespace: NS, name: replacement });
+      expect(moved.spec?.nodeName).not.toBe(node);
+      const s = await until('restored replacement', () => (state(replacement)?.restoredFrom && state(replacement)?.running ? state(replacement) : undefined));
+      expect(s.counter).toBeGreaterThanOrEqual(300_000);
+    } finally {
+      stack.cluster.nodeUp(node);
+    }
+  });
+
   it('restores only the killed pod of a 3-replica Deployment, from its own checkpoint', async () => {
     await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'trio', replicas: 3, annotations: OPT_IN }) });
     const pods = await runningPods(kube, NS, 'app=trio', 3);
