@@ -103,6 +103,13 @@ export class S3ObjectStore implements ObjectStore {
       // The client's own threshold: a Buffer smaller than this goes out in one PUT (putJson, small uploads).
       partSize: Math.max(this.partSize, 64 * MiB),
     });
+    // Over plain http minio hashes every payload for its SigV4 signature: a
+    // second sha256 of every part on the upload's hot path (UNSIGNED-PAYLOAD
+    // instead, as minio does over https). Integrity does not rest on it: the
+    // archive's sha256, computed in upload(), is checked again when build-image
+    // reads the archive back (by the registry for a plain layer, by build-image
+    // itself before gzip).
+    this.client.enableSHA256 = false;
   }
 
   async ensureBucket(): Promise<void> {
@@ -185,32 +192,40 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /**
-   * Cuts `body` into parts of at least `partSize` bytes and uploads up to
-   * `partsInFlight` of them at once; reading pauses while that many are in
-   * flight, so memory stays at (partsInFlight + 1) × partSize whatever the size.
-   * A body shorter than one part goes out in a single PUT. Errors of `body`
-   * itself are rethrown as they are (the caller knows what they mean); S3
-   * errors are mapped (transient → TransientError).
+   * Copies `body` into parts of exactly `partSize` bytes (the last one shorter)
+   * and uploads up to `partsInFlight` of them at once; reading pauses while
+   * that many are in flight. A part's buffer is reused once its upload is
+   * done: memory is (partsInFlight + 1) × partSize whatever the size, and no
+   * part buffer is left for the garbage collector (released buffers of many
+   * MiB outlive young collections and pile up until a full one). A body
+   * shorter than one part goes out in a single PUT. Errors of `body` itself
+   * are rethrown as they are (the caller knows what they mean); S3 errors are
+   * mapped (transient → TransientError).
    */
   async upload(key: string, body: Readable, options: UploadOptions = {}): Promise<UploadResult> {
     const hash = createHash('sha256');
     let size = 0;
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
+    const spare: Buffer[] = [];
+    let current: Buffer | undefined;
+    let filled = 0;
     let uploadId: string | undefined;
     const parts: { part: number; etag: string }[] = [];
     const inFlight = new Set<Promise<void>>();
     let s3Error: unknown;
     let partNumber = 0;
 
-    const startPart = (data: Buffer) => {
+    const startPart = (buffer: Buffer, length: number) => {
       const part = ++partNumber;
       const id = uploadId as string;
       const p = this.client
-        .uploadPart({ bucketName: this.bucket, objectName: key, uploadID: id, partNumber: part, headers: { 'Content-Length': data.length } }, data)
+        .uploadPart({ bucketName: this.bucket, objectName: key, uploadID: id, partNumber: part, headers: { 'Content-Length': length } }, buffer.subarray(0, length))
         .then((r) => void parts.push({ part, etag: r.etag }))
         .catch((err: unknown) => void (s3Error ??= err))
-        .finally(() => inFlight.delete(p));
+        .finally(() => {
+          inFlight.delete(p);
+          // The request has settled (retries included): nothing reads the buffer any more.
+          spare.push(buffer);
+        });
       inFlight.add(p);
     };
     /** Waits until fewer than partsInFlight parts are uploading. */
@@ -226,6 +241,7 @@ export class S3ObjectStore implements ObjectStore {
         throw err;
       }
     };
+    const contentType = { 'Content-Type': options.contentType ?? 'application/octet-stream' };
 
     try {
       for await (const raw of body) {
@@ -235,26 +251,27 @@ export class S3ObjectStore implements ObjectStore {
         hash.update(chunk);
         size += chunk.length;
         options.onProgress?.(size);
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        if (pendingBytes < this.partSize) continue;
-        if (uploadId === undefined) uploadId = await s3(() => this.client.initiateNewMultipartUpload(this.bucket, key, { 'Content-Type': options.contentType ?? 'application/octet-stream' }));
-        const data = Buffer.concat(pending, pendingBytes);
-        pending = [];
-        pendingBytes = 0;
-        await slot();
-        startPart(data);
+        for (let offset = 0; offset < chunk.length; ) {
+          current ??= spare.pop() ?? Buffer.allocUnsafe(this.partSize);
+          const copied = chunk.copy(current, filled, offset);
+          filled += copied;
+          offset += copied;
+          if (filled < this.partSize) continue;
+          if (uploadId === undefined) uploadId = await s3(() => this.client.initiateNewMultipartUpload(this.bucket, key, contentType));
+          await slot();
+          startPart(current, filled);
+          current = undefined;
+          filled = 0;
+        }
       }
       options.signal?.throwIfAborted();
       if (uploadId === undefined) {
-        const data = Buffer.concat(pending, pendingBytes);
-        await s3(() => this.client.putObject(this.bucket, key, data, data.length, { 'Content-Type': options.contentType ?? 'application/octet-stream' }));
+        const data = (current ?? Buffer.alloc(0)).subarray(0, filled);
+        await s3(() => this.client.putObject(this.bucket, key, data, data.length, contentType));
       } else {
-        if (pendingBytes > 0) {
-          const data = Buffer.concat(pending, pendingBytes);
-          pending = [];
+        if (current && filled > 0) {
           await slot();
-          startPart(data);
+          startPart(current, filled);
         }
         await Promise.all(inFlight);
         if (s3Error) throw s3Error;
