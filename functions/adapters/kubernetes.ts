@@ -18,6 +18,7 @@ import {
   type V1StatefulSet,
 } from '@kubernetes/client-node';
 import { TransientError, errorMessage } from '../runtime/errors.js';
+import { KeepAliveAgents } from './kube-keepalive.js';
 import type { WorkloadKind } from '../contract/events.js';
 
 export type Workload = (V1Deployment & { kind: 'Deployment' }) | (V1StatefulSet & { kind: 'StatefulSet' });
@@ -66,10 +67,13 @@ export class Kubernetes {
   readonly apps: AppsV1Api;
   readonly custom: CustomObjectsApi;
 
+  private readonly agents: KeepAliveAgents;
+
   constructor(readonly kubeConfig: KubeConfig, private readonly options: KubernetesOptions = {}) {
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
-    this.apps = kubeConfig.makeApiClient(AppsV1Api);
-    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.agents = new KeepAliveAgents(kubeConfig);
+    this.core = this.agents.makeApiClient(CoreV1Api);
+    this.apps = this.agents.makeApiClient(AppsV1Api);
+    this.custom = this.agents.makeApiClient(CustomObjectsApi);
   }
 
   /** In a pod: the service account; elsewhere KUBECONFIG or ~/.kube/config. */
@@ -174,6 +178,7 @@ export class Kubernetes {
     const url = new URL(`${cluster.server.replace(/\/+$/, '')}${path}`);
     const opts: https.RequestOptions = { method: 'POST', headers: { Accept: 'application/json' } };
     await this.kubeConfig.applyToHTTPSOptions(opts);
+    opts.agent = this.agents.reuse(opts.agent);
     const transport = url.protocol === 'https:' ? https : http;
     const timeoutMs = timeoutSeconds * 1000 + (this.options.checkpointMarginMs ?? 10_000);
     const what = `checkpoint ${namespace}/${pod}/${container} on node ${node}`;
