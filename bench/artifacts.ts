@@ -1,20 +1,26 @@
-// The artifact benchmark of issue 4 (`npm run bench:artifacts`): the same
+// The artifact benchmark of issue 4 (`npm run bench:artifacts`). The same
 // kubelet-style archives (100 MiB and 1 GiB, generated once into a node's
 // checkpoint directory served by a real node-agent) go through
 //   (a) kcr: store-artifact (node-agent → s3rver) then build-image (s3rver →
-//       docker-registry), in a child process of its own (bench/kcr-worker.ts)
-//       so that its peak RSS is kcr's alone; layer `none` and `gzip`;
+//       docker-registry), each compiled and run in a process of its own
+//       (bench/kcr-worker.ts), so that a peak RSS is that function's alone;
+//       as configured by default, with the memory settings recommended here
+//       ("tuned"), and with a gzip layer;
 //   (b) the seed operator's way: buildah from scratch / add / config
 //       --annotation / commit / push (vfs driver) to the same registry;
 //   (c) the physical floor: sha256sum of the archive, and a plain loopback
-//       copy of the same bytes from the node-agent (curl → /dev/null).
+//       copy of the same bytes from the node-agent (curl → /dev/null);
+// and, to show where kcr's time goes, the two servers alone: one curl PUT of
+// the archive into s3rver, one into the registry.
 // Prints markdown tables with absolute times and the ratios of this run.
 //
-//   npm run bench:artifacts [-- --sizes=100,1024] [-- --gzip-sizes=100]
+//   npm run bench:artifacts [-- --sizes=100,1024 --gzip-sizes=100]
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { kubeletArchiveName } from '../functions/contract/kubelet-archive.js';
@@ -22,8 +28,8 @@ import { startNodeAgent, type NodeAgent } from '../node-agent/server.js';
 import { writeCheckpointArchive } from '../test/support/archives.js';
 import { findBinary } from '../test/support/binaries.js';
 import { startRegistry, type TestRegistry } from '../test/support/registry.js';
-import { startS3, type S3Fixture } from '../test/support/s3.js';
 import { WorkerResult, type BenchCheckpoint, type WorkerJob } from './kcr-job.js';
+import type { S3ServerInfo } from './s3-server.js';
 import { mib, MiB, rate, runCommand, seconds, timed } from './support.js';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -33,10 +39,22 @@ const NAMESPACE = 'bench';
 const CONTAINER = 'redis';
 const TIMESTAMP = '2026-11-23T18:15:04Z';
 const CHECKPOINT_NAME_ANNOTATION = 'io.kubernetes.cri-o.annotations.checkpoint.name';
-const TUNABLES = ['KCR_S3_PART_SIZE_MB', 'KCR_S3_PARTS_IN_FLIGHT'];
 const TARGETS = { vsBuildah: 3, vsFloor: 2, peakRssMiB: 150 };
+/**
+ * What the "tuned" runs set: 3 parts of 8 MiB in flight (the part buffers are
+ * (partsInFlight + 1) × part size: 32 MiB instead of 80), and young-generation
+ * semi-spaces of 2 MiB instead of V8's 16 (a smaller young generation, and
+ * fewer dead stream chunks waiting for a scavenge). None is a default today:
+ * the ENV catalog has 16 MiB × 4, and NODE_OPTIONS is the deployment's.
+ */
+const TUNED_ENV = { KCR_S3_PART_SIZE_MB: '8', KCR_S3_PARTS_IN_FLIGHT: '3', NODE_OPTIONS: '--max-semi-space-size=2' };
 
-type Compression = 'none' | 'gzip';
+type Variant = 'none' | 'tuned' | 'gzip';
+const VARIANTS: Record<Variant, { compression: 'none' | 'gzip'; env: Record<string, string> }> = {
+  none: { compression: 'none', env: {} },
+  tuned: { compression: 'none', env: TUNED_ENV },
+  gzip: { compression: 'gzip', env: {} },
+};
 
 interface Archive {
   sizeMiB: number;
@@ -48,23 +66,41 @@ interface Archive {
   bytes: number;
 }
 
-interface BuildahResult {
-  ok: true;
-  totalMs: number;
-  steps: Record<string, number>;
+interface Services {
+  s3: S3ServerInfo;
+  agent: NodeAgent;
+  registry: TestRegistry;
+  worker: string;
 }
-type BuildahOutcome = BuildahResult | { ok: false; reason: string };
+
+interface KcrResult {
+  store: WorkerResult;
+  build: WorkerResult;
+  totalMs: number;
+  /** The larger of the two functions' peaks: what either one's memory limit must allow. */
+  peakRssBytes: number;
+}
+
+type BuildahOutcome = { ok: true; totalMs: number; steps: Record<string, number> } | { ok: false; reason: string };
 
 interface Floor {
   sha256Ms: number;
   copyMs: number;
+  /** `sha256:<hex>` of the archive, from sha256sum. */
+  digest: string;
+}
+
+interface ServersAlone {
+  s3PutMs: number;
+  registryPutMs: number;
 }
 
 interface Row {
   archive: Archive;
-  kcr: Partial<Record<Compression, KcrResult>>;
+  kcr: Partial<Record<Variant, KcrResult>>;
   buildah: BuildahOutcome;
   floor: Floor;
+  servers: ServersAlone;
 }
 
 function sizesFrom(flag: string, fallback: number[]): number[] {
@@ -85,7 +121,7 @@ function required(name: string, debianPackage: string): string {
   return path;
 }
 
-/** Archives of (almost exactly) `sizeMiB`: pages-1.img fills all but the few KiB of the other entries. */
+/** An archive of (almost exactly) `sizeMiB`: pages-1.img fills all but the few KiB of the other entries. */
 async function makeArchive(dir: string, sizeMiB: number): Promise<Archive> {
   const pod = `redis-${sizeMiB}m`;
   const podUid = `0f6a4c1e-2b3d-4e5f-8a9b-${String(sizeMiB).padStart(12, '0')}`;
@@ -117,17 +153,26 @@ async function compileWorker(dir: string): Promise<string> {
   return join(out, 'dist/bench/kcr-worker.js');
 }
 
-interface KcrResult {
-  storeMs: number;
-  buildMs: number;
-  totalMs: number;
-  storePeakRssBytes: number;
-  buildPeakRssBytes: number;
-  /** The larger of the two functions' peaks: what each one's memory limit must allow. */
-  peakRssBytes: number;
-  startRssBytes: number;
-  archiveBytes: number;
-  layerBytes: number;
+/** bench/s3-server.ts as a child process, once it printed where it listens. */
+async function startS3Server(): Promise<{ info: S3ServerInfo; stop(): Promise<void> }> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench/s3-server.ts')], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const lines = createInterface({ input: child.stdout as NonNullable<ChildProcess['stdout']> });
+  const first = await Promise.race([
+    new Promise<string>((resolve) => lines.once('line', resolve)),
+    exited.then(() => {
+      throw new Error('bench/s3-server.ts exited before it printed its endpoint');
+    }),
+  ]);
+  lines.close();
+  const info = JSON.parse(first) as S3ServerInfo;
+  return {
+    info,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 /** One kcr function in a process of its own; returns its answer line. */
@@ -141,8 +186,8 @@ async function runWorker(worker: string, env: NodeJS.ProcessEnv, job: WorkerJob)
   }
 }
 
-/** store-artifact then build-image, each in its own process; each run has its own bucket and repository, so nothing is found already done. */
-async function runKcr(env: { s3: S3Fixture; agent: NodeAgent; registry: TestRegistry; worker: string }, archive: Archive, compression: Compression, run: number): Promise<KcrResult> {
+/** store-artifact then build-image; each run has its own bucket and repository, so nothing is found already done. */
+async function runKcr(services: Services, archive: Archive, variant: Variant, run: number): Promise<KcrResult> {
   const checkpoint: BenchCheckpoint = {
     node: NODE,
     namespace: NAMESPACE,
@@ -152,35 +197,26 @@ async function runKcr(env: { s3: S3Fixture; agent: NodeAgent; registry: TestRegi
     workload: { kind: 'StatefulSet', name: 'redis' },
     timestamp: TIMESTAMP,
   };
-  // The part knobs pass through, to bench other settings than the defaults; no other KCR_* does.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KCR_') || TUNABLES.includes(k)));
-  const childEnv: NodeJS.ProcessEnv = {
+  // Nothing of the bench's own configuration leaks in: no KCR_*, and no NODE_OPTIONS (which may load tsx).
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KCR_') && k !== 'NODE_OPTIONS'));
+  const env: NodeJS.ProcessEnv = {
     ...inherited,
-    KCR_S3_ENDPOINT: env.s3.endpoint,
-    KCR_S3_ACCESS_KEY: env.s3.accessKey,
-    KCR_S3_SECRET_KEY: env.s3.secretKey,
-    KCR_S3_REGION: env.s3.region,
+    KCR_S3_ENDPOINT: services.s3.endpoint,
+    KCR_S3_ACCESS_KEY: services.s3.accessKey,
+    KCR_S3_SECRET_KEY: services.s3.secretKey,
+    KCR_S3_REGION: services.s3.region,
     KCR_S3_BUCKET: `bench-run-${run}`,
-    KCR_NODE_AGENT_URLS: JSON.stringify({ [NODE]: env.agent.url }),
+    KCR_NODE_AGENT_URLS: JSON.stringify({ [NODE]: services.agent.url }),
     KCR_NODE_AGENT_TOKEN: TOKEN,
-    KCR_REGISTRY_URL: env.registry.url,
+    KCR_REGISTRY_URL: services.registry.url,
     KCR_REGISTRY_REPO_PREFIX: `kcr-run-${run}`,
-    KCR_IMAGE_LAYER_COMPRESSION: compression,
+    KCR_IMAGE_LAYER_COMPRESSION: VARIANTS[variant].compression,
+    ...VARIANTS[variant].env,
   };
-  const store = await runWorker(env.worker, childEnv, { stage: 'store', checkpoint });
+  const store = await runWorker(services.worker, env, { stage: 'store', checkpoint });
   if (!store.stored) throw new Error(`store-artifact of ${archive.label} answered without the stored data`);
-  const build = await runWorker(env.worker, childEnv, { stage: 'build', stored: store.stored });
-  return {
-    storeMs: store.ms,
-    buildMs: build.ms,
-    totalMs: store.ms + build.ms,
-    storePeakRssBytes: store.peakRssBytes,
-    buildPeakRssBytes: build.peakRssBytes,
-    peakRssBytes: Math.max(store.peakRssBytes, build.peakRssBytes),
-    startRssBytes: Math.max(store.startRssBytes, build.startRssBytes),
-    archiveBytes: store.stored.artifact.size,
-    layerBytes: build.layerBytes ?? 0,
-  };
+  const build = await runWorker(services.worker, env, { stage: 'build', stored: store.stored });
+  return { store, build, totalMs: store.ms + build.ms, peakRssBytes: Math.max(store.peakRssBytes, build.peakRssBytes) };
 }
 
 /** The seed operator's sequence with Debian buildah (vfs, a private root), timed as a whole and per step. */
@@ -202,7 +238,7 @@ async function runBuildah(buildah: string, dir: string, registry: TestRegistry, 
     await step('add', ['add', ctr, archive.file, '/']);
     await step('config', ['config', '--annotation', `${CHECKPOINT_NAME_ANNOTATION}=${CONTAINER}`, ctr]);
     await step('commit', ['commit', '--quiet', ctr, image]);
-    await step('push', ['push', '--quiet', '--tls-verify=false', image, `docker://${registry.host}/buildah-run-${run}/${archive.pod}:${TIMESTAMP.replace(/[^0-9A-Za-z]/g, '')}`]);
+    await step('push', ['push', '--quiet', '--tls-verify=false', image, `docker://${registry.host}/buildah-run-${run}/${archive.pod}:latest`]);
     return { ok: true, totalMs: performance.now() - start, steps };
   } catch (err) {
     return { ok: false, reason: err instanceof Error ? err.message : String(err) };
@@ -212,61 +248,109 @@ async function runBuildah(buildah: string, dir: string, registry: TestRegistry, 
 }
 
 async function runFloor(sha256sum: string, curl: string, agent: NodeAgent, archive: Archive): Promise<Floor> {
-  const sha = await runCommand(sha256sum, [archive.file], { stdoutTo: 'ignore' });
+  const sha = await runCommand(sha256sum, [archive.file]);
+  const hex = /^([0-9a-f]{64})\s/.exec(sha.stdout)?.[1];
+  if (!hex) throw new Error(`sha256sum ${archive.file} printed no digest: ${JSON.stringify(sha.stdout.slice(0, 200))}`);
   const url = `${agent.url}/checkpoints/${encodeURIComponent(archive.name)}`;
   const copy = await runCommand(curl, ['--silent', '--show-error', '--fail', '--output', '/dev/null', '--header', `Authorization: Bearer ${TOKEN}`, url]);
-  return { sha256Ms: sha.ms, copyMs: copy.ms };
+  return { sha256Ms: sha.ms, copyMs: copy.ms, digest: `sha256:${hex}` };
+}
+
+/** One plain PUT of the archive into each server with curl: what the servers themselves take to accept the bytes. */
+async function runServersAlone(curl: string, services: Services, archive: Archive, digest: string, run: number): Promise<ServersAlone> {
+  const s3 = services.s3;
+  const sigv4 = ['--aws-sigv4', `aws:amz:${s3.region}:s3`, '--user', `${s3.accessKey}:${s3.secretKey}`, '--header', 'x-amz-content-sha256: UNSIGNED-PAYLOAD'];
+  // No "Expect: 100-continue" round trip: neither kcr nor buildah waits for one.
+  const put = ['--silent', '--show-error', '--fail', '--output', '/dev/null', '--header', 'Expect:'];
+  const bucket = `${s3.endpoint}/bench-curl-${run}`;
+  await runCommand(curl, [...put, ...sigv4, '--request', 'PUT', '--header', 'Content-Length: 0', bucket]);
+  const s3Put = await runCommand(curl, [...put, ...sigv4, '--upload-file', archive.file, `${bucket}/archive.tar`]);
+
+  const repo = `curl-run-${run}/${archive.pod}`;
+  const started = await fetch(`${services.registry.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  await started.arrayBuffer();
+  const location = started.headers.get('location');
+  if (started.status !== 202 || !location) throw new Error(`registry answered ${started.status} to POST /v2/${repo}/blobs/uploads/ without an upload location`);
+  const target = new URL(location, services.registry.url);
+  target.searchParams.set('digest', digest);
+  const registryPut = await runCommand(curl, [...put, '--header', 'Content-Type: application/octet-stream', '--upload-file', archive.file, target.href]);
+  return { s3PutMs: s3Put.ms, registryPutMs: registryPut.ms };
 }
 
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 const floorMs = (f: Floor) => f.sha256Ms + f.copyMs;
 const check = (ok: boolean) => (ok ? 'met' : 'MISSED');
+const peaks = (k: KcrResult) => `${mib(k.store.peakRssBytes)} / ${mib(k.build.peakRssBytes)}`;
 
 function report(rows: Row[]): string {
-  const lines: string[] = [];
-  lines.push(`kcr (layer none) vs buildah vs the floor; ${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${availableParallelism()} CPUs`);
-  lines.push('');
-  lines.push('| archive | kcr store-artifact s | kcr build-image s | kcr total s | kcr peak RSS MiB (store / build) | buildah s | floor s (sha256sum + loopback copy) | buildah / kcr | kcr / floor |');
-  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const out: string[] = [];
+  const line = (s = '') => out.push(s);
+  line(`${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${availableParallelism()} CPUs; kcr with its default settings and layer none.`);
+  line();
+  line('| archive | kcr store-artifact s | kcr build-image s | kcr total s | buildah s | floor s (sha256sum + loopback copy) | buildah / kcr | kcr / floor | kcr peak RSS MiB (store / build) |');
+  line('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const k = r.kcr.none;
     if (!k) continue;
     const b = r.buildah.ok ? r.buildah.totalMs : undefined;
-    lines.push(
-      `| ${r.archive.label} | ${seconds(k.storeMs)} | ${seconds(k.buildMs)} | ${seconds(k.totalMs)} | ${mib(k.storePeakRssBytes)} / ${mib(k.buildPeakRssBytes)} | ${b !== undefined ? seconds(b) : 'n/a'} | ${seconds(floorMs(r.floor))} (${seconds(r.floor.sha256Ms)} + ${seconds(r.floor.copyMs)}) | ${b !== undefined ? ratio(b, k.totalMs) : 'n/a'} | ${ratio(k.totalMs, floorMs(r.floor))} |`,
+    line(
+      `| ${r.archive.label} | ${seconds(k.store.ms)} | ${seconds(k.build.ms)} | ${seconds(k.totalMs)} | ${b !== undefined ? seconds(b) : 'n/a'} | ${seconds(floorMs(r.floor))} (${seconds(r.floor.sha256Ms)} + ${seconds(r.floor.copyMs)}) | ${b !== undefined ? ratio(b, k.totalMs) : 'n/a'} | ${ratio(k.totalMs, floorMs(r.floor))} | ${peaks(k)} |`,
     );
   }
-  lines.push('');
-  lines.push('Layer compression (KCR_IMAGE_LAYER_COMPRESSION):');
-  lines.push('');
-  lines.push('| archive | layer | build-image s | kcr total s | layer MiB | build-image MiB/s | build-image peak RSS MiB |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|');
-  for (const r of rows) {
-    for (const c of ['none', 'gzip'] as const) {
-      const k = r.kcr[c];
-      if (k) lines.push(`| ${r.archive.label} | ${c} | ${seconds(k.buildMs)} | ${seconds(k.totalMs)} | ${mib(k.layerBytes)} | ${rate(k.archiveBytes, k.buildMs)} | ${mib(k.buildPeakRssBytes)} |`);
-    }
-  }
-  lines.push('');
-  lines.push('buildah steps (s):');
-  lines.push('');
-  for (const r of rows) {
-    if (r.buildah.ok) lines.push(`- ${r.archive.label}: ${Object.entries(r.buildah.steps).map(([k, v]) => `${k} ${seconds(v)}`).join(', ')}`);
-    else lines.push(`- ${r.archive.label}: buildah could not run: ${r.buildah.reason}`);
-  }
-  lines.push('');
-  lines.push('Targets:');
+  line();
+  line('Where kcr\'s time goes: kcr\'s own CPU time, and each server alone accepting the archive in one curl PUT:');
+  line();
+  line('| archive | store-artifact s (CPU s) | s3rver alone s | build-image s (CPU s) | docker-registry alone s |');
+  line('|---|---:|---:|---:|---:|');
   for (const r of rows) {
     const k = r.kcr.none;
     if (!k) continue;
-    const parts = [
-      r.buildah.ok ? `≥ ${TARGETS.vsBuildah}× faster than buildah: ${check(r.buildah.totalMs / k.totalMs >= TARGETS.vsBuildah)}` : 'buildah: not measured',
-      `within ${TARGETS.vsFloor}× of the floor: ${check(k.totalMs / floorMs(r.floor) <= TARGETS.vsFloor)}`,
-      `peak RSS < ${TARGETS.peakRssMiB} MiB: ${check(k.peakRssBytes < TARGETS.peakRssMiB * MiB)} (${mib(k.startRssBytes)} MiB of it before the first byte)`,
-    ];
-    lines.push(`- ${r.archive.label}: ${parts.join('; ')}`);
+    line(`| ${r.archive.label} | ${seconds(k.store.ms)} (${seconds(k.store.cpuMs)}) | ${seconds(r.servers.s3PutMs)} | ${seconds(k.build.ms)} (${seconds(k.build.cpuMs)}) | ${seconds(r.servers.registryPutMs)} |`);
   }
-  return lines.join('\n');
+  line();
+  line(`Memory: default settings vs tuned (${Object.entries(TUNED_ENV).map(([k, v]) => `${k}=${v}`).join(', ')}):`);
+  line();
+  line('| archive | default: peak RSS MiB (store / build) | tuned: peak RSS MiB (store / build) | tuned: kcr total s | RSS before the first byte MiB (default / tuned) |');
+  line('|---|---:|---:|---:|---:|');
+  for (const r of rows) {
+    const d = r.kcr.none;
+    const t = r.kcr.tuned;
+    if (d && t) line(`| ${r.archive.label} | ${peaks(d)} | ${peaks(t)} | ${seconds(t.totalMs)} | ${mib(d.store.startRssBytes)} / ${mib(t.store.startRssBytes)} |`);
+  }
+  line();
+  line('Layer compression (KCR_IMAGE_LAYER_COMPRESSION), default settings otherwise:');
+  line();
+  line('| archive | layer | build-image s | build-image CPU s | layer MiB | build-image MiB/s | build-image peak RSS MiB |');
+  line('|---|---|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    for (const v of ['none', 'gzip'] as const) {
+      const k = r.kcr[v];
+      if (k) line(`| ${r.archive.label} | ${v} | ${seconds(k.build.ms)} | ${seconds(k.build.cpuMs)} | ${mib(k.build.layerBytes ?? 0)} | ${rate(r.archive.bytes, k.build.ms)} | ${mib(k.build.peakRssBytes)} |`);
+    }
+  }
+  line();
+  line('buildah steps (s):');
+  line();
+  for (const r of rows) {
+    if (r.buildah.ok) line(`- ${r.archive.label}: ${Object.entries(r.buildah.steps).map(([k, v]) => `${k} ${seconds(v)}`).join(', ')}`);
+    else line(`- ${r.archive.label}: buildah could not run: ${r.buildah.reason}`);
+  }
+  line();
+  line('Targets (kcr default settings; tuned in brackets):');
+  line();
+  for (const r of rows) {
+    const k = r.kcr.none;
+    if (!k) continue;
+    const t = r.kcr.tuned;
+    const both = (f: (x: KcrResult) => boolean) => `${check(f(k))}${t ? ` [${check(f(t))}]` : ''}`;
+    const parts = [
+      r.buildah.ok ? `≥ ${TARGETS.vsBuildah}× faster than buildah: ${both((x) => (r.buildah as { totalMs: number }).totalMs / x.totalMs >= TARGETS.vsBuildah)}` : 'buildah: not measured',
+      `within ${TARGETS.vsFloor}× of the floor: ${both((x) => x.totalMs / floorMs(r.floor) <= TARGETS.vsFloor)}`,
+      `peak RSS < ${TARGETS.peakRssMiB} MiB: ${both((x) => x.peakRssBytes < TARGETS.peakRssMiB * MiB)}`,
+    ];
+    line(`- ${r.archive.label}: ${parts.join('; ')}`);
+  }
+  return out.join('\n');
 }
 
 async function main(): Promise<void> {
@@ -280,39 +364,42 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kcr-bench-'));
   const checkpoints = join(dir, 'node', 'checkpoints');
   mkdirSync(checkpoints, { recursive: true });
-  let s3: S3Fixture | undefined;
+  let s3: Awaited<ReturnType<typeof startS3Server>> | undefined;
   let agent: NodeAgent | undefined;
   let registry: TestRegistry | undefined;
+  const progress = (s: string) => console.error(s);
   try {
     const archives: Archive[] = [];
     for (const size of sizes) {
       const made = await timed(() => makeArchive(checkpoints, size));
       archives.push(made.value);
-      console.error(`generated ${made.value.name} (${made.value.bytes} bytes) in ${seconds(made.ms)} s`);
+      progress(`generated ${made.value.name} (${made.value.bytes} bytes) in ${seconds(made.ms)} s`);
     }
     const compiled = await timed(() => compileWorker(dir));
-    console.error(`compiled the kcr worker in ${seconds(compiled.ms)} s`);
-    s3 = await startS3();
+    progress(`compiled the kcr worker in ${seconds(compiled.ms)} s`);
+    s3 = await startS3Server();
     // allowDelete off: every contender reads the same file.
     agent = await startNodeAgent({ dir: checkpoints, token: TOKEN, allowDelete: false, logger: pino({ level: 'silent' }) });
     registry = await startRegistry(registryBinary);
-    const env = { s3, agent, registry, worker: compiled.value };
+    const services: Services = { s3: s3.info, agent, registry, worker: compiled.value };
 
     const rows: Row[] = [];
     let run = 0;
     for (const archive of archives) {
       const floor = await runFloor(sha256sum, curl, agent, archive);
-      console.error(`${archive.label}: floor sha256sum ${seconds(floor.sha256Ms)} s, loopback copy ${seconds(floor.copyMs)} s`);
+      progress(`${archive.label}: floor: sha256sum ${seconds(floor.sha256Ms)} s, loopback copy ${seconds(floor.copyMs)} s`);
+      const servers = await runServersAlone(curl, services, archive, floor.digest, run++);
+      progress(`${archive.label}: alone: s3rver PUT ${seconds(servers.s3PutMs)} s, docker-registry PUT ${seconds(servers.registryPutMs)} s`);
       const kcr: Row['kcr'] = {};
-      for (const c of ['none', 'gzip'] as const) {
-        if (c === 'gzip' && !gzipSizes.has(archive.sizeMiB)) continue;
-        const r = await runKcr(env, archive, c, run++);
-        kcr[c] = r;
-        console.error(`${archive.label}: kcr (${c}) store ${seconds(r.storeMs)} s, build ${seconds(r.buildMs)} s, peak RSS store ${mib(r.storePeakRssBytes)} MiB, build ${mib(r.buildPeakRssBytes)} MiB (${mib(r.startRssBytes)} MiB at start)`);
+      for (const variant of ['none', 'tuned', 'gzip'] as const) {
+        if (variant === 'gzip' && !gzipSizes.has(archive.sizeMiB)) continue;
+        const k = await runKcr(services, archive, variant, run++);
+        kcr[variant] = k;
+        progress(`${archive.label}: kcr ${variant}: store ${seconds(k.store.ms)} s, build ${seconds(k.build.ms)} s, peak RSS ${peaks(k)} MiB`);
       }
       const b: BuildahOutcome = buildah ? await runBuildah(buildah, dir, registry, archive, run++) : { ok: false, reason: 'buildah is not installed (apt-get install -y buildah)' };
-      console.error(`${archive.label}: buildah ${b.ok ? `${seconds(b.totalMs)} s` : `failed: ${b.reason}`}`);
-      rows.push({ archive, kcr, buildah: b, floor });
+      progress(`${archive.label}: buildah ${b.ok ? `${seconds(b.totalMs)} s` : `failed: ${b.reason}`}`);
+      rows.push({ archive, kcr, buildah: b, floor, servers });
     }
     console.log(report(rows));
   } finally {

@@ -26,12 +26,12 @@ export const WorkerResult = z.object({
   stage: z.enum(['store', 'build']),
   /** Wall time of handle(), from the event in to the event out. */
   ms: z.number(),
+  /** CPU time (user + system) the process spent in handle(): the rest of `ms` it waited for its peers. */
+  cpuMs: z.number(),
   /** The process's peak RSS (VmHWM) after handle(). */
   peakRssBytes: z.number(),
   /** RSS once the modules are loaded and the handler is wired, before any byte moved. */
   startRssBytes: z.number(),
-  /** Peak RSS before handle() (loading and wiring), to tell it apart from the peak of the work. */
-  startPeakRssBytes: z.number(),
   /** store: the stored event's data, which the build stage takes. */
   stored: CheckpointStoredData.optional(),
   /** build: the image layer as pushed (smaller than the archive with gzip), and the image. */

@@ -43,10 +43,14 @@ function only(out: KcrEvent[], type: string, stage: string): unknown {
   return event.data;
 }
 
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000;
+}
+
 async function store(c: BenchCheckpoint): Promise<WorkerResult> {
   const handler = await storeArtifactFromEnv(process.env);
   const startRssBytes = procStatusBytes('VmRSS');
-  const startPeakRssBytes = procStatusBytes('VmHWM');
   const created: CheckpointCreatedData = {
     id: checkpointId({ podUid: c.podUid, container: c.container, checkpointedAt: c.timestamp }),
     namespace: c.namespace,
@@ -58,26 +62,29 @@ async function store(c: BenchCheckpoint): Promise<WorkerResult> {
     archivePath: `${KUBELET_CHECKPOINT_DIR}/${kubeletArchiveName({ pod: c.pod, namespace: c.namespace, container: c.container, timestamp: c.timestamp })}`,
     checkpointedAt: c.timestamp,
   };
+  const cpu = process.cpuUsage();
   const start = performance.now();
   const out = await handler.handle(incoming(EventTypes.checkpointCreated, created), ctx);
   const ms = performance.now() - start;
+  const cpuMs = cpuSince(cpu);
   const peakRssBytes = procStatusBytes('VmHWM');
   const stored = CheckpointStoredData.parse(only(out, EventTypes.checkpointStored, 'store-artifact'));
-  return { stage: 'store', ms, peakRssBytes, startRssBytes, startPeakRssBytes, stored };
+  return { stage: 'store', ms, cpuMs, peakRssBytes, startRssBytes, stored };
 }
 
 async function build(stored: CheckpointStoredData): Promise<WorkerResult> {
   const handler = await buildImageFromEnv(process.env);
   const startRssBytes = procStatusBytes('VmRSS');
-  const startPeakRssBytes = procStatusBytes('VmHWM');
+  const cpu = process.cpuUsage();
   const start = performance.now();
   const out = await handler.handle(incoming(EventTypes.checkpointStored, stored), ctx);
   const ms = performance.now() - start;
+  const cpuMs = cpuSince(cpu);
   const peakRssBytes = procStatusBytes('VmHWM');
   const built = ImageBuiltData.parse(only(out, EventTypes.imageBuilt, 'build-image'));
   const loc = { namespace: stored.namespace, workload: stored.workload, container: stored.container, id: stored.id };
   const record = ImageRecord.parse(await new S3ObjectStore(s3OptionsFromEnv(process.env)).getJson(artifactKey(loc, 'image')));
-  return { stage: 'build', ms, peakRssBytes, startRssBytes, startPeakRssBytes, layerBytes: record.layer.size, reference: built.image.reference };
+  return { stage: 'build', ms, cpuMs, peakRssBytes, startRssBytes, layerBytes: record.layer.size, reference: built.image.reference };
 }
 
 const raw = process.argv[2];
