@@ -67,19 +67,24 @@ export class CheckpointCatalog {
   async newestOfPod(ref: ContainerRef, pod: string, exclude: ReadonlySet<string> = new Set()): Promise<RestorableCheckpoint | undefined> {
     for (const id of await this.restorableIds(ref)) {
       if (exclude.has(id)) continue;
-      const found = await this.read({ ...ref, id });
-      if (found && found.pod === pod) return found;
+      const found = await this.read({ ...ref, id }, pod);
+      if (found) return found;
     }
     return undefined;
   }
 
-  /** Reads and cross-checks one checkpoint; undefined unless manifest and image.json agree with its location. */
-  async read(loc: CheckpointLocation): Promise<RestorableCheckpoint | undefined> {
+  /**
+   * Reads and cross-checks one checkpoint; undefined unless manifest and
+   * image.json agree with its location and, given `pod`, it was taken of that pod.
+   */
+  async read(loc: CheckpointLocation, pod?: string): Promise<RestorableCheckpoint | undefined> {
     const manifest = checkpointOfManifest(await this.store.getJson(artifactKey(loc, 'manifest')));
     if (!manifest) return undefined;
     // Never across namespaces, workloads or container names, whatever the key says.
     if (manifest.id !== loc.id || manifest.namespace !== loc.namespace || manifest.container !== loc.container) return undefined;
     if (manifest.workload.kind !== loc.workload.kind || manifest.workload.name !== loc.workload.name) return undefined;
+    // Another pod's checkpoint (a sibling replica's, an earlier pod's): its image.json is not needed.
+    if (pod !== undefined && manifest.pod !== pod) return undefined;
     const image = ImageJson.safeParse(await this.store.getJson(artifactKey(loc, 'image')));
     if (!image.success) return undefined;
     return { id: loc.id, pod: manifest.pod, podUid: manifest.podUid, image: image.data.reference };

@@ -1,0 +1,80 @@
+// CheckpointCatalog.newestOfPod against an in-memory store: which checkpoint it
+// picks, and which objects it reads to pick it (a checkpoint of another pod
+// costs its manifest only).
+import { describe, expect, it } from 'vitest';
+import { CheckpointCatalog, type ContainerRef } from '../../functions/domain/checkpoint-catalog.js';
+import { checkpointId } from '../../functions/contract/checkpoint-id.js';
+import { artifactKey, type CheckpointLocation } from '../../functions/domain/storage-layout.js';
+import { MemoryStore } from '../support/memory-store.js';
+
+const REF: ContainerRef = { namespace: 'shop', workload: { kind: 'Deployment', name: 'cart' }, container: 'app' };
+
+/** Records the keys read, in order. */
+class ReadLog extends MemoryStore {
+  readonly reads: string[] = [];
+  override async getJson(key: string): Promise<unknown> {
+    this.reads.push(key);
+    return super.getJson(key);
+  }
+}
+
+async function seed(store: MemoryStore, pod: string, at: string): Promise<CheckpointLocation> {
+  const podUid = `uid-${pod}`;
+  const id = checkpointId({ podUid, container: REF.container, checkpointedAt: at });
+  const loc: CheckpointLocation = { ...REF, id };
+  const data = {
+    id,
+    namespace: REF.namespace,
+    workload: REF.workload,
+    pod,
+    podUid,
+    container: REF.container,
+    node: 'node-a',
+    archivePath: `/var/lib/kubelet/checkpoints/checkpoint-${pod}_${REF.namespace}-${REF.container}-${at}.tar`,
+    checkpointedAt: at,
+    artifact: { uri: `s3://${store.bucket}/${artifactKey(loc, 'archive')}`, size: 10, sha256: 'a'.repeat(64) },
+  };
+  await store.putJson(artifactKey(loc, 'manifest'), { apiVersion: 'kcr.io/v1alpha1', kind: 'CheckpointManifest', data });
+  await store.putJson(artifactKey(loc, 'image'), { reference: `kcr.local/kcr/shop/deployment-cart-app@sha256:${id.slice(-12).padStart(64, '0')}` });
+  return loc;
+}
+
+describe('CheckpointCatalog.newestOfPod', () => {
+  it("picks the pod's newest checkpoint, reading only the manifests of newer checkpoints of other pods", async () => {
+    const store = new ReadLog();
+    const older = await seed(store, 'cart-7d9f-aaaaa', '2026-11-23T10:00:00Z');
+    const newest = await seed(store, 'cart-7d9f-aaaaa', '2026-11-23T10:05:00Z');
+    const siblings = [await seed(store, 'cart-7d9f-bbbbb', '2026-11-23T10:06:00Z'), await seed(store, 'cart-7d9f-ccccc', '2026-11-23T10:07:00Z')];
+
+    const found = await new CheckpointCatalog(store).newestOfPod(REF, 'cart-7d9f-aaaaa');
+
+    expect(found).toMatchObject({ id: newest.id, pod: 'cart-7d9f-aaaaa' });
+    expect(found?.image).toMatch(/@sha256:[0-9a-f]{64}$/);
+    expect(store.reads).toEqual([
+      artifactKey(siblings[1]!, 'manifest'),
+      artifactKey(siblings[0]!, 'manifest'),
+      artifactKey(newest, 'manifest'),
+      artifactKey(newest, 'image'),
+    ]);
+    expect(store.reads).not.toContain(artifactKey(older, 'manifest'));
+  });
+
+  it('skips excluded checkpoints for the next one of the same pod', async () => {
+    const store = new ReadLog();
+    const older = await seed(store, 'cart-7d9f-aaaaa', '2026-11-23T10:00:00Z');
+    const newest = await seed(store, 'cart-7d9f-aaaaa', '2026-11-23T10:05:00Z');
+
+    const found = await new CheckpointCatalog(store).newestOfPod(REF, 'cart-7d9f-aaaaa', new Set([newest.id]));
+
+    expect(found?.id).toBe(older.id);
+    expect(store.reads).not.toContain(artifactKey(newest, 'manifest'));
+  });
+
+  it('reads no image.json when no checkpoint is of the pod', async () => {
+    const store = new ReadLog();
+    const others = [await seed(store, 'cart-5c4b-ddddd', '2026-11-22T09:00:00Z'), await seed(store, 'cart-5c4b-eeeee', '2026-11-22T09:05:00Z')];
+
+    expect(await new CheckpointCatalog(store).newestOfPod(REF, 'cart-7d9f-aaaaa')).toBeUndefined();
+    expect(store.reads.sort()).toEqual(others.map((l) => artifactKey(l, 'manifest')).sort());
+  });
+});
