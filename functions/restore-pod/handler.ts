@@ -288,11 +288,13 @@ async function recordDisruption(pc: PodContext, pod: V1Pod, deleted: boolean): P
   await pc.catalog.putDisruption(record);
   pc.ctx.log.info({ pod: record.pod, reason }, 'pod disrupted: its replacement will inherit its checkpoints');
   const out: KcrEvent[] = [];
+  // A fresh read-through cache: the one above has not seen the record just written.
+  const after: PodContext = { ...pc, catalog: memoized(new CheckpointCatalog(pc.deps.store)) };
   const pods = await pc.deps.kube.listPods(namespace);
   for (const p of pods) {
     const o = podOwner(p);
     if (o.kind !== pc.owner.kind || o.name !== pc.owner.name || p.metadata?.uid === record.podUid) continue;
-    out.push(...(await restoreLivePod(pc, namespace, p.metadata?.name ?? '')));
+    out.push(...(await restoreLivePod(after, namespace, p.metadata?.name ?? '')));
   }
   return out;
 }
