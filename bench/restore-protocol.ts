@@ -134,7 +134,7 @@ export const HandledEvent = z.object({
   /** Every patchPod call, with the wall-clock ms just before it was sent and the images it sets. */
   patches: z.array(z.object({ at: z.number(), images: z.array(z.string()) })),
   /** S3 and API calls made for this event, and the time spent waiting on those made before its first patch. */
-  s3: z.object({ list: z.number().int(), get: z.number().int(), put: z.number().int(), msBeforePatch: z.number() }),
+  s3: z.object({ list: z.number().int(), get: z.number().int(), put: z.number().int(), msBeforePatch: z.number(), listMsBeforePatch: z.number() }),
   kube: z.object({ calls: z.number().int(), msBeforePatch: z.number() }),
   emitted: z.array(z.string()),
   error: z.string().optional(),

@@ -31,7 +31,10 @@ async function trackS3<T>(op: 'list' | 'get' | 'put', fn: () => Promise<T>): Pro
   } finally {
     if (rec) {
       rec.s3[op]++;
-      if (rec.patches.length === 0) rec.s3.msBeforePatch += wallNow() - start;
+      if (rec.patches.length === 0) {
+        rec.s3.msBeforePatch += wallNow() - start;
+        if (op === 'list') rec.s3.listMsBeforePatch += wallNow() - start;
+      }
     }
   }
 }
@@ -131,7 +134,7 @@ function measured(name: CaseName, inner: RestorePod, events: HandledEvent[]): Re
         pod: `${meta?.namespace ?? ''}/${meta?.name ?? ''}`,
         handlerAt: wallNow(),
         patches: [],
-        s3: { list: 0, get: 0, put: 0, msBeforePatch: 0 },
+        s3: { list: 0, get: 0, put: 0, msBeforePatch: 0, listMsBeforePatch: 0 },
         kube: { calls: 0, msBeforePatch: 0 },
         emitted: [],
       };
