@@ -16,7 +16,7 @@
 //
 //   npm run bench:artifacts [-- --sizes=100,1024 --gzip-sizes=100]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -39,6 +39,7 @@ const NAMESPACE = 'bench';
 const CONTAINER = 'redis';
 const TIMESTAMP = '2026-11-23T18:15:04Z';
 const CHECKPOINT_NAME_ANNOTATION = 'io.kubernetes.cri-o.annotations.checkpoint.name';
+const BUILDAH_SYSTEM_DIR = '/var/lib/containers';
 const TARGETS = { vsBuildah: 3, vsFloor: 2, peakRssMiB: 150 };
 /**
  * What the "tuned" runs set: 2 parts of 8 MiB in flight (the part buffers are
@@ -360,6 +361,8 @@ async function main(): Promise<void> {
   const sha256sum = required('sha256sum', 'coreutils');
   const curl = required('curl', 'curl');
   const buildah = findBinary('buildah');
+  // buildah keeps a blob-info cache there whatever --root says: remove it afterwards if the bench made it.
+  const buildahCacheExisted = existsSync(BUILDAH_SYSTEM_DIR);
 
   const dir = mkdtempSync(join(tmpdir(), 'kcr-bench-'));
   const checkpoints = join(dir, 'node', 'checkpoints');
@@ -407,6 +410,7 @@ async function main(): Promise<void> {
     await registry?.stop();
     await s3?.stop();
     rmSync(dir, { recursive: true, force: true });
+    if (!buildahCacheExisted) rmSync(BUILDAH_SYSTEM_DIR, { recursive: true, force: true });
   }
 }
 
