@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { Client } from 'minio';
 import type { Logger } from 'pino';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore, type UploadOptions, type UploadResult } from './object-store.js';
-import { readEnv } from '../runtime/config.js';
+import { ENV, readEnv } from '../runtime/config.js';
 import { TransientError, errorMessage } from '../runtime/errors.js';
 
 const MiB = 1024 * 1024;
@@ -22,9 +22,9 @@ export interface S3ObjectStoreOptions {
   bucket: string;
   /** Region used for signing; also the region of a bucket this store creates. */
   region?: string;
-  /** Bytes per multipart part (≥ 5 MiB); default 16 MiB. */
+  /** Bytes per multipart part (≥ 5 MiB); default KCR_S3_PART_SIZE_MB's. */
   partSize?: number;
-  /** Parts uploaded in parallel; default 4. Upload memory ≈ (partsInFlight + 1) × partSize. */
+  /** Parts uploaded in parallel; default KCR_S3_PARTS_IN_FLIGHT's. Upload memory ≈ (partsInFlight + 1) × partSize. */
   partsInFlight?: number;
   logger?: Logger;
 }
@@ -82,8 +82,8 @@ export class S3ObjectStore implements ObjectStore {
   constructor(options: S3ObjectStoreOptions) {
     const url = new URL(options.endpoint);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`S3 endpoint ${options.endpoint} must be an http(s) URL`);
-    this.partSize = options.partSize ?? 16 * MiB;
-    this.partsInFlight = options.partsInFlight ?? 4;
+    this.partSize = options.partSize ?? Number(ENV.KCR_S3_PART_SIZE_MB.default) * MiB;
+    this.partsInFlight = options.partsInFlight ?? Number(ENV.KCR_S3_PARTS_IN_FLIGHT.default);
     if (this.partSize < MIN_PART_SIZE) throw new Error(`S3 part size ${this.partSize} is below S3's minimum of ${MIN_PART_SIZE} bytes`);
     if (!Number.isInteger(this.partsInFlight) || this.partsInFlight < 1) throw new Error(`S3 parts in flight must be a positive integer, got ${this.partsInFlight}`);
     this.bucket = options.bucket;
