@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { kubeletArchiveName } from '../functions/contract/kubelet-archive.js';
+import { Annotations } from '../functions/domain/checkpoint-image.js';
 import { startNodeAgent, type NodeAgent } from '../node-agent/server.js';
 import { parseResources } from '../local/yaml-docs.js';
 import { writeCheckpointArchive } from '../test/support/archives.js';
@@ -41,7 +42,6 @@ const TOKEN = 'bench-token';
 const NAMESPACE = 'bench';
 const CONTAINER = 'redis';
 const TIMESTAMP = '2026-11-23T18:15:04Z';
-const CHECKPOINT_NAME_ANNOTATION = 'io.kubernetes.cri-o.annotations.checkpoint.name';
 const BUILDAH_SYSTEM_DIR = '/var/lib/containers';
 const TARGETS = { vsBuildah: 3, vsFloor: 2, peakRssMiB: 150 };
 /**
@@ -253,7 +253,7 @@ async function runBuildah(buildah: string, dir: string, registry: TestRegistry, 
     const start = performance.now();
     const ctr = await step('from', ['from', '--quiet', 'scratch']);
     await step('add', ['add', ctr, archive.file, '/']);
-    await step('config', ['config', '--annotation', `${CHECKPOINT_NAME_ANNOTATION}=${CONTAINER}`, ctr]);
+    await step('config', ['config', '--annotation', `${Annotations.criOCheckpointName}=${CONTAINER}`, ctr]);
     await step('commit', ['commit', '--quiet', ctr, image]);
     await step('push', ['push', '--quiet', '--tls-verify=false', image, `docker://${registry.host}/buildah-run-${run}/${archive.pod}:latest`]);
     return { ok: true, totalMs: performance.now() - start, steps };

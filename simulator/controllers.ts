@@ -8,11 +8,7 @@ import { randomSuffix, type ObjectApi } from './api.js';
 import type { EventRecorder } from './events.js';
 import type { ResourceType } from './resources.js';
 import { matchesLabelSelectorObject } from './selectors.js';
-import { clone, isRecord, nowRfc3339, type KubeObject, type OwnerReference } from './types.js';
-
-function rec(v: unknown): Record<string, unknown> {
-  return isRecord(v) ? v : {};
-}
+import { clone, conditionsOf, isRecord, nowRfc3339, num, rec, withCondition, type KubeObject, type OwnerReference } from './types.js';
 
 /** Like the real controller's hash: short, lowercase alphanumeric, stable for a template. */
 function templateHash(template: unknown): string {
@@ -44,12 +40,7 @@ function isActive(pod: KubeObject): boolean {
 }
 
 function isReady(pod: KubeObject): boolean {
-  const conds = Array.isArray(rec(pod.status).conditions) ? (rec(pod.status).conditions as unknown[]) : [];
-  return conds.some((c) => isRecord(c) && c.type === 'Ready' && c.status === 'True');
-}
-
-function num(v: unknown, d = 0): number {
-  return typeof v === 'number' ? v : d;
+  return conditionsOf(pod.status).some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
 export class Controllers {
@@ -122,18 +113,8 @@ export class Controllers {
           ns,
           name,
           (o) => {
-            const st = rec(o.status);
-            const conds = (Array.isArray(st.conditions) ? st.conditions.filter(isRecord) : []).filter((c) => c.type !== 'PodScheduled');
-            const old = (Array.isArray(st.conditions) ? st.conditions.filter(isRecord) : []).find((c) => c.type === 'PodScheduled');
-            conds.push({
-              type: 'PodScheduled',
-              status: 'False',
-              lastProbeTime: null,
-              lastTransitionTime: old?.status === 'False' ? old.lastTransitionTime : nowRfc3339(),
-              reason: 'Unschedulable',
-              message: '0/0 nodes are available: no Ready nodes.',
-            });
-            o.status = { ...st, phase: 'Pending', conditions: conds };
+            const conditions = withCondition(o.status, { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/0 nodes are available: no Ready nodes.' });
+            o.status = { ...rec(o.status), phase: 'Pending', conditions };
           },
           'status',
         );
@@ -149,10 +130,7 @@ export class Controllers {
         ns,
         name,
         (o) => {
-          const st = rec(o.status);
-          const conds = (Array.isArray(st.conditions) ? st.conditions.filter(isRecord) : []).filter((c) => c.type !== 'PodScheduled');
-          conds.push({ type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: nowRfc3339() });
-          o.status = { ...st, conditions: conds };
+          o.status = { ...rec(o.status), conditions: withCondition(o.status, { type: 'PodScheduled', status: 'True' }) };
         },
         'status',
       );

@@ -40,6 +40,8 @@ export class ImagePullError extends Error {
   }
 }
 
+// The keys CRI-O and containerd look for, written out here rather than taken from
+// kcr's image builder, so that a wrong key in kcr fails the simulated restore.
 const CRIO_CHECKPOINT_ANNOTATION = 'io.kubernetes.cri-o.annotations.checkpoint.name';
 const CONTAINERD_CHECKPOINT_ANNOTATION = 'org.criu.checkpoint.container.name';
 

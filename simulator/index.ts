@@ -18,7 +18,7 @@ import type { ImageSource } from './images.js';
 import { Kubelet, type CheckpointFailure, type ContainerSnapshot, type KubeletTiming } from './kubelet.js';
 import type { FlagValue } from './state.js';
 import { Store } from './store.js';
-import { clone, nowRfc3339, type KubeObject } from './types.js';
+import { clone, nowRfc3339, withCondition, type KubeObject } from './types.js';
 
 export interface SimulatedClusterOptions {
   /** Directory for the kubeconfig and the nodes' checkpoint directories (default: a new temp dir). */
@@ -327,10 +327,8 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
               p.metadata.namespace,
               p.metadata.name!,
               (o) => {
-                const st = (o.status ?? {}) as Record<string, unknown>;
-                const conds = (Array.isArray(st.conditions) ? (st.conditions as Record<string, unknown>[]) : []).filter((c) => c.type !== 'DisruptionTarget');
-                conds.push({ type: 'DisruptionTarget', status: 'True', lastProbeTime: null, lastTransitionTime: nowRfc3339(), reason: 'DeletionByTaintManager', message: 'Taint manager: deleting due to NoExecute taint' });
-                o.status = { ...st, conditions: conds };
+                const conditions = withCondition(o.status, { type: 'DisruptionTarget', status: 'True', reason: 'DeletionByTaintManager', message: 'Taint manager: deleting due to NoExecute taint' });
+                o.status = { ...o.status, conditions };
               },
               'status',
             );

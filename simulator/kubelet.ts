@@ -14,7 +14,7 @@ import { ImagePullError, resolveImage, syntheticImageId, type ImageSource } from
 import type { ResourceType } from './resources.js';
 import type { ProxyRequest, ProxyResponse } from './server.js';
 import { decodePages, seededBytes, tick, type ContainerState, type FlagValue } from './state.js';
-import { clone, isRecord, nowRfc3339, type KubeObject } from './types.js';
+import { clone, isRecord, nowRfc3339, withCondition, type KubeObject } from './types.js';
 
 export interface KubeletTiming {
   /** Interval of the simulated containers' counter. */
@@ -566,9 +566,7 @@ export class Kubelet {
         st.phase = 'Failed';
         st.reason = 'Evicted';
         st.message = msg;
-        const conds = Array.isArray(st.conditions) ? st.conditions.filter(isRecord).filter((x) => x.type !== 'DisruptionTarget') : [];
-        conds.push({ type: 'DisruptionTarget', status: 'True', lastProbeTime: null, lastTransitionTime: nowRfc3339(), reason: 'TerminationByKubelet', message: msg });
-        st.conditions = conds;
+        st.conditions = withCondition(st, { type: 'DisruptionTarget', status: 'True', reason: 'TerminationByKubelet', message: msg });
         o.status = st;
       },
       'status',

@@ -1,7 +1,7 @@
 // Server-side printing: `kubectl get` asks for `as=Table` and prints the columns it receives.
 
 import type { ResourceType } from './resources.js';
-import { isRecord, type KubeObject } from './types.js';
+import { num, rec, type KubeObject } from './types.js';
 
 interface Column {
   name: string;
@@ -25,14 +25,8 @@ function age(ts: string | undefined): string {
 const nameCol: Column = { name: 'Name', type: 'string', format: 'name', description: 'Name must be unique within a namespace.', priority: 0 };
 const ageCol: Column = { name: 'Age', type: 'string', description: 'CreationTimestamp of the object.', priority: 0 };
 
-function rec(v: unknown): Record<string, unknown> {
-  return isRecord(v) ? v : {};
-}
 function arr(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
-}
-function num(v: unknown): number {
-  return typeof v === 'number' ? v : 0;
 }
 
 function podStatusReason(pod: KubeObject): string {

@@ -56,3 +56,28 @@ export function nowRfc3339(d: Date = new Date()): string {
 export function nowMicro(d: Date = new Date()): string {
   return d.toISOString().replace(/Z$/, '000Z');
 }
+
+/** The value as a record, or an empty one: for reading loose JSON. */
+export function rec(v: unknown): Record<string, unknown> {
+  return isRecord(v) ? v : {};
+}
+
+export function num(v: unknown, d = 0): number {
+  return typeof v === 'number' ? v : d;
+}
+
+export function conditionsOf(status: unknown): Record<string, unknown>[] {
+  const conds = rec(status).conditions;
+  return Array.isArray(conds) ? conds.filter(isRecord) : [];
+}
+
+/**
+ * `status.conditions` with `condition` in place of the one of its type. As the
+ * API conventions say, lastTransitionTime moves only when the status changes.
+ */
+export function withCondition(status: unknown, condition: { type: string; status: string } & Record<string, unknown>): Record<string, unknown>[] {
+  const conds = conditionsOf(status);
+  const old = conds.find((c) => c.type === condition.type);
+  const lastTransitionTime = old?.status === condition.status && old.lastTransitionTime ? old.lastTransitionTime : nowRfc3339();
+  return [...conds.filter((c) => c !== old), { lastProbeTime: null, ...condition, lastTransitionTime }];
+}
