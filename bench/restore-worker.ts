@@ -22,19 +22,26 @@ import { CASES, BUCKET_OF, Envelope, seedDocuments, wallNow, type CaseName, type
 
 const current = new AsyncLocalStorage<HandledEvent>();
 
-/** Counts an S3 call against the event being handled; its time counts until the event's first patch. */
+/** S3 requests of one event in flight, and since when: parallel reads count their overlap once. */
+const s3Busy = new WeakMap<HandledEvent, { inFlight: number; since: number }>();
+
+/** Counts an S3 call against the event being handled; the time any of its calls is in flight counts until the event's first patch. */
 async function trackS3<T>(op: 'list' | 'get' | 'put', fn: () => Promise<T>): Promise<T> {
   const rec = current.getStore();
   const start = wallNow();
+  const busy = rec ? (s3Busy.get(rec) ?? { inFlight: 0, since: start }) : undefined;
+  if (rec && busy) {
+    if (busy.inFlight++ === 0) busy.since = start;
+    s3Busy.set(rec, busy);
+  }
   try {
     return await fn();
   } finally {
-    if (rec) {
+    if (rec && busy) {
       rec.s3[op]++;
-      if (rec.patches.length === 0) {
-        rec.s3.msBeforePatch += wallNow() - start;
-        if (op === 'list') rec.s3.listMsBeforePatch += wallNow() - start;
-      }
+      const end = wallNow();
+      if (--busy.inFlight === 0 && rec.patches.length === 0) rec.s3.msBeforePatch += end - busy.since;
+      if (op === 'list' && rec.patches.length === 0) rec.s3.listMsBeforePatch += end - start;
     }
   }
 }

@@ -77,4 +77,34 @@ describe('CheckpointCatalog.newestOfPod', () => {
     expect(await new CheckpointCatalog(store).newestOfPod(REF, 'cart-7d9f-aaaaa')).toBeUndefined();
     expect(store.reads.sort()).toEqual(others.map((l) => artifactKey(l, 'manifest')).sort());
   });
+
+  it('walks past many other pods in a few rounds of parallel reads, and still picks the newest of the pod', async () => {
+    // Reads of older checkpoints answer sooner, so a window's first answer is not its newest.
+    class SlowNewer extends ReadLog {
+      inFlight = 0;
+      peak = 0;
+      rounds = 0;
+      override async getJson(key: string): Promise<unknown> {
+        if (this.inFlight === 0) this.rounds++;
+        this.inFlight++;
+        this.peak = Math.max(this.peak, this.inFlight);
+        const rank = order.indexOf(key);
+        await new Promise((r) => setTimeout(r, rank < 0 ? 1 : 2 + (order.length - rank)));
+        this.inFlight--;
+        return super.getJson(key);
+      }
+    }
+    const store = new SlowNewer();
+    const mine = [await seed(store, 'cart-7d9f-aaaaa', '2026-11-23T09:00:00Z'), await seed(store, 'cart-7d9f-aaaaa', '2026-11-23T09:01:00Z')];
+    const others: CheckpointLocation[] = [];
+    for (let i = 0; i < 13; i++) others.push(await seed(store, `cart-7d9f-o${i}`, `2026-11-23T10:${String(i).padStart(2, '0')}:00Z`));
+    const order = [...others, ...mine].map((l) => artifactKey(l, 'manifest'));
+
+    const found = await new CheckpointCatalog(store).newestOfPod(REF, 'cart-7d9f-aaaaa');
+
+    expect(found?.id).toBe(mine[1]!.id);
+    // Windows of 1, 2, 4 and 8: the 15 manifests in 4 rounds (the last also reads image.json), not 15.
+    expect(store.rounds).toBeLessThanOrEqual(5);
+    expect(store.peak).toBe(8);
+  });
 });
