@@ -8,6 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stopChild } from './child-process.js';
 
 export interface RegistryServer {
   /** `http://127.0.0.1:<port>` */
@@ -102,16 +103,4 @@ async function waitUntilUp(url: string, child: ChildProcess): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 50));
   }
   return false;
-}
-
-/** Stops the process and waits for 'close': its output is then fully written. */
-async function stopChild(child: ChildProcess, closed: Promise<void>): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await closed;
-    clearTimeout(timer);
-  } else {
-    await closed;
-  }
 }

@@ -1,23 +1,23 @@
 // The whole kcr chain on one machine, no cluster: the simulated cluster, a
-// node-agent per node, embedded S3, a registry (Debian's docker-registry when
+// node-agent process per node, embedded S3, a registry (Debian's docker-registry when
 // installed, else an OCI layout directory), every function as its own HTTP
 // server, the local broker routing by eventing/*.yaml, the ping scheduler and
 // the ApiServerSources of sources/*.yaml. The functions are configured through
 // the same environment variables as in a cluster.
-import { mkdirSync, createWriteStream } from 'node:fs';
+import { mkdirSync, createWriteStream, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startSimulatedCluster, type SimulatedCluster, type SimulatedClusterOptions } from '../simulator/index.js';
-import { startNodeAgent, type NodeAgent } from '../node-agent/server.js';
 import { FUNCTIONS, type FunctionName } from '../functions/catalog.js';
 import { serveFunction, type RunningFunction } from '../functions/runtime/server.js';
 import { createLogger, type Logger } from '../functions/runtime/logger.js';
 import { S3ObjectStore } from '../functions/adapters/s3.js';
 import { DEFAULT_BUCKET } from '../functions/domain/storage-layout.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './embedded-s3.js';
+import { startNodeAgentProcess, type NodeAgentProcess } from './node-agent-process.js';
 import { startRegistryServer, type RegistryServer } from './registry-server.js';
 import { startLocalBroker, type LocalBroker } from './broker.js';
 import { startPingScheduler, type PingScheduler } from './ping-scheduler.js';
@@ -54,7 +54,8 @@ export interface Stack {
   s3: EmbeddedS3;
   store: S3ObjectStore;
   registry: { kind: 'docker-registry'; server: RegistryServer } | { kind: 'oci-layout'; dir: string; host: string };
-  agents: Map<string, NodeAgent>;
+  /** One node-agent process per simulated node. */
+  agents: Map<string, NodeAgentProcess>;
   broker: LocalBroker;
   functions: Map<FunctionName, RunningFunction>;
   pings: PingScheduler;
@@ -92,12 +93,25 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     stops.push(() => s3.stop());
 
     const token = randomBytes(24).toString('hex');
-    const agents = new Map<string, NodeAgent>();
-    for (const node of cluster.nodes) {
-      const agent = await startNodeAgent({ dir: cluster.checkpointDir(node), token, allowDelete: true, logger: fileLogger(`node-agent-${node}`) });
-      agents.set(node, agent);
-      stops.push(() => agent.close());
-    }
+    // The agents read it from a file, as the DaemonSet reads its mounted Secret.
+    const tokenFile = join(stateDir, 'node-agent-token');
+    writeFileSync(tokenFile, token, { mode: 0o600 });
+    const agents = new Map<string, NodeAgentProcess>();
+    const started = await Promise.all(
+      cluster.nodes.map((node) =>
+        startNodeAgentProcess({
+          dir: cluster.checkpointDir(node),
+          tokenFile,
+          allowDelete: true,
+          ...(options.logToStderr ? {} : { logPath: join(logsDir, `node-agent-${node}.log`) }),
+          logLevel: options.logLevel ?? 'info',
+        }).then((agent) => {
+          stops.push(() => agent.close());
+          return [node, agent] as const;
+        }),
+      ),
+    );
+    for (const [node, agent] of started) agents.set(node, agent);
 
     const broker = await startLocalBroker({ ...(options.backoffScale !== undefined ? { backoffScale: options.backoffScale } : {}) });
     stops.push(() => broker.close());

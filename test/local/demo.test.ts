@@ -1,7 +1,7 @@
 // The local mode end to end: the demo's steps all happen, the archive holds
 // every event that crossed the broker, and replaying an archived
 // checkpoint.stored after the image was deleted rebuilds the same digest.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +48,16 @@ describe('local mode: demo, archive and replay', () => {
     expect(results.filter((r) => !r.ok)).toEqual([]);
     expect(results.map((r) => r.step)).toContain('its state continues');
     expect(results.map((r) => r.step)).toContain("web-0's state continues");
+  });
+
+  it('serves each node from a node-agent process of its own, which store-artifact emptied after storing', () => {
+    expect([...stack.agents.keys()].sort()).toEqual([...stack.cluster.nodes].sort());
+    const pids = new Set([...stack.agents.values()].map((a) => a.pid));
+    expect(pids.size).toBe(stack.cluster.nodes.length);
+    expect(pids.has(process.pid)).toBe(false);
+    for (const pid of pids) expect(() => process.kill(pid, 0)).not.toThrow();
+    const leftover = stack.cluster.nodes.flatMap((n) => readdirSync(stack.cluster.checkpointDir(n)).filter((f) => f.endsWith('.tar')));
+    expect(leftover).toEqual([]);
   });
 
   it('archives every event that crossed the broker, in structured mode', async () => {

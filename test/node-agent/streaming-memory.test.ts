@@ -1,12 +1,11 @@
-// The agent runs as its own process (node-agent/main.ts, as in the DaemonSet)
-// so its resident memory can be read from /proc while it streams 1 GiB.
-import { spawn, type ChildProcess } from 'node:child_process';
+// The agent runs as its own process (node-agent/main.ts, as in the DaemonSet,
+// started as the local mode starts it) so its resident memory can be read from /proc while it streams 1 GiB.
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, closeSync, openSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNodeAgentProcess, type NodeAgentProcess } from '../../local/node-agent-process.js';
 
 const GiB = 1 << 30;
 const MiB = 1 << 20;
@@ -17,14 +16,6 @@ function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
   return Number(m[1]);
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 /** GETs the archive and counts bytes without keeping them; calls `sample` on every MiB. */
@@ -50,7 +41,7 @@ function download(url: string, sample: () => void): Promise<{ status: number; le
 
 describe('node-agent streaming memory', () => {
   let dir: string;
-  let child: ChildProcess;
+  let agent: NodeAgentProcess;
   let url: string;
 
   beforeAll(async () => {
@@ -59,30 +50,16 @@ describe('node-agent streaming memory', () => {
     closeSync(openSync(join(dir, NAME), 'w', 0o600));
     truncateSync(join(dir, NAME), GiB);
     writeFileSync(join(dir, 'token'), TOKEN);
-    const port = await freePort();
-    child = spawn(process.execPath, ['--import', 'tsx', 'node-agent/main.ts'], {
-      cwd: join(import.meta.dirname, '../..'),
-      env: { ...process.env, KCR_NODE_AGENT_DIR: dir, KCR_NODE_AGENT_TOKEN_FILE: join(dir, 'token'), KCR_NODE_AGENT_HOST: '127.0.0.1', KCR_NODE_AGENT_PORT: String(port), KCR_LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      child.stdout?.on('data', (c: Buffer) => {
-        out += c.toString();
-        if (out.includes('"event":"listening"')) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`node-agent exited early with ${code}: ${out}`)));
-    });
-    child.stdout?.resume();
-    url = `http://127.0.0.1:${port}/checkpoints/${NAME}`;
+    agent = await startNodeAgentProcess({ dir, tokenFile: join(dir, 'token'), allowDelete: false, logPath: join(dir, 'agent.log') });
+    url = `${agent.url}/checkpoints/${NAME}`;
   });
-  afterAll(() => {
-    child?.kill('SIGTERM');
+  afterAll(async () => {
+    await agent?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('streams 1 GiB with RSS growth under 64 MiB', async () => {
-    const pid = child.pid as number;
+    const pid = agent.pid;
     // Warm up (JIT, buffers, the first request path) before taking the baseline.
     await download(url.replace(NAME, 'checkpoint-none-0_shop-app-2026-11-23T18:15:04Z.tar'), () => {});
     const baseline = statusKiB(pid, 'VmRSS');
