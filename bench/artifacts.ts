@@ -30,7 +30,7 @@ import { Annotations } from '../functions/domain/checkpoint-image.js';
 import { startNodeAgent, type NodeAgent } from '../node-agent/server.js';
 import { parseResources } from '../local/yaml-docs.js';
 import { writeCheckpointArchive } from '../test/support/archives.js';
-import { findBinary } from '../test/support/binaries.js';
+import { findBinary } from '../local/binaries.js';
 import { startRegistry, type TestRegistry } from '../test/support/registry.js';
 import { WorkerResult, type BenchCheckpoint, type WorkerJob } from './kcr-job.js';
 import type { S3ServerInfo } from './s3-server.js';

@@ -1,15 +1,6 @@
 // Tests that need a binary from Debian skip locally when it is missing, with a
 // message; CI sets KCR_REQUIRE_BINARIES=1, which turns that skip into a failure.
-import { execFileSync } from 'node:child_process';
-
-export function findBinary(name: string): string | undefined {
-  try {
-    const out = execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
-    return out || undefined;
-  } catch {
-    return undefined;
-  }
-}
+import { findBinary } from '../../local/binaries.js';
 
 export const binariesRequired = process.env.KCR_REQUIRE_BINARIES === '1';
 
