@@ -1,12 +1,14 @@
 // Simulated kube-controller-manager and scheduler: Deployment → ReplicaSet → Pods,
-// StatefulSet → ordered pods, and round-robin scheduling onto Ready nodes. Level-based: each
-// pass reads the store and converges; store changes schedule another pass.
+// StatefulSet → ordered pods, and round-robin scheduling onto Ready nodes. Level-based, and
+// driven like the real controllers by work queues of changed keys: a store change queues the
+// object's own controller key (a pod's owner, a ReplicaSet's Deployment), and a pass syncs
+// only what is queued, so one change costs the same whatever the size of the cluster.
 
 import { createHash } from 'node:crypto';
 import { ApiError } from './errors.js';
 import { randomSuffix, type ObjectApi } from './api.js';
 import type { EventRecorder } from './events.js';
-import type { ResourceType } from './resources.js';
+import { resourceKey, type ResourceType } from './resources.js';
 import { matchesLabelSelectorObject } from './selectors.js';
 import { clone, conditionsOf, isRecord, nowRfc3339, num, rec, withCondition, type KubeObject, type OwnerReference } from './types.js';
 
@@ -34,6 +36,15 @@ function controllerOf(o: KubeObject): OwnerReference | undefined {
   return (o.metadata.ownerReferences ?? []).find((r) => r.controller === true);
 }
 
+function keyOf(o: KubeObject): string {
+  return `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+}
+
+function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
 function isActive(pod: KubeObject): boolean {
   const phase = rec(pod.status).phase;
   return !pod.metadata.deletionTimestamp && phase !== 'Failed' && phase !== 'Succeeded';
@@ -43,11 +54,17 @@ function isReady(pod: KubeObject): boolean {
   return conditionsOf(pod.status).some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
+type Queue = 'deploy' | 'rs' | 'sts';
+
 export class Controllers {
   private scheduled = false;
   private stopped = false;
   private rrIndex = 0;
   private readonly t: Record<'pods' | 'rs' | 'deploy' | 'sts' | 'nodes', ResourceType>;
+  /** Keys (`namespace/name`) waiting for a sync, per controller. */
+  private readonly queues: Record<Queue, Set<string>> = { deploy: new Set(), rs: new Set(), sts: new Set() };
+  /** Whether unscheduled pods (or the nodes) changed since the scheduler last ran. */
+  private schedulerDirty = false;
 
   constructor(
     private readonly api: ObjectApi,
@@ -67,27 +84,77 @@ export class Controllers {
     this.stopped = true;
   }
 
-  schedule(): void {
+  /** Queues every workload and the scheduler, as a controller's start-up list does. */
+  resyncAll(): void {
+    for (const [q, t] of [['deploy', this.t.deploy], ['rs', this.t.rs], ['sts', this.t.sts]] as const) {
+      for (const o of this.api.list(t, undefined)) this.queues[q].add(keyOf(o));
+    }
+    this.schedulerDirty = true;
+    this.schedule();
+  }
+
+  /** A store change: queues the controllers that own the object's state. */
+  observe(resource: string, o: KubeObject): void {
+    const owner = controllerOf(o);
+    const ns = o.metadata.namespace ?? '';
+    if (resource === resourceKey(this.t.deploy)) this.queues.deploy.add(keyOf(o));
+    else if (resource === resourceKey(this.t.sts)) this.queues.sts.add(keyOf(o));
+    else if (resource === resourceKey(this.t.rs)) {
+      this.queues.rs.add(keyOf(o));
+      if (owner?.kind === 'Deployment') this.queues.deploy.add(`${ns}/${owner.name}`);
+    } else if (resource === resourceKey(this.t.pods)) {
+      if (owner?.kind === 'ReplicaSet') this.queues.rs.add(`${ns}/${owner.name}`);
+      else if (owner?.kind === 'StatefulSet') this.queues.sts.add(`${ns}/${owner.name}`);
+      // An orphan may be adopted by any ReplicaSet of its namespace whose selector matches.
+      else if (!owner) for (const rs of this.api.list(this.t.rs, ns)) this.queues.rs.add(keyOf(rs));
+      if (!rec(o.spec).nodeName) this.schedulerDirty = true;
+    } else if (resource === resourceKey(this.t.nodes)) this.schedulerDirty = true;
+    else return;
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      if (this.stopped) return;
-      try {
-        this.reconcile();
-      } catch (err) {
-        // A conflict or a vanished object: the next pass converges.
-        if (!(err instanceof ApiError)) console.error('simulator: controller pass failed:', err);
-        this.schedule();
-      }
+      if (!this.stopped) this.reconcile();
     });
   }
 
   private reconcile(): void {
-    for (const d of this.api.list(this.t.deploy, undefined)) this.syncDeployment(d);
-    for (const rs of this.api.list(this.t.rs, undefined)) this.syncReplicaSet(rs);
-    for (const s of this.api.list(this.t.sts, undefined)) this.syncStatefulSet(s);
-    this.schedulePods();
+    const syncs: [Queue, ResourceType, (o: KubeObject) => void][] = [
+      ['deploy', this.t.deploy, (o) => this.syncDeployment(o)],
+      ['rs', this.t.rs, (o) => this.syncReplicaSet(o)],
+      ['sts', this.t.sts, (o) => this.syncStatefulSet(o)],
+    ];
+    for (const [q, t, sync] of syncs) {
+      const keys = [...this.queues[q]];
+      this.queues[q].clear();
+      for (const key of keys) {
+        const [ns, name] = splitKey(key);
+        const o = this.api.tryGet(t, ns, name);
+        if (o) this.attempt(() => sync(o), () => this.queues[q].add(key));
+      }
+    }
+    if (this.schedulerDirty) {
+      this.schedulerDirty = false;
+      this.attempt(
+        () => this.schedulePods(),
+        () => (this.schedulerDirty = true),
+      );
+    }
+  }
+
+  /** Runs one sync; a conflict or a vanished object requeues its key for the next pass. */
+  private attempt(sync: () => void, requeue: () => void): void {
+    try {
+      sync();
+    } catch (err) {
+      if (!(err instanceof ApiError)) console.error('simulator: controller sync failed:', err);
+      requeue();
+      this.schedule();
+    }
   }
 
   readyNodes(): string[] {

@@ -175,7 +175,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
   const url = await server.listen({ cert, key });
 
   const controllers = new Controllers(api, recorder);
-  // Kubelets sync pods bound to their node; controllers re-run on any change.
+  // Kubelets sync pods bound to their node; a change queues the controllers that own it.
   const pendingPods = new Map<string, { namespace: string; name: string }>();
   let podSyncScheduled = false;
   let stopped = false;
@@ -212,10 +212,11 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
         }
       }
     }
-    if (ev.resource !== resourceKey(registry.find('', 'v1', 'events')!)) controllers.schedule();
+    controllers.observe(ev.resource, ev.object);
   });
 
   seedBaseObjects(api, registry, nodeNames);
+  controllers.resyncAll();
 
   const kubeconfigPath = join(stateDir, 'kubeconfig');
   writeKubeconfig(kubeconfigPath, server.httpsUrl, cert, user, token);
