@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
+import { criuImage, MAGIC } from '../../simulator/criu.js';
 
 export interface ArchiveSpec {
   pod: string;
@@ -53,22 +54,7 @@ export const SAMPLE_STATS: DumpStats = {
   pages_lazy: 0,
 };
 
-const IMG_SERVICE_MAGIC = 0x55105940;
-const STATS_MAGIC = 0x57093306;
-
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  let v = BigInt(n);
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v > 0n) byte |= 0x80;
-    out.push(byte);
-  } while (v > 0n);
-  return Buffer.from(out);
-}
-
-/** A CRIU stats-dump image: service magic, stats magic, u32 size, StatsEntry{dump = 1: DumpStatsEntry}. */
+/** A CRIU stats-dump image: StatsEntry{dump = 1: DumpStatsEntry}, encoded as the simulated kubelet encodes CRIU images. */
 export function encodeStatsDump(stats: DumpStats): Buffer {
   const fields: [number, number][] = [
     [1, stats.freezing_time],
@@ -80,13 +66,7 @@ export function encodeStatsDump(stats: DumpStats): Buffer {
     [7, stats.pages_written],
     [9, stats.pages_lazy],
   ];
-  const dump = Buffer.concat(fields.map(([no, value]) => Buffer.concat([varint(no << 3), varint(value)])));
-  const entry = Buffer.concat([varint((1 << 3) | 2), varint(dump.length), dump]);
-  const head = Buffer.alloc(12);
-  head.writeUInt32LE(IMG_SERVICE_MAGIC, 0);
-  head.writeUInt32LE(STATS_MAGIC, 4);
-  head.writeUInt32LE(entry.length, 8);
-  return Buffer.concat([head, entry]);
+  return criuImage('service', MAGIC.stats, [[{ n: 1, message: fields.map(([n, varint]) => ({ n, varint })) }]]);
 }
 
 export function configDump(spec: ArchiveSpec): Record<string, unknown> {
