@@ -98,9 +98,10 @@ export class Kubernetes {
     });
   }
 
-  async listPods(namespace: string, labelSelector?: string): Promise<V1Pod[]> {
-    return call(`list pods in ${namespace}${labelSelector ? ` (${labelSelector})` : ''}`, async () =>
-      (await this.core.listNamespacedPod({ namespace, ...(labelSelector ? { labelSelector } : {}) })).items,
+  async listPods(namespace: string, labelSelector?: string, fieldSelector?: string): Promise<V1Pod[]> {
+    const selectors = [labelSelector, fieldSelector].filter(Boolean).join('; ');
+    return call(`list pods in ${namespace}${selectors ? ` (${selectors})` : ''}`, async () =>
+      (await this.core.listNamespacedPod({ namespace, ...(labelSelector ? { labelSelector } : {}), ...(fieldSelector ? { fieldSelector } : {}) })).items,
     );
   }
 

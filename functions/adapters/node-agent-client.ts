@@ -6,7 +6,9 @@
 import { request, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Transform, type Readable } from 'node:stream';
+import type { V1Pod } from '@kubernetes/client-node';
 import { KUBELET_ARCHIVE_NAME } from '../contract/kubelet-archive.js';
+import { isServing } from '../domain/pods.js';
 import { readEnv } from '../runtime/config.js';
 import { ConfigError, TransientError, errorMessage } from '../runtime/errors.js';
 import { tokenGetter } from '../../node-agent/token.js';
@@ -20,6 +22,11 @@ export class NodeAgentRefusedError extends Error {
   constructor(message: string, readonly status: number) {
     super(message);
   }
+}
+
+/** The node-agent of a node cannot be looked up, and retrying will not change that (RBAC, a bad selector). */
+export class NodeAgentLookupError extends Error {
+  override readonly name = 'NodeAgentLookupError';
 }
 
 export interface ArchiveDownload {
@@ -37,21 +44,55 @@ export interface ArchiveSource {
 }
 
 /** Maps a node name to its agent's base URL. */
-export type NodeAgentLocator = (node: string) => string;
+export type NodeAgentLocator = (node: string) => Promise<string>;
+
+/** Finds the agent of a node through the API; undefined when no agent pod there serves. */
+export type NodeAgentDiscovery = (node: string) => Promise<string | undefined>;
 
 /**
  * Nodes named in `urls` use that URL (the simulated cluster, local mode, or a
- * hand-made map); the others `template` with `{node}` replaced by the node name.
+ * hand-made map); the others are looked up with `discover` when it is given,
+ * else `template` with `{node}` replaced by the node name.
  */
-export function nodeAgentLocator({ template, urls = {} }: { template?: string; urls?: Record<string, string> }): NodeAgentLocator {
+export function nodeAgentLocator({ template, urls = {}, discover }: { template?: string; urls?: Record<string, string>; discover?: NodeAgentDiscovery }): NodeAgentLocator {
   if (template !== undefined && !template.includes('{node}')) throw new ConfigError(`node-agent URL template ${JSON.stringify(template)} has no {node} placeholder`);
   for (const [node, url] of Object.entries(urls)) {
     if (!URL.canParse(url)) throw new ConfigError(`node-agent URL for node ${node} is not a URL: ${JSON.stringify(url)}`);
   }
-  return (node) => {
-    const url = urls[node] ?? template?.replaceAll('{node}', node);
-    if (!url) throw new ConfigError(`no node-agent URL for node ${node}: it is not in KCR_NODE_AGENT_URLS and no KCR_NODE_AGENT_URL_TEMPLATE is set`);
+  return async (node) => {
+    let url = urls[node];
+    if (url === undefined && discover) {
+      url = await discover(node);
+      // The DaemonSet's pod may be starting or rolling: worth a retry.
+      if (url === undefined) throw new TransientError(`no Ready node-agent pod on node ${node}`);
+    }
+    url ??= template?.replaceAll('{node}', node);
+    if (!url) throw new ConfigError(`no node-agent URL for node ${node}: it is not in KCR_NODE_AGENT_URLS, and neither KCR_NODE_AGENT_SELECTOR nor KCR_NODE_AGENT_URL_TEMPLATE is set`);
     return url.replace(/\/+$/, '');
+  };
+}
+
+/** What discovery needs of the Kubernetes API. */
+export interface PodLister {
+  listPods(namespace: string, labelSelector?: string, fieldSelector?: string): Promise<V1Pod[]>;
+}
+
+/**
+ * Discovery of the DaemonSet's pods: the serving pod matching `selector` on the
+ * node, called on its pod IP. Needs neither node names that resolve nor a hostPort.
+ */
+export function nodeAgentPods(kube: PodLister, { namespace, selector, port }: { namespace: string; selector: string; port: number }): NodeAgentDiscovery {
+  return async (node) => {
+    let pods: V1Pod[];
+    try {
+      pods = await kube.listPods(namespace, selector, `spec.nodeName=${node}`);
+    } catch (err) {
+      if (err instanceof TransientError) throw err;
+      throw new NodeAgentLookupError(`cannot list the node-agent pods (${selector}) in ${namespace}: ${errorMessage(err)}; store-artifact's ServiceAccount needs list on pods there`, { cause: err });
+    }
+    const ip = pods.find((p) => p.spec?.nodeName === node && isServing(p))?.status?.podIP;
+    if (!ip) return undefined;
+    return `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
   };
 }
 
@@ -69,8 +110,10 @@ export class NodeAgentClient implements ArchiveSource {
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): NodeAgentClient {
-    const c = readEnv(['KCR_NODE_AGENT_URL_TEMPLATE', 'KCR_NODE_AGENT_URLS', 'KCR_NODE_AGENT_TOKEN', 'KCR_NODE_AGENT_TOKEN_FILE', 'KCR_NODE_AGENT_TIMEOUT_MS'], env);
+  /** From KCR_NODE_AGENT_*; `pods` is the API that KCR_NODE_AGENT_SELECTOR discovery lists agent pods with. */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env, pods?: PodLister): NodeAgentClient {
+    const c = readEnv(['KCR_NODE_AGENT_URL_TEMPLATE', 'KCR_NODE_AGENT_URLS', 'KCR_NODE_AGENT_SELECTOR', 'KCR_NODE_AGENT_NAMESPACE', 'KCR_NODE_AGENT_PORT', 'KCR_NODE_AGENT_TOKEN', 'KCR_NODE_AGENT_TOKEN_FILE', 'KCR_NODE_AGENT_TIMEOUT_MS'], env);
+    if (c.KCR_NODE_AGENT_SELECTOR && !pods) throw new ConfigError('KCR_NODE_AGENT_SELECTOR is set, but no Kubernetes API was given to discover node-agent pods with');
     let urls: Record<string, string> = {};
     if (c.KCR_NODE_AGENT_URLS) {
       try {
@@ -82,22 +125,23 @@ export class NodeAgentClient implements ArchiveSource {
         throw new ConfigError('invalid configuration: KCR_NODE_AGENT_URLS must be a JSON object of node name → URL string');
       }
     }
+    const discover = c.KCR_NODE_AGENT_SELECTOR && pods ? nodeAgentPods(pods, { namespace: c.KCR_NODE_AGENT_NAMESPACE, selector: c.KCR_NODE_AGENT_SELECTOR, port: c.KCR_NODE_AGENT_PORT }) : undefined;
     return new NodeAgentClient({
-      locate: nodeAgentLocator({ template: c.KCR_NODE_AGENT_URL_TEMPLATE, urls }),
+      locate: nodeAgentLocator({ template: c.KCR_NODE_AGENT_URL_TEMPLATE, urls, ...(discover ? { discover } : {}) }),
       token: tokenGetter({ token: c.KCR_NODE_AGENT_TOKEN, tokenFile: c.KCR_NODE_AGENT_TOKEN_FILE }),
       timeoutMs: c.KCR_NODE_AGENT_TIMEOUT_MS,
     });
   }
 
   /** The agent URL of an archive; only the file name travels, the agent knows its directory. */
-  archiveUrl(node: string, archivePath: string): string {
+  async archiveUrl(node: string, archivePath: string): Promise<string> {
     const name = archivePath.slice(archivePath.lastIndexOf('/') + 1);
     if (!KUBELET_ARCHIVE_NAME.test(name)) throw new NodeAgentRefusedError(`${JSON.stringify(archivePath)} is not a kubelet checkpoint archive path`, 400);
-    return `${this.options.locate(node)}/checkpoints/${encodeURIComponent(name)}`;
+    return `${await this.options.locate(node)}/checkpoints/${encodeURIComponent(name)}`;
   }
 
   async open(node: string, archivePath: string): Promise<ArchiveDownload> {
-    const url = this.archiveUrl(node, archivePath);
+    const url = await this.archiveUrl(node, archivePath);
     const res = await this.send('GET', url);
     if (res.statusCode !== 200) throw await this.failure(res, 'GET', url, node);
     const size = Number(res.headers['content-length']);
@@ -130,7 +174,7 @@ export class NodeAgentClient implements ArchiveSource {
   }
 
   async remove(node: string, archivePath: string): Promise<'deleted' | 'kept'> {
-    const url = this.archiveUrl(node, archivePath);
+    const url = await this.archiveUrl(node, archivePath);
     const res = await this.send('DELETE', url);
     res.resume();
     if (res.statusCode === 204 || res.statusCode === 200) return 'deleted';

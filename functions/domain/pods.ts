@@ -30,6 +30,16 @@ export function isCheckpointable(pod: V1Pod): boolean {
   return pod.status?.phase === 'Running' && !!pod.spec?.nodeName && !pod.metadata?.deletionTimestamp;
 }
 
+/** Running, Ready, with an IP and not being deleted: it can serve requests. */
+export function isServing(pod: V1Pod): boolean {
+  return (
+    pod.status?.phase === 'Running' &&
+    !!pod.status.podIP &&
+    !pod.metadata?.deletionTimestamp &&
+    !!pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
+  );
+}
+
 export function isContainerRunning(pod: V1Pod, container: string): boolean {
   return !!pod.status?.containerStatuses?.find((s) => s.name === container)?.state?.running;
 }

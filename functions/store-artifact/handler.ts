@@ -4,7 +4,7 @@
 // copy is deleted. Nothing is buffered: memory is the upload's parts in flight.
 import { Transform, pipeline } from 'node:stream';
 import type { ObjectStore } from '../adapters/object-store.js';
-import { ArchiveGoneError, NodeAgentRefusedError, type ArchiveSource } from '../adapters/node-agent-client.js';
+import { ArchiveGoneError, NodeAgentLookupError, NodeAgentRefusedError, type ArchiveSource } from '../adapters/node-agent-client.js';
 import { events, type KcrEvent } from '../contract/build.js';
 import { CheckpointStoredData, EventTypes, type CheckpointCreatedData } from '../contract/events.js';
 import { parseKubeletArchivePath } from '../contract/kubelet-archive.js';
@@ -141,6 +141,7 @@ async function uploadArchive(deps: StoreArtifactDeps, data: CheckpointCreatedDat
   } catch (err) {
     if (err instanceof ArchiveGoneError) throw new StoreFailure(`archive ${data.archivePath} is gone from node ${data.node}: ${err.message}`);
     if (err instanceof NodeAgentRefusedError) throw new StoreFailure(`node-agent of ${data.node} refused the archive: ${err.message}`);
+    if (err instanceof NodeAgentLookupError) throw new StoreFailure(`node-agent of ${data.node} not found: ${err.message}`);
     throw err;
   }
 

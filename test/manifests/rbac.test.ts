@@ -80,7 +80,7 @@ const EXPECTED: Record<string, { subject: Subject; grants: Record<string, string
       'core/events': ['create'],
     },
   },
-  'store-artifact': { subject: sa('store-artifact'), grants: {} },
+  'store-artifact': { subject: sa('store-artifact'), grants: { 'core/pods': ['list'] } },
   'build-image': { subject: sa('build-image'), grants: {} },
   'event-archive': { subject: sa('event-archive'), grants: {} },
   'node-agent': { subject: sa('node-agent'), grants: {} },
@@ -121,7 +121,7 @@ describe('RBAC', () => {
     named(docs, 'v1', 'ServiceAccount', name);
   });
 
-  it.each(['store-artifact', 'build-image', 'event-archive'])('%s gets no API token at all', (name) => {
+  it.each(['build-image', 'event-archive'])('%s gets no API token at all', (name) => {
     expect(named(docs, 'v1', 'ServiceAccount', name).automountServiceAccountToken).toBe(false);
     const svc = named(docs, 'serving.knative.dev/v1', 'Service', name);
     expect((svc.spec as { template: { spec: { automountServiceAccountToken?: boolean } } }).template.spec.automountServiceAccountToken).toBe(false);
