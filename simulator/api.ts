@@ -50,6 +50,8 @@ export interface DeleteOptions {
 export interface ListOptions {
   labelSelector?: LabelSelector;
   fieldSelector?: FieldRequirement[];
+  /** In-process callers (the controllers): any other condition, applied before copying. */
+  where?: (o: KubeObject) => boolean;
 }
 
 export interface ApiServerTiming {
@@ -120,11 +122,9 @@ export class ObjectApi {
   }
 
   list(t: ResourceType, namespace: string | undefined, opts: ListOptions = {}): KubeObject[] {
-    return this.store
-      .list(resourceKey(t), t.namespaced ? namespace : undefined)
-      .filter((o) => matchesLabels(opts.labelSelector ?? [], o.metadata.labels))
-      .filter((o) => matchesFields(opts.fieldSelector ?? [], withTypeMeta(t, o)))
-      .map((o) => withTypeMeta(t, o));
+    const keep = (o: KubeObject) =>
+      matchesLabels(opts.labelSelector ?? [], o.metadata.labels) && matchesFields(opts.fieldSelector ?? [], withTypeMeta(t, o)) && (!opts.where || opts.where(o));
+    return this.store.list(resourceKey(t), t.namespaced ? namespace : undefined, keep).map((o) => withTypeMeta(t, o));
   }
 
   // ---------- create ----------

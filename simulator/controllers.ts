@@ -169,8 +169,7 @@ export class Controllers {
 
   private schedulePods(): void {
     const nodes = this.readyNodes();
-    for (const pod of this.api.list(this.t.pods, undefined)) {
-      if (rec(pod.spec).nodeName || !isActive(pod)) continue;
+    for (const pod of this.api.list(this.t.pods, undefined, { where: (p) => !rec(p.spec).nodeName && isActive(p) })) {
       if (rec(pod.spec).schedulerName !== undefined && rec(pod.spec).schedulerName !== 'default-scheduler') continue;
       const ns = pod.metadata.namespace!;
       const name = pod.metadata.name!;
@@ -214,7 +213,7 @@ export class Controllers {
     const desired = num(spec.replicas, 1);
     const template = clone(rec(spec.template));
     const hash = templateHash(template);
-    const owned = this.api.list(this.t.rs, ns).filter((rs) => controllerOf(rs)?.uid === d.metadata.uid);
+    const owned = this.api.list(this.t.rs, ns, { where: (rs) => controllerOf(rs)?.uid === d.metadata.uid });
     let current = owned.find((rs) => rs.metadata.labels?.['pod-template-hash'] === hash);
     const maxRevision = Math.max(0, ...owned.map((rs) => Number(rs.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? '0')));
     if (!current) {
@@ -329,10 +328,11 @@ export class Controllers {
     const ns = rs.metadata.namespace!;
     const spec = rec(rs.spec);
     const desired = num(spec.replicas, 1);
-    const pods = this.api.list(this.t.pods, ns).filter((p) => controllerOf(p)?.uid === rs.metadata.uid);
+    const ownedByRs = (p: KubeObject) => controllerOf(p)?.uid === rs.metadata.uid;
+    const pods = this.api.list(this.t.pods, ns, { where: ownedByRs });
     // Adopt orphans matching the selector, as the real controller does.
-    for (const p of this.api.list(this.t.pods, ns)) {
-      if (controllerOf(p) || !isActive(p) || !matchesLabelSelectorObject(spec.selector, p.metadata.labels)) continue;
+    for (const p of this.api.list(this.t.pods, ns, { where: (o) => !controllerOf(o) })) {
+      if (!isActive(p) || !matchesLabelSelectorObject(spec.selector, p.metadata.labels)) continue;
       const adopted = this.api.mutate(this.t.pods, ns, p.metadata.name!, (o) => {
         o.metadata.ownerReferences = [...(o.metadata.ownerReferences ?? []), ownerRef(this.t.rs, rs)];
       });
@@ -351,7 +351,7 @@ export class Controllers {
         this.recorder.record(rs, 'Normal', 'SuccessfulDelete', `Deleted pod: ${v.metadata.name}`, 'replicaset-controller');
       }
     }
-    const now = this.api.list(this.t.pods, ns).filter((p) => controllerOf(p)?.uid === rs.metadata.uid && isActive(p));
+    const now = this.api.list(this.t.pods, ns, { where: (p) => ownedByRs(p) && isActive(p) });
     const ready = now.filter(isReady).length;
     this.api.mutate(
       this.t.rs,
@@ -374,7 +374,8 @@ export class Controllers {
     const desired = num(spec.replicas, 1);
     const revision = `${name}-${templateHash(spec.template)}`;
     const ordered = spec.podManagementPolicy !== 'Parallel';
-    const pods = this.api.list(this.t.pods, ns).filter((p) => controllerOf(p)?.uid === s.metadata.uid);
+    const ownedBySts = (p: KubeObject) => controllerOf(p)?.uid === s.metadata.uid;
+    const pods = this.api.list(this.t.pods, ns, { where: ownedBySts });
     const byName = new Map(pods.map((p) => [p.metadata.name!, p]));
     for (let i = 0; i < desired; i++) {
       const podName = `${name}-${i}`;
@@ -416,7 +417,7 @@ export class Controllers {
       this.recorder.record(s, 'Normal', 'SuccessfulDelete', `delete Pod ${p.metadata.name} in StatefulSet ${name} successful`, 'statefulset-controller');
     }
     // Rolling update: replace the highest-ordinal outdated pod once all pods are ready.
-    const live = this.api.list(this.t.pods, ns).filter((p) => controllerOf(p)?.uid === s.metadata.uid);
+    const live = this.api.list(this.t.pods, ns, { where: ownedBySts });
     const rollingUpdate = rec(spec.updateStrategy).type !== 'OnDelete';
     if (rollingUpdate && live.length === desired && live.every((p) => isReady(p) && !p.metadata.deletionTimestamp)) {
       const outdated = live

@@ -65,12 +65,14 @@ export class Store {
     return this.objects.get(resource)?.has(Store.key(namespace, name)) ?? false;
   }
 
-  list(resource: string, namespace?: string): KubeObject[] {
+  /** Copies of the objects (of `namespace`, when given) that `keep` accepts; `keep` sees the stored object and must not change it. */
+  list(resource: string, namespace?: string, keep?: (o: KubeObject) => boolean): KubeObject[] {
     const b = this.objects.get(resource);
     if (!b) return [];
     const out: KubeObject[] = [];
     for (const o of b.values()) {
-      if (namespace === undefined || o.metadata.namespace === namespace) out.push(clone(o));
+      // Filtering before copying: a namespace of a thousand pods is not cloned to find two.
+      if ((namespace === undefined || o.metadata.namespace === namespace) && (!keep || keep(o))) out.push(clone(o));
     }
     out.sort((a, b2) => {
       const ka = Store.key(a.metadata.namespace, a.metadata.name ?? '');
