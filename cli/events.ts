@@ -16,6 +16,7 @@ import { replayEvent, send, toBinary } from './replay.js';
 import { formatTable } from './table.js';
 import { parseTimeArg } from './time.js';
 import { UsageError } from './errors.js';
+import { httpUrl } from './options.js';
 import type { CliIo, S3Settings } from './io.js';
 
 const LIST_LOOKBACK = '24h';
@@ -63,16 +64,6 @@ function positiveInt(value: string): number {
   return n;
 }
 
-function httpUrl(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new InvalidArgumentError('must be an http(s) URL');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError('must be an http(s) URL');
-  return value;
-}
 
 function addFilterOptions(cmd: Command, what: string): Command {
   return cmd

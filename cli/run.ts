@@ -1,6 +1,7 @@
 // The `kcr` program, runnable in-process: argv in, exit code out, output to the given streams.
 import { Command, CommanderError } from 'commander';
 import { errorMessage } from '../functions/runtime/errors.js';
+import { addCheckpointCommand } from './checkpoint.js';
 import { addEventsCommand } from './events.js';
 import { UsageError } from './errors.js';
 import { openS3Store, type CliIoInput } from './io.js';
@@ -20,6 +21,7 @@ export function buildProgram(input: CliIoInput): Command {
     })
     .showHelpAfterError('(run with --help for usage)');
   addEventsCommand(program, io);
+  addCheckpointCommand(program, io);
   return program;
 }
 

@@ -280,7 +280,8 @@ describe('kcr events', () => {
     const r = spawnSync('npx', ['tsx', 'cli/main.ts', '--help'], { encoding: 'utf8', cwd: process.cwd() });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^Usage: kcr \[options\] \[command\]/);
-    expect(r.stdout).toMatch(/events \[options\]\s+list, show and replay the CloudEvents archived in S3/);
+    expect(r.stdout).toMatch(/events \[options\]\s+list, show and replay the CloudEvents archived\s+in S3/);
+    expect(r.stdout).toMatch(/checkpoint \[options\] <target>\s+checkpoint a workload, a pod or one container/);
   });
 });
 
