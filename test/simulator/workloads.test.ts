@@ -175,7 +175,11 @@ describe('kubelet restarts', () => {
       const cs = (await core.readNamespacedPod({ namespace: 'wl', name: 'crashy' })).status!.containerStatuses![0]!;
       return cs.restartCount === 2 && cs.state?.running !== undefined;
     }, { description: 'restart after back-off' });
-    const logs = await core.readNamespacedPodLog({ namespace: 'wl', name: 'crashy', container: 'app' });
+    // The restarted container logs afresh; its first tick may still be due.
+    const logs = await cluster.waitFor(async () => {
+      const text = await core.readNamespacedPodLog({ namespace: 'wl', name: 'crashy', container: 'app' });
+      return text.includes('counter=1\n') ? text : undefined;
+    }, { description: 'first tick after the restart' });
     expect(logs).toMatch(/^starting fresh: counter=0\ncounter=1\n/);
   });
 });
