@@ -113,9 +113,11 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
 
     const facts = archiveFactsFromManifest(manifest);
     const mountFrom = prior && prior.host === deps.target.host && prior.repository !== repo ? prior.repository : undefined;
+    const started = performance.now();
     const layer = await pushLayer(data, archive.key, repo, prior?.layer, mountFrom);
     const image = buildCheckpointImage({ data, facts, layer, platform });
     await pushImage(repo, data.id, image, mountFrom);
+    ctx.observe?.('transferSeconds', (performance.now() - started) / 1000, { stage: 'build' });
 
     const record: ImageRecord = {
       reference: `${deps.target.host}/${repo}@${image.index.descriptor.digest}`,

@@ -128,8 +128,10 @@ async function checkpoint(deps: RequestCheckpointDeps, target: Target, ctx: Hand
   const podName = pod.metadata?.name ?? '';
   const node = pod.spec?.nodeName ?? '';
   let outcome: Outcome;
+  const started = performance.now();
   try {
     const answer = await deps.kube.checkpoint(node, namespace, podName, container, deps.timeoutSeconds);
+    ctx.observe?.('kubeletCheckpointSeconds', (performance.now() - started) / 1000, { outcome: answer.ok ? 'created' : 'failed' });
     if (answer.ok) {
       const { timestamp } = parseKubeletArchivePath(answer.archivePath, { pod: podName, namespace, container });
       const podUid = pod.metadata?.uid ?? '';

@@ -1,6 +1,7 @@
 // The shape of a kcr function: a pure handler (event in → events out) with its
 // dependencies passed in; the runtime does HTTP, CloudEvents, logs and metrics.
 import type { Logger } from 'pino';
+import type { DomainMetric } from './metrics.js';
 import type { EventData, EventType } from '../contract/events.js';
 import type { KcrEvent } from '../contract/build.js';
 
@@ -23,6 +24,8 @@ export type IncomingEvent<T extends EventType = EventType> = {
 
 export interface HandlerContext {
   log: Logger;
+  /** Records a measurement of the work into the function's /metrics (absent in unit tests). */
+  observe?: (metric: DomainMetric, value: number, labels?: Record<string, string>) => void;
   /** W3C traceparent of the incoming event, to propagate to what it emits. */
   traceparent?: string;
 }

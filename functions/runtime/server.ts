@@ -119,7 +119,7 @@ export async function serveFunction(handler: AnyHandler, options: ServeOptions):
     };
     let out: CloudEvent<unknown>[];
     try {
-      const ctx = { log: eventLog, ...(traceparent ? { traceparent } : {}) };
+      const ctx = { log: eventLog, observe: metrics.observe.bind(metrics), ...(traceparent ? { traceparent } : {}) };
       out = 'attributes' in event ? await (handler as RawFunctionHandler).handle(event, ctx) : await (handler as FunctionHandler).handle(event, ctx);
     } catch (err) {
       if (err instanceof BadInputError) return fail('bad_input', 400, err);

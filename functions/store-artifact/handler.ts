@@ -90,6 +90,7 @@ export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<ty
       }
 
       let stored: { artifact: CheckpointStoredData['artifact']; info: CheckpointArchiveInfo };
+      const started = performance.now();
       try {
         stored = await uploadArchive(deps, data, archiveKey);
       } catch (err) {
@@ -100,6 +101,8 @@ export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<ty
         return [events.checkpointFailed({ ...data, stage: 'store', reason: err.message }, common)];
       }
 
+      ctx.observe?.('transferSeconds', (performance.now() - started) / 1000, { stage: 'store' });
+      ctx.observe?.('archiveBytes', stored.artifact.size);
       const manifest = buildManifest(data, stored.artifact, stored.info, now());
       await deps.store.putJson(manifestKey, manifest);
       log.info({ key: manifestKey, size: stored.artifact.size, sha256: stored.artifact.sha256 }, `stored checkpoint ${data.id} (${stored.artifact.size} bytes)`);

@@ -18,6 +18,7 @@ import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { startS3, type S3Fixture } from '../support/s3.js';
 import { startSink, type TestSink } from '../support/sink.js';
 import { keyOf, makeFixture, type Fixture } from './fixtures.js';
+import { scrape } from '../support/metrics.js';
 
 const registryBinary = optionalBinary('docker-registry');
 const BUCKET = 'kcr-checkpoints';
@@ -83,6 +84,7 @@ describe.skipIf(!registryBinary)('build-image over HTTP with S3 (s3rver) and doc
       expect(image.reference).toBe(`${registry.host}/checkpoints/kcr/shop/deployment-redis-redis@${image.digest}`);
       expect(await store.getJson(keyOf(fixture, 'image'))).toMatchObject({ reference: image.reference, digest: image.digest });
       expect(await new RegistryClient({ baseUrl: registry.url }).hasManifest('checkpoints/kcr/shop/deployment-redis-redis', image.digest)).toBe(true);
+      expect(await scrape(fn.url, 'kcr_artifact_transfer_seconds_count', { function: 'build-image', stage: 'build' })).toBe(1);
     } finally {
       await fn.close();
     }

@@ -9,6 +9,7 @@ import { serveFunction, type RunningFunction } from '../../functions/runtime/ser
 import { createLogger } from '../../functions/runtime/logger.js';
 import { checkpointId } from '../../functions/contract/checkpoint-id.js';
 import type { CheckpointCreatedData, FailedData } from '../../functions/contract/events.js';
+import { scrape } from '../support/metrics.js';
 import { startSink, type TestSink } from '../support/sink.js';
 import { deployment, runningPods } from '../support/workloads.js';
 
@@ -109,6 +110,13 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
   it('reads the workload when the ping carries no selector, and honours kcr.io/checkpoint-containers', async () => {
     expect((await post(ping('solo'))).status).toBe(202);
     expect(created().map((d) => d.container)).toEqual(['app']);
+  });
+
+  it('measures each kubelet checkpoint call on /metrics, by outcome', async () => {
+    const before = (await scrape(fn.url, 'kcr_kubelet_checkpoint_duration_seconds_count', { function: 'request-checkpoint', outcome: 'created' })) ?? 0;
+    expect((await post(ping('shop', { kcrselector: 'app=shop' }))).status).toBe(202);
+    expect(created()).toHaveLength(6);
+    expect(await scrape(fn.url, 'kcr_kubelet_checkpoint_duration_seconds_count', { function: 'request-checkpoint', outcome: 'created' })).toBe(before + 6);
   });
 
   it('costs at most 2 API calls per container plus 1 list per ping', async () => {

@@ -5,6 +5,7 @@ import { serveFunction, type RunningFunction } from '../../functions/runtime/ser
 import { readEnv } from '../../functions/runtime/config.js';
 import { createLogger } from '../../functions/runtime/logger.js';
 import { createTestHandler, sampleCreated, type Recorder } from './fixtures/test-handler.js';
+import { metric } from '../support/metrics.js';
 import { startSink, type TestSink } from '../support/sink.js';
 
 const TYPE = 'io.kcr.checkpoint.created';
@@ -189,15 +190,4 @@ describe('graceful shutdown', () => {
 
 function silent() {
   return createLogger('test-fn', 'silent');
-}
-
-/** The value of one sample in Prometheus text format, whatever the label order. */
-function metric(text: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_]+)\{(.*)\} (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...m[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
 }

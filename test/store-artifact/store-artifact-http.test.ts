@@ -14,6 +14,7 @@ import { createStoreArtifact } from '../../functions/store-artifact/handler.js';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/server.js';
 import { writeCheckpointArchive } from '../support/archives.js';
 import { startS3, type S3Fixture } from '../support/s3.js';
+import { scrape } from '../support/metrics.js';
 import { startSink, type TestSink } from '../support/sink.js';
 
 const TOKEN = 'http-test-token';
@@ -77,6 +78,10 @@ describe('store-artifact over HTTP', () => {
     expect(stored?.source).toBe('/kcr/store-artifact');
     expect(stored?.kcrcheckpointid).toBe(event.data.id);
     expect((stored?.data as { artifact?: { uri?: string } }).artifact?.uri).toMatch(/^s3:\/\/kcr-http\/checkpoints\/web\/Deployment\/shop\/app\//);
+    // What it measured of the work, on /metrics.
+    const size = (stored?.data as { artifact: { size: number } }).artifact.size;
+    expect(await scrape(fn.url, 'kcr_checkpoint_archive_bytes_sum', { function: 'store-artifact' })).toBe(size);
+    expect(await scrape(fn.url, 'kcr_artifact_transfer_seconds_count', { function: 'store-artifact', stage: 'store' })).toBe(1);
   });
 
   it('answers 503 when the node-agent is unreachable, and emits nothing', async () => {
