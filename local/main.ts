@@ -57,7 +57,7 @@ async function main(): Promise<number> {
       `  S3           ${s.s3.endpoint}  bucket ${s.env.KCR_S3_BUCKET}`,
       `  registry     ${s.registry.kind === 'docker-registry' ? `docker-registry ${s.registry.server.url}` : `OCI layout ${s.registry.dir} (docker-registry not installed)`}`,
       `  functions    ${[...s.functions].map(([n, f]) => `${n} ${f.url}`).join(', ')}`,
-      `  logs         ${join(stateDir, 'logs')}/   CLI: source ${envFile} && npm run kcr -- events list`,
+      `  logs         ${join(stateDir, 'logs')}/   CLI: source ${envFile} && npm run kcr -- events list (or: checkpoint deployment/counter)`,
       '',
     ].join('\n'),
   );
