@@ -64,7 +64,6 @@ function positiveInt(value: string): number {
   return n;
 }
 
-
 function addFilterOptions(cmd: Command, what: string): Command {
   return cmd
     .option('--type <type>', `only ${what} of this type (repeatable, comma-separated; a trailing * matches a prefix)`, collect)
