@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { S3ObjectStore, s3OptionsFromEnv } from '../functions/adapters/s3.js';
-import { ImageRecord } from '../functions/build-image/handler.js';
+import { ImageRecord } from '../functions/build-image/image-record.js';
 import { buildImageFromEnv } from '../functions/build-image/index.js';
 import {
   checkpointId,

@@ -10,7 +10,7 @@ import { CheckpointStoredData } from '../functions/contract/events.js';
 import { KUBELET_CHECKPOINT_DIR, kubeletArchiveName } from '../functions/contract/kubelet-archive.js';
 import { artifactKey, s3Uri, type CheckpointLocation } from '../functions/domain/storage-layout.js';
 import { MANIFEST_API_VERSION, type CheckpointManifest } from '../functions/store-artifact/handler.js';
-import type { ImageRecord } from '../functions/build-image/handler.js';
+import type { ImageRecord } from '../functions/build-image/image-record.js';
 
 export const CONTAINER = 'app';
 export const ORIGINAL_IMAGE = `quay.io/kcr/${CONTAINER}:1`;

@@ -19,6 +19,14 @@ export interface StoredManifest {
   bytes: Buffer;
 }
 
+/** The digests of one checkpoint image, as image.json records them. */
+export interface ImageDigests {
+  indexDigest: string;
+  manifestDigest: string;
+  configDigest: string;
+  layerDigest: string;
+}
+
 export interface ImageTarget {
   readonly kind: 'registry' | 'oci-layout';
   /** The registry host (`host[:port]`) that references to this target start with. */
@@ -36,6 +44,12 @@ export interface ImageTarget {
   /** Whether the image named by `digest` can be pulled from `repo`. */
   hasManifest(repo: string, digest: string): Promise<boolean>;
   getManifest(repo: string, reference: string): Promise<StoredManifest | undefined>;
+  /**
+   * Deletes an image (retention): afterwards it cannot be pulled. A registry
+   * frees the blobs at its next garbage collection; a layout deletes those no
+   * other image there uses.
+   */
+  removeImage(repo: string, image: ImageDigests): Promise<void>;
 }
 
 /** The bytes streamed do not match the digest or size they were announced with. */

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { MediaTypes } from '../domain/checkpoint-image.js';
-import { BlobMismatchError, type BlobRef, type ImageTarget, type StoredManifest } from './image-target.js';
+import { BlobMismatchError, type BlobRef, type ImageDigests, type ImageTarget, type StoredManifest } from './image-target.js';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 /** containerd's import reads the full image name from this annotation. */
@@ -172,6 +172,40 @@ export class OciLayout implements ImageTarget {
       return { ...index, manifests: kept };
     });
     return removed;
+  }
+
+  /** Untags the image in `repo` and deletes its blobs that no image left in the layout uses. */
+  async removeImage(repo: string, image: ImageDigests): Promise<void> {
+    await this.init();
+    await this.withIndexLock(async () => {
+      const index = await this.readIndex();
+      const kept = index.manifests.filter((m) => !(m.digest === image.indexDigest && refRepo(m) === repo));
+      if (kept.length !== index.manifests.length) await this.atomicWrite(join(this.dir, 'index.json'), JSON.stringify({ ...index, manifests: kept }));
+      const inUse = await this.blobsUsedBy(kept);
+      for (const digest of [image.indexDigest, image.manifestDigest, image.configDigest, image.layerDigest]) {
+        if (!inUse.has(digest)) await rm(this.blobPath(digest), { force: true });
+      }
+    });
+  }
+
+  /** Every blob the images named by `entries` use: indexes, manifests, configs, layers (layers are not read). */
+  private async blobsUsedBy(entries: readonly LayoutIndexEntry[]): Promise<Set<string>> {
+    const used = new Set<string>();
+    const visit = async (digest: string): Promise<void> => {
+      if (used.has(digest)) return;
+      used.add(digest);
+      const doc = await readFile(this.blobPath(digest), 'utf8')
+        .then((text) => JSON.parse(text) as { manifests?: { digest?: unknown }[]; config?: { digest?: unknown }; layers?: { digest?: unknown }[] })
+        .catch((err: unknown) => {
+          // A blob that is gone or not JSON names nothing; any other failure stops the removal rather than guess.
+          if (isNotFound(err) || err instanceof SyntaxError) return undefined;
+          throw err;
+        });
+      for (const m of doc?.manifests ?? []) if (typeof m.digest === 'string') await visit(m.digest);
+      for (const b of [doc?.config, ...(doc?.layers ?? [])]) if (typeof b?.digest === 'string') used.add(b.digest);
+    };
+    for (const e of entries) await visit(e.digest);
+    return used;
   }
 
   blobPath(digest: string): string {

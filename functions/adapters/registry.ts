@@ -10,7 +10,7 @@ import { pipeline, Readable, Transform } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { TransientError } from '../runtime/errors.js';
 import { MediaTypes } from '../domain/checkpoint-image.js';
-import { BlobMismatchError, type BlobRef, type ImageTarget, type StoredManifest } from './image-target.js';
+import { BlobMismatchError, type BlobRef, type ImageDigests, type ImageTarget, type StoredManifest } from './image-target.js';
 
 export interface RegistryCredentials {
   username: string;
@@ -145,6 +145,12 @@ export class RegistryClient implements ImageTarget {
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     const mediaType = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() || 'application/octet-stream';
     return { mediaType, digest, bytes };
+  }
+
+  async removeImage(repo: string, image: ImageDigests): Promise<void> {
+    // The index first: once it is gone, nothing names the image, whatever happens next.
+    await this.deleteManifest(repo, image.indexDigest);
+    await this.deleteManifest(repo, image.manifestDigest);
   }
 
   /** Deletes a manifest by digest (the registry must allow deletes); false when it was not there. */

@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto';
 import { PassThrough, pipeline, Readable, Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { z } from 'zod';
 import { events, type KcrEvent } from '../contract/build.js';
 import { EventTypes, type CheckpointStoredData, type ImageBuiltData } from '../contract/events.js';
 import {
@@ -30,6 +29,8 @@ import { ObjectNotFoundError, type ObjectStore } from '../adapters/object-store.
 import { RegistryError } from '../adapters/registry.js';
 import { TransientError, errorMessage } from '../runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../runtime/handler.js';
+import { ImageRecord } from './image-record.js';
+import { pruneCheckpoints } from './retention.js';
 
 export const FUNCTION_NAME = 'build-image';
 
@@ -42,24 +43,10 @@ export interface BuildImageDeps {
   compression?: LayerCompression;
   /** The platform the checkpoint runs on: CRIU images are architecture-specific. */
   platform?: Platform;
+  /** Committed checkpoints kept per container after a build; 0 or unset keeps all. */
+  retention?: number;
 }
 
-/** image.json: deterministic content only, so a rebuild writes the same bytes. */
-export const ImageRecord = z.object({
-  reference: z.string(),
-  digest: z.string(),
-  size: z.number().int().nonnegative(),
-  mediaType: z.string(),
-  repository: z.string(),
-  host: z.string(),
-  target: z.enum(['registry', 'oci-layout']),
-  tag: z.string(),
-  indexDigest: z.string(),
-  manifestDigest: z.string(),
-  configDigest: z.string(),
-  layer: z.object({ mediaType: z.string(), digest: z.string(), size: z.number().int().nonnegative() }),
-});
-export type ImageRecord = z.infer<typeof ImageRecord>;
 
 /** The outcome of one build, for logs and tests. */
 export interface BuildReport {
@@ -199,6 +186,15 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
           return [events.checkpointFailed({ ...data, stage: 'build', reason }, common)];
         }
         throw err;
+      }
+      if (deps.retention) {
+        const ref = { namespace: data.namespace, workload: data.workload, container: data.container };
+        try {
+          await pruneCheckpoints({ store: deps.store, target: deps.target, log: ctx.log }, ref, deps.retention, data.id);
+        } catch (err) {
+          // The image is built and recorded; what was not pruned now is pruned after the next build.
+          ctx.log.warn({ err: errorMessage(err) }, `retention: pruning ${data.namespace}/${data.workload.kind}/${data.workload.name}/${data.container} failed: ${errorMessage(err)}`);
+        }
       }
       const built: ImageBuiltData = {
         ...data,

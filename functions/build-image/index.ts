@@ -47,12 +47,13 @@ export async function imageTargetFromEnv(env: NodeJS.ProcessEnv = process.env): 
 }
 
 export async function buildImageFromEnv(env: NodeJS.ProcessEnv = process.env) {
-  const e = readEnv(['KCR_REGISTRY_REPO_PREFIX', 'KCR_IMAGE_LAYER_COMPRESSION', 'KCR_IMAGE_PLATFORM'], env);
+  const e = readEnv(['KCR_REGISTRY_REPO_PREFIX', 'KCR_IMAGE_LAYER_COMPRESSION', 'KCR_IMAGE_PLATFORM', 'KCR_CHECKPOINT_RETENTION'], env);
   return createBuildImage({
     store: new S3ObjectStore(s3OptionsFromEnv(env)),
     target: await imageTargetFromEnv(env),
     repoPrefix: e.KCR_REGISTRY_REPO_PREFIX,
     compression: e.KCR_IMAGE_LAYER_COMPRESSION,
     platform: parsePlatform(e.KCR_IMAGE_PLATFORM),
+    retention: e.KCR_CHECKPOINT_RETENTION,
   });
 }

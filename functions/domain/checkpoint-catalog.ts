@@ -45,8 +45,8 @@ function pickStored(value: unknown): unknown {
 export class CheckpointCatalog {
   constructor(private readonly store: ObjectStore) {}
 
-  /** Ids, newest first, that have image.json and no bad marker. */
-  async restorableIds(ref: ContainerRef): Promise<string[]> {
+  /** Each checkpoint id of the container, newest first, with the files it has in S3. */
+  async checkpointFiles(ref: ContainerRef): Promise<[id: string, files: Set<string>][]> {
     const files = new Map<string, Set<string>>();
     const prefix = containerPrefix(ref);
     for await (const o of this.store.list(prefix)) {
@@ -56,11 +56,15 @@ export class CheckpointCatalog {
       set.add(file);
       files.set(id, set);
     }
-    return [...files.entries()]
+    // Ids sort by time.
+    return [...files.entries()].sort(([a], [b]) => (a < b ? 1 : a > b ? -1 : 0));
+  }
+
+  /** Ids, newest first, that have image.json and no bad marker. */
+  async restorableIds(ref: ContainerRef): Promise<string[]> {
+    return (await this.checkpointFiles(ref))
       .filter(([, f]) => f.has(ARTIFACT_FILES.manifest) && f.has(ARTIFACT_FILES.image) && !f.has(ARTIFACT_FILES.bad))
-      .map(([id]) => id)
-      .sort()
-      .reverse();
+      .map(([id]) => id);
   }
 
   /**

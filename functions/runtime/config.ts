@@ -64,6 +64,7 @@ export const ENV = {
   KCR_OCI_LAYOUT_HOST: v(['build-image'], 'Pseudo-registry host of image references into the OCI layout (<host>/<repo>@sha256:…); the simulated kubelet maps it to the layout', z.string().regex(/^[a-z0-9.-]+(?::\d+)?$/, 'must be a host name'), 'kcr.local'),
   KCR_IMAGE_LAYER_COMPRESSION: v(['build-image'], 'Checkpoint image layer: none (the archive as is, digest known from S3) or gzip (compressed while pushing)', z.enum(['none', 'gzip']), 'none'),
   KCR_IMAGE_PLATFORM: v(['build-image'], 'os/arch[/variant] of the checkpoint images (CRIU images are architecture-specific: the nodes\' platform)', z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/, 'must be os/arch[/variant]'), 'linux/amd64'),
+  KCR_CHECKPOINT_RETENTION: v(['build-image'], 'Committed checkpoints kept per workload container: after each build, older ones leave S3 and their images the registry (blobs until its garbage collection) or the OCI layout; 0 keeps all', nonNegativeInt, '10'),
   KCR_RESTORE_WINDOW_SECONDS: v(['restore-pod'], 'A restored container that fails again within this many seconds blames its checkpoint (loop guard)', positiveInt, '120'),
   KCR_RESTORE_MAX_ATTEMPTS: v(['restore-pod'], 'Checkpoints tried for one failure before a cold start from the original image', positiveInt, '2'),
 } satisfies Record<string, EnvVar>;
