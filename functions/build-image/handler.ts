@@ -47,7 +47,6 @@ export interface BuildImageDeps {
   retention?: number;
 }
 
-
 /** The outcome of one build, for logs and tests. */
 export interface BuildReport {
   action: 'reused' | 'built';
