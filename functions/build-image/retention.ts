@@ -2,7 +2,8 @@
 // newest `keep` go. In S3 image.json goes first (no longer restorable), then
 // manifest.json (no longer committed), then the archive and any bad marker; then
 // the image leaves the registry or layout. Uncommitted checkpoints (an upload in
-// flight) and the checkpoint just built are never touched.
+// flight) and the checkpoint just built are never touched; files left of a
+// pruned checkpoint (a bad marker written afterwards) go too.
 import type { Logger } from 'pino';
 import type { ImageTarget } from '../adapters/image-target.js';
 import type { ObjectStore } from '../adapters/object-store.js';
@@ -19,8 +20,11 @@ export interface RetentionDeps {
 
 /** Deletes the committed checkpoints of `ref` older than the newest `keep`, except `current`; returns their ids. */
 export async function pruneCheckpoints(deps: RetentionDeps, ref: ContainerRef, keep: number, current: string): Promise<string[]> {
-  const committed = (await new CheckpointCatalog(deps.store).checkpointFiles(ref)).filter(([, files]) => files.has(ARTIFACT_FILES.manifest));
-  const victims = committed.slice(keep).filter(([id]) => id !== current);
+  const all = await new CheckpointCatalog(deps.store).checkpointFiles(ref);
+  const committed = all.filter(([, files]) => files.has(ARTIFACT_FILES.manifest));
+  // Leftovers of a checkpoint pruned before restore-pod marked it bad: no manifest, no upload in flight.
+  const leftovers = all.filter(([, files]) => !files.has(ARTIFACT_FILES.manifest) && !files.has(ARTIFACT_FILES.archive));
+  const victims = [...committed.slice(keep), ...leftovers].filter(([id]) => id !== current);
   for (const [id, files] of victims) {
     const loc: CheckpointLocation = { ...ref, id };
     const record = files.has(ARTIFACT_FILES.image) ? ImageRecord.safeParse(await deps.store.getJson(artifactKey(loc, 'image')).catch(() => undefined)) : undefined;

@@ -82,6 +82,23 @@ describe('retention with an OCI layout', () => {
     expect(keysOf(store, newer!)).toHaveLength(3);
   });
 
+  it("removes a bad marker left of a checkpoint it pruned earlier", async () => {
+    const store = new MemoryStore();
+    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: 1 });
+    const [first, second, third] = await history(3);
+    for (const f of [first!, second!]) {
+      seed(store, f);
+      await handler.handle(storedEvent(f.data), ctx);
+    }
+    // restore-pod marks the pruned checkpoint bad afterwards.
+    const bad = keyOf(first!, 'manifest').replace('manifest.json', 'bad.json');
+    await store.putJson(bad, { id: first!.data.id, reason: 'crashed on restore', markedAt: '2026-11-23T19:00:00Z' });
+    seed(store, third!);
+    await handler.handle(storedEvent(third!.data), ctx);
+    expect(keysOf(store, first!)).toEqual([]);
+    expect(keysOf(store, third!)).toHaveLength(3);
+  });
+
   it('keeps everything when retention is 0 or unset', async () => {
     for (const retention of [0, undefined]) {
       const store = new MemoryStore();
