@@ -19,6 +19,9 @@ import {
 } from '@kubernetes/client-node';
 import { TransientError, errorMessage } from '../runtime/errors.js';
 import { KeepAliveAgents } from './kube-keepalive.js';
+import { ConflictError, isTransientStatus, KubeApiError, statusMessage } from './kubernetes-errors.js';
+
+export { ConflictError, isTransientStatus, KubeApiError, statusMessage };
 import type { WorkloadKind } from '../contract/events.js';
 
 export type Workload = (V1Deployment & { kind: 'Deployment' }) | (V1StatefulSet & { kind: 'StatefulSet' });
@@ -40,18 +43,6 @@ export interface PingSource {
 }
 
 const PING = { group: 'sources.knative.dev', version: 'v1', plural: 'pingsources' } as const;
-
-/** A 4xx the caller cannot fix by retrying (other than 404 and 409). */
-export class KubeApiError extends Error {
-  override readonly name = 'KubeApiError';
-  constructor(message: string, readonly code: number) {
-    super(message);
-  }
-}
-
-export class ConflictError extends Error {
-  override readonly name = 'ConflictError';
-}
 
 export type CheckpointOutcome =
   | { ok: true; archivePath: string }
@@ -213,21 +204,6 @@ function parseItems(body: string): string[] | undefined {
 }
 
 /** The `message` of a Kubernetes Status body, or the body itself. */
-export function statusMessage(body: unknown): string {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  try {
-    const parsed = (typeof body === 'string' ? JSON.parse(body) : body) as { message?: unknown };
-    if (typeof parsed?.message === 'string') return parsed.message;
-  } catch {
-    // not JSON: the text is the message
-  }
-  return text.slice(0, 500);
-}
-
-export function isTransientStatus(code: number): boolean {
-  return code === 429 || code >= 500;
-}
-
 async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();

@@ -50,6 +50,8 @@ export const ENV = {
   KCR_NODE_AGENT_PORT: v(['node-agent', 'store-artifact'], 'Port the node-agent listens on (store-artifact calls it there on a discovered pod)', port, '10380'),
   KCR_NODE_AGENT_ALLOW_DELETE: v(['node-agent'], 'Whether the node-agent deletes an archive when store-artifact asks (after it is stored)', bool, 'true'),
   KUBECONFIG: v(['schedule-sync', 'request-checkpoint', 'restore-pod', 'store-artifact'], 'Kubeconfig file; unset in a cluster, where the ServiceAccount is used', z.string().optional()),
+  KUBERNETES_SERVICE_HOST: v(['store-artifact'], 'The API server\'s address, set by Kubernetes in every pod; store-artifact lists node-agent pods there with its ServiceAccount token when KUBECONFIG is unset', z.string().optional()),
+  KUBERNETES_SERVICE_PORT: v(['store-artifact'], 'The API server\'s port, set by Kubernetes in every pod', port, '443'),
   KCR_BROKER_URL: v(['schedule-sync'], 'Sink of the PingSources schedule-sync creates (the broker); defaults to K_SINK', httpUrl.optional()),
   KCR_CHECKPOINT_TIMEOUT_SECONDS: v(['request-checkpoint'], 'The kubelet checkpoint timeout (?timeout=): how long CRIU may take', positiveInt, '60'),
   KCR_CHECKPOINT_CONCURRENCY: v(['request-checkpoint'], 'Kubelet checkpoint calls in flight at once, per instance', positiveInt, '8'),

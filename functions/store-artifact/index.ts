@@ -1,6 +1,6 @@
 // store-artifact as a process: S3 from KCR_S3_*, node-agents from KCR_NODE_AGENT_*, then the runtime.
-import { Kubernetes } from '../adapters/kubernetes.js';
-import { NodeAgentClient } from '../adapters/node-agent-client.js';
+import { InClusterPods } from '../adapters/kube-pods.js';
+import { NodeAgentClient, type PodLister } from '../adapters/node-agent-client.js';
 import { S3ObjectStore, s3OptionsFromEnv } from '../adapters/s3.js';
 import { readEnv } from '../runtime/config.js';
 import type { FunctionHandler } from '../runtime/handler.js';
@@ -10,8 +10,18 @@ import { createStoreArtifact } from './handler.js';
 export async function storeArtifactFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<FunctionHandler> {
   const store = new S3ObjectStore(s3OptionsFromEnv(env));
   await store.ensureBucket();
-  // The API is needed only to discover node-agent pods (KCR_NODE_AGENT_SELECTOR).
+  return createStoreArtifact({ store, agents: NodeAgentClient.fromEnv(env, await podLister(env)) }) as FunctionHandler;
+}
+
+/**
+ * The API that node-agent discovery (KCR_NODE_AGENT_SELECTOR) lists pods with:
+ * in a pod, a plain GET with the ServiceAccount token; with KUBECONFIG, the
+ * Kubernetes adapter, loaded only then (client-node is ~75 MiB of RSS).
+ */
+async function podLister(env: NodeJS.ProcessEnv): Promise<PodLister | undefined> {
   const c = readEnv(['KCR_NODE_AGENT_SELECTOR', 'KUBECONFIG'], env);
-  const pods = c.KCR_NODE_AGENT_SELECTOR ? Kubernetes.fromEnvironment(c.KUBECONFIG) : undefined;
-  return createStoreArtifact({ store, agents: NodeAgentClient.fromEnv(env, pods) }) as FunctionHandler;
+  if (!c.KCR_NODE_AGENT_SELECTOR) return undefined;
+  if (!c.KUBECONFIG) return InClusterPods.fromEnv(env);
+  const { Kubernetes } = await import('../adapters/kubernetes.js');
+  return Kubernetes.fromEnvironment(c.KUBECONFIG);
 }

@@ -2,9 +2,14 @@
 // serving agent pod on that node, called on its pod IP. Against the simulated
 // cluster through client-node; the store-artifact handler maps what cannot be
 // found to checkpoint.failed or 503.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { InClusterPods } from '../../functions/adapters/kube-pods.js';
 import { Kubernetes } from '../../functions/adapters/kubernetes.js';
 import { NodeAgentClient, NodeAgentLookupError, nodeAgentLocator, nodeAgentPods } from '../../functions/adapters/node-agent-client.js';
 import { checkpointId, kubeletArchiveName, KUBELET_CHECKPOINT_DIR, type CheckpointCreatedData } from '../../functions/contract/index.js';
@@ -22,6 +27,7 @@ const PORT = 10380;
 let cluster: SimulatedCluster;
 let kube: Kubernetes;
 let agents: V1Pod[];
+const saDirs: string[] = [];
 
 function agentPod(node: string, labels: Record<string, string> = { 'app.kubernetes.io/part-of': 'kcr', 'app.kubernetes.io/component': 'node-agent' }): V1Pod {
   return { metadata: { name: `node-agent-${node}`, namespace: NS, labels }, spec: { nodeName: node, containers: [{ name: 'node-agent', image: 'ghcr.io/kcr-dev/kcr:0.1.0' }] } };
@@ -40,6 +46,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await cluster?.stop();
+  for (const d of saDirs) rmSync(d, { recursive: true, force: true });
 });
 beforeEach(() => {
   cluster.clearFailures();
@@ -47,6 +54,17 @@ beforeEach(() => {
 });
 
 const discover = () => nodeAgentPods(kube, { namespace: NS, selector: SELECTOR, port: PORT });
+
+/** The pod's view: KUBERNETES_SERVICE_HOST/PORT and a ServiceAccount directory with the token and CA of the kubeconfig. */
+function inCluster(token?: string): { pods: InClusterPods; saDir: string } {
+  const kc = parseYaml(readFileSync(cluster.kubeconfigPath, 'utf8')) as { clusters: { cluster: { server: string; 'certificate-authority-data': string } }[]; users: { user: { token: string } }[] };
+  const saDir = mkdtempSync(join(tmpdir(), 'kcr-sa-'));
+  saDirs.push(saDir);
+  writeFileSync(join(saDir, 'ca.crt'), Buffer.from(kc.clusters[0]!.cluster['certificate-authority-data'], 'base64'));
+  writeFileSync(join(saDir, 'token'), token ?? kc.users[0]!.user.token);
+  const server = new URL(kc.clusters[0]!.cluster.server);
+  return { pods: InClusterPods.fromEnv({ KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port }, saDir), saDir };
+}
 
 describe('node-agent discovery', () => {
   it("finds the agent pod on the node and calls its pod IP, with one pod list", async () => {
@@ -79,6 +97,32 @@ describe('node-agent discovery', () => {
     }
     cluster.failNext({ verb: 'list', resource: 'pods', code: 503 });
     await expect(discover()('node-a')).rejects.toThrow(TransientError);
+  });
+});
+
+describe('node-agent discovery from inside the cluster (ServiceAccount token, no client-node)', () => {
+  it('finds the same agent pod as the Kubernetes adapter does', async () => {
+    const { pods } = inCluster();
+    const viaAdapter = await discover()('node-b');
+    expect(await nodeAgentPods(pods, { namespace: NS, selector: SELECTOR, port: PORT })('node-b')).toBe(viaAdapter);
+    expect(await nodeAgentPods(pods, { namespace: NS, selector: SELECTOR, port: PORT })('node-c')).toBeUndefined();
+  });
+
+  it('re-reads the token on every call, and classifies refusals and passing failures', async () => {
+    const { pods, saDir } = inCluster();
+    const find = nodeAgentPods(pods, { namespace: NS, selector: SELECTOR, port: PORT });
+    expect(await find('node-a')).toMatch(/^http:\/\/[\d.]+:10380$/);
+    writeFileSync(join(saDir, 'token'), 'a-revoked-token');
+    await expect(find('node-a')).rejects.toThrow(NodeAgentLookupError);
+    await expect(find('node-a')).rejects.toThrow(/HTTP 401/);
+    writeFileSync(join(saDir, 'token'), (parseYaml(readFileSync(cluster.kubeconfigPath, 'utf8')) as { users: { user: { token: string } }[] }).users[0]!.user.token);
+    cluster.failNext({ verb: 'list', resource: 'pods', code: 503 });
+    await expect(find('node-a')).rejects.toThrow(TransientError);
+    expect(await find('node-a')).toMatch(/:10380$/);
+  });
+
+  it('needs to be in a cluster', () => {
+    expect(() => InClusterPods.fromEnv({}, '/nonexistent')).toThrow(/KUBERNETES_SERVICE_HOST is unset/);
   });
 });
 

@@ -1,0 +1,29 @@
+// How the Kubernetes API's answers are classified: kept apart from the client
+// (kubernetes.ts) so that a module can use them without loading client-node.
+
+/** A 4xx the caller cannot fix by retrying (other than 404 and 409). */
+export class KubeApiError extends Error {
+  override readonly name = 'KubeApiError';
+  constructor(message: string, readonly code: number) {
+    super(message);
+  }
+}
+
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+
+export function statusMessage(body: unknown): string {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  try {
+    const parsed = (typeof body === 'string' ? JSON.parse(body) : body) as { message?: unknown };
+    if (typeof parsed?.message === 'string') return parsed.message;
+  } catch {
+    // not JSON: the text is the message
+  }
+  return text.slice(0, 500);
+}
+
+export function isTransientStatus(code: number): boolean {
+  return code === 429 || code >= 500;
+}
