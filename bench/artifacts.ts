@@ -47,7 +47,7 @@ const TARGETS = { vsBuildah: 3, vsFloor: 2, peakRssMiB: 150 };
 /**
  * The settings each function's Knative Service gives it (manifests/functions/*.yaml),
  * read from the manifests so that the bench runs kcr as deployed: the part size,
- * the parts in flight and NODE_OPTIONS (2 MiB young-generation semi-spaces).
+ * the parts in flight and NODE_OPTIONS (1 MiB young-generation semi-spaces).
  */
 const DEPLOYED_KEYS = ['KCR_S3_PART_SIZE_MB', 'KCR_S3_PARTS_IN_FLIGHT', 'NODE_OPTIONS'];
 const KnativeServiceEnv = z.object({

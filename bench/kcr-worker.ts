@@ -1,8 +1,9 @@
 // One kcr function of the artifact benchmark, in a process of its own so that
 // its peak RSS is that function's alone: store-artifact (node-agent → S3) or
 // build-image (S3 → registry), wired from the environment exactly as the
-// deployed function is (KCR_S3_*, KCR_NODE_AGENT_*, KCR_REGISTRY_*,
-// KCR_IMAGE_*), its handle() called directly. Prints one JSON line
+// deployed function is (through functions/catalog.ts, with the runtime loaded,
+// from KCR_S3_*, KCR_NODE_AGENT_*, KCR_REGISTRY_*, KCR_IMAGE_*), its handle()
+// called directly. Prints one JSON line
 // (WorkerResult). bench/artifacts.ts compiles it and runs it with plain node,
 // as deployed:
 //
@@ -10,8 +11,8 @@
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { S3ObjectStore, s3OptionsFromEnv } from '../functions/adapters/s3.js';
+import { FUNCTIONS } from '../functions/catalog.js';
 import { ImageRecord } from '../functions/build-image/image-record.js';
-import { buildImageFromEnv } from '../functions/build-image/index.js';
 import {
   checkpointId,
   CheckpointStoredData,
@@ -23,8 +24,9 @@ import {
   type KcrEvent,
 } from '../functions/contract/index.js';
 import { artifactKey } from '../functions/domain/storage-layout.js';
-import type { HandlerContext, IncomingEvent } from '../functions/runtime/handler.js';
-import { storeArtifactFromEnv } from '../functions/store-artifact/index.js';
+import type { FunctionHandler, HandlerContext, IncomingEvent } from '../functions/runtime/handler.js';
+// What the image's entry point (functions/main.ts) loads besides the function: the runtime's memory counts too.
+import '../functions/runtime/server.js';
 import { WorkerJob, type BenchCheckpoint, type WorkerResult } from './kcr-job.js';
 import { procStatusBytes } from './support.js';
 
@@ -49,7 +51,7 @@ function cpuSince(start: NodeJS.CpuUsage): number {
 }
 
 async function store(c: BenchCheckpoint): Promise<WorkerResult> {
-  const handler = await storeArtifactFromEnv(process.env);
+  const handler = (await FUNCTIONS['store-artifact'](process.env)) as FunctionHandler;
   const startRssBytes = procStatusBytes('VmRSS');
   const created: CheckpointCreatedData = {
     id: checkpointId({ podUid: c.podUid, container: c.container, checkpointedAt: c.timestamp }),
@@ -73,7 +75,7 @@ async function store(c: BenchCheckpoint): Promise<WorkerResult> {
 }
 
 async function build(stored: CheckpointStoredData): Promise<WorkerResult> {
-  const handler = await buildImageFromEnv(process.env);
+  const handler = (await FUNCTIONS['build-image'](process.env)) as FunctionHandler;
   const startRssBytes = procStatusBytes('VmRSS');
   const cpu = process.cpuUsage();
   const start = performance.now();
