@@ -56,7 +56,7 @@ export class InClusterPods {
         let text = '';
         res.setEncoding('utf8').on('data', (c: string) => (text += c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        res.on('error', reject);
+        res.on('error', (err) => reject(new TransientError(`${what}: the answer broke off: ${errorMessage(err)}`, { cause: err })));
       });
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
       req.on('error', (err) => reject(new TransientError(`${what}: ${errorMessage(err)}`, { cause: err })));
