@@ -27,7 +27,14 @@ export async function pruneCheckpoints(deps: RetentionDeps, ref: ContainerRef, k
   const victims = [...committed.slice(keep), ...leftovers].filter(([id]) => id !== current);
   for (const [id, files] of victims) {
     const loc: CheckpointLocation = { ...ref, id };
-    const record = files.has(ARTIFACT_FILES.image) ? ImageRecord.safeParse(await deps.store.getJson(artifactKey(loc, 'image')).catch(() => undefined)) : undefined;
+    // An image.json that is not JSON names no image; any other read failure stops the prune (retried after the next build).
+    const raw = files.has(ARTIFACT_FILES.image)
+      ? await deps.store.getJson(artifactKey(loc, 'image')).catch((err: unknown) => {
+          if (err instanceof Error && err.cause instanceof SyntaxError) return undefined;
+          throw err;
+        })
+      : undefined;
+    const record = raw === undefined ? undefined : ImageRecord.safeParse(raw);
     for (const file of ['image', 'manifest', 'archive', 'bad'] as const) {
       if (files.has(ARTIFACT_FILES[file])) await deps.store.remove(artifactKey(loc, file));
     }
