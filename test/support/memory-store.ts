@@ -24,7 +24,13 @@ export class MemoryStore implements ObjectStore {
 
   async getJson(key: string): Promise<unknown> {
     const body = this.objects.get(key);
-    return body ? (JSON.parse(body.toString('utf8')) as unknown) : undefined;
+    if (!body) return undefined;
+    try {
+      return JSON.parse(body.toString('utf8')) as unknown;
+    } catch (err) {
+      // As the S3 adapter reports it: the parse error is the cause.
+      throw new Error(`${this.bucket}/${key} is not valid JSON`, { cause: err });
+    }
   }
 
   async putJson(key: string, value: unknown): Promise<void> {
