@@ -43,6 +43,18 @@ export interface ObjectStore {
   remove(key: string): Promise<void>;
 }
 
+/**
+ * The parsed object, or undefined when the key does not exist or holds no JSON
+ * (written by hand, say): for records whose absence is a valid state. Any other
+ * failure to read is thrown.
+ */
+export async function getJsonIfParsable(store: ObjectStore, key: string): Promise<unknown> {
+  return store.getJson(key).catch((err: unknown) => {
+    if (err instanceof Error && err.cause instanceof SyntaxError) return undefined;
+    throw err;
+  });
+}
+
 export class ObjectNotFoundError extends Error {
   override readonly name = 'ObjectNotFoundError';
   constructor(readonly bucket: string, readonly key: string) {

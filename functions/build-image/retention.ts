@@ -6,7 +6,7 @@
 // pruned checkpoint (a bad marker written afterwards) go too.
 import type { Logger } from 'pino';
 import type { ImageTarget } from '../adapters/image-target.js';
-import type { ObjectStore } from '../adapters/object-store.js';
+import { getJsonIfParsable, type ObjectStore } from '../adapters/object-store.js';
 import { CheckpointCatalog, type ContainerRef } from '../domain/checkpoint-catalog.js';
 import { ARTIFACT_FILES, artifactKey, type CheckpointLocation } from '../domain/storage-layout.js';
 import { errorMessage } from '../runtime/errors.js';
@@ -28,12 +28,7 @@ export async function pruneCheckpoints(deps: RetentionDeps, ref: ContainerRef, k
   for (const [id, files] of victims) {
     const loc: CheckpointLocation = { ...ref, id };
     // An image.json that is not JSON names no image; any other read failure stops the prune (retried after the next build).
-    const raw = files.has(ARTIFACT_FILES.image)
-      ? await deps.store.getJson(artifactKey(loc, 'image')).catch((err: unknown) => {
-          if (err instanceof Error && err.cause instanceof SyntaxError) return undefined;
-          throw err;
-        })
-      : undefined;
+    const raw = files.has(ARTIFACT_FILES.image) ? await getJsonIfParsable(deps.store, artifactKey(loc, 'image')) : undefined;
     const record = raw === undefined ? undefined : ImageRecord.safeParse(raw);
     for (const file of ['image', 'manifest', 'archive', 'bad'] as const) {
       if (files.has(ARTIFACT_FILES[file])) await deps.store.remove(artifactKey(loc, file));

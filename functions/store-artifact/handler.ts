@@ -3,7 +3,7 @@
 // written last as the commit marker, io.kcr.checkpoint.stored; then the node
 // copy is deleted. Nothing is buffered: memory is the upload's parts in flight.
 import { Transform, pipeline } from 'node:stream';
-import type { ObjectStore } from '../adapters/object-store.js';
+import { getJsonIfParsable, type ObjectStore } from '../adapters/object-store.js';
 import { ArchiveGoneError, NodeAgentLookupError, NodeAgentRefusedError, type ArchiveSource } from '../adapters/node-agent-client.js';
 import { events, type KcrEvent } from '../contract/build.js';
 import { CheckpointStoredData, EventTypes, type CheckpointCreatedData } from '../contract/events.js';
@@ -121,11 +121,8 @@ export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<ty
 
 /** The artifact of a complete manifest.json for this checkpoint, or undefined when there is none to trust. */
 async function committedManifest(store: ObjectStore, key: string, id: string): Promise<{ artifact: CheckpointStoredData['artifact'] } | undefined> {
-  const raw = await store.getJson(key).catch((err: unknown) => {
-    // A manifest that is not JSON (written by hand, say) is no commit: the upload redoes it. Other errors are real.
-    if (err instanceof Error && err.cause instanceof SyntaxError) return undefined;
-    throw err;
-  });
+  // A manifest that is not JSON is no commit: the upload redoes it.
+  const raw = await getJsonIfParsable(store, key);
   const parsed = CheckpointStoredData.safeParse((raw as { data?: unknown } | undefined)?.data);
   if (!parsed.success || parsed.data.id !== id) return undefined;
   return { artifact: parsed.data.artifact };
