@@ -42,6 +42,7 @@ export type AnyHandler = FunctionHandler | RawFunctionHandler;
 export async function serveFunction(handler: AnyHandler, options: ServeOptions): Promise<RunningFunction> {
   const log = options.logger ?? createLogger(handler.name);
   const metrics = new FunctionMetrics(handler.name, options.processMetrics ?? false);
+  const observe = metrics.observe.bind(metrics);
   const emit = resolveEmit(handler, options);
   let draining = false;
   let inFlight = 0;
@@ -119,7 +120,7 @@ export async function serveFunction(handler: AnyHandler, options: ServeOptions):
     };
     let out: CloudEvent<unknown>[];
     try {
-      const ctx = { log: eventLog, observe: metrics.observe.bind(metrics), ...(traceparent ? { traceparent } : {}) };
+      const ctx = { log: eventLog, observe, ...(traceparent ? { traceparent } : {}) };
       out = 'attributes' in event ? await (handler as RawFunctionHandler).handle(event, ctx) : await (handler as FunctionHandler).handle(event, ctx);
     } catch (err) {
       if (err instanceof BadInputError) return fail('bad_input', 400, err);
