@@ -26,7 +26,7 @@ import { Kubernetes } from '../functions/adapters/kubernetes.js';
 import { createRequestCheckpoint } from '../functions/request-checkpoint/handler.js';
 import { serveFunction } from '../functions/runtime/server.js';
 import { createLogger } from '../functions/runtime/logger.js';
-import { PING_EXTENSIONS, pingSourceName } from '../functions/domain/ping-source.js';
+import { pingSourceName } from '../functions/domain/ping-source.js';
 import type { ApiCallCounts, ClusterReady, ClusterSpec } from './checkpoint-cluster.js';
 
 const { values: args } = parseArgs({
@@ -144,7 +144,7 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** The ping the PingSource of a workload sends: its data plus the kcrselector extension. */
+/** The ping the PingSource of a workload sends. */
 function pingRequest(w: { namespace: string; name: string }): { headers: Record<string, string>; body: string } {
   return {
     headers: { 'content-type': 'application/cloudevents+json' },
@@ -155,7 +155,6 @@ function pingRequest(w: { namespace: string; name: string }): { headers: Record<
       type: 'dev.knative.sources.ping',
       datacontenttype: 'application/json',
       data: { namespace: w.namespace, kind: 'Deployment', name: w.name },
-      [PING_EXTENSIONS.selector]: `app=${w.name}`,
     }),
   };
 }

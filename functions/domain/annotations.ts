@@ -22,3 +22,13 @@ export function parseContainerList(value: string | undefined): string[] | undefi
   if (value === undefined || value.trim() === '') return undefined;
   return [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
 }
+
+type Meta = { annotations?: Record<string, string> } | undefined;
+
+/**
+ * Whether a workload or pod opted in, as the API has it: a checkpoint schedule
+ * on it, or `kcr.io/restore: "true"` on it or on its pod template.
+ */
+export function isOptedIn(metadata: Meta, template?: Meta): boolean {
+  return metadata?.annotations?.[ANNOTATIONS.schedule] !== undefined || metadata?.annotations?.[ANNOTATIONS.restore] === 'true' || template?.annotations?.[ANNOTATIONS.restore] === 'true';
+}

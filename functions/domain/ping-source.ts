@@ -3,10 +3,6 @@
 import { createHash } from 'node:crypto';
 import type { PingSource, Workload } from '../adapters/kubernetes.js';
 import { LABELS, MANAGED_BY } from './annotations.js';
-import { labelSelectorString } from './label-selector.js';
-
-/** CloudEvent extensions the PingSource adds, so request-checkpoint needs no read of the workload. */
-export const PING_EXTENSIONS = { selector: 'kcrselector', containers: 'kcrcontainers' } as const;
 
 /** `kcr-<kind>-<name>`, cut to 63 characters with a hash suffix when longer. */
 export function pingSourceName(kind: string, name: string): string {
@@ -19,7 +15,6 @@ export function pingSourceName(kind: string, name: string): string {
 export interface PingSourceInputs {
   schedule: string;
   timezone?: string;
-  containers?: string[];
   /** Where the pings go: the broker. */
   sinkUri: string;
 }
@@ -27,8 +22,6 @@ export interface PingSourceInputs {
 export function desiredPingSource(workload: Workload, inputs: PingSourceInputs): PingSource {
   const namespace = workload.metadata?.namespace ?? 'default';
   const name = workload.metadata?.name ?? '';
-  const extensions: Record<string, string> = { [PING_EXTENSIONS.selector]: labelSelectorString(workload.spec?.selector) };
-  if (inputs.containers?.length) extensions[PING_EXTENSIONS.containers] = inputs.containers.join(',');
   return {
     apiVersion: 'sources.knative.dev/v1',
     kind: 'PingSource',
@@ -46,7 +39,6 @@ export function desiredPingSource(workload: Workload, inputs: PingSourceInputs):
       contentType: 'application/json',
       data: JSON.stringify({ namespace, kind: workload.kind, name }),
       sink: { uri: inputs.sinkUri },
-      ceOverrides: { extensions },
     },
   };
 }

@@ -1,5 +1,6 @@
 // request-checkpoint: asks the kubelet, through the API server, to checkpoint
-// every selected container of a workload (on schedule) or of one pod (on demand).
+// every selected container of an opted-in workload (on schedule) or of one of
+// its pods (on demand), as the API server has them.
 // Replicas are independent: one failing does not stop the others.
 import pLimit from 'p-limit';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -9,13 +10,13 @@ import { checkpointId } from '../contract/checkpoint-id.js';
 import { parseKubeletArchivePath } from '../contract/kubelet-archive.js';
 import type { Kubernetes } from '../adapters/kubernetes.js';
 import { buildEvent } from '../adapters/kube-events.js';
-import { ANNOTATIONS, parseContainerList } from '../domain/annotations.js';
+import { ANNOTATIONS, isOptedIn, parseContainerList } from '../domain/annotations.js';
 import { labelSelectorString } from '../domain/label-selector.js';
-import { PING_EXTENSIONS } from '../domain/ping-source.js';
 import { isCheckpointable, isContainerRunning, ownedBy, podOwner, selectContainers, type PodOwner } from '../domain/pods.js';
 import { classifyKubeletFailure } from '../domain/kubelet-outcome.js';
 import { TransientError, errorMessage } from '../runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../runtime/handler.js';
+import type { NamespaceExclusion } from '../domain/excluded-namespaces.js';
 
 export const NAME = 'request-checkpoint';
 
@@ -25,6 +26,8 @@ export interface RequestCheckpointDeps {
   timeoutSeconds: number;
   /** Kubelet calls in flight at once. */
   concurrency: number;
+  /** Namespaces never checkpointed (KCR_EXCLUDED_NAMESPACES). */
+  excluded?: NamespaceExclusion;
 }
 
 type Accepted = typeof EventTypes.ping | typeof EventTypes.checkpointRequested;
@@ -76,33 +79,41 @@ export function createRequestCheckpoint(deps: RequestCheckpointDeps): FunctionHa
   };
 }
 
+/**
+ * The containers to checkpoint, read from the API: the event names a workload
+ * or a pod, but only a live object that opted in, outside the excluded
+ * namespaces, is checkpointed (anyone in the cluster can post a request).
+ */
 async function resolveTargets(deps: RequestCheckpointDeps, event: IncomingEvent<Accepted>): Promise<{ targets: Target[]; skipped: string[] } | { failure: KcrEvent }> {
   const data = event.data;
   // The resync ping is schedule-sync's (its Trigger routes it there); nothing to checkpoint.
   if ('resync' in data) return { targets: [], skipped: [] };
+  const excluded = deps.excluded?.(data.namespace) ?? false;
   if ('pod' in data) {
-    const pod = await deps.kube.getPod(data.namespace, data.pod);
     const fail = (reason: string) => ({ failure: events.checkpointFailed({ namespace: data.namespace, pod: data.pod, ...(data.container ? { container: data.container } : {}), stage: 'request', reason }, { source: NAME }) });
+    if (excluded) return fail(`namespace ${data.namespace} is excluded from checkpoints (KCR_EXCLUDED_NAMESPACES)`);
+    const pod = await deps.kube.getPod(data.namespace, data.pod);
     if (!pod) return fail(`pod ${data.namespace}/${data.pod} not found`);
+    const owner = podOwner(pod);
+    const workload = owner.kind === 'Pod' ? undefined : await deps.kube.getWorkload(data.namespace, owner.kind, owner.name);
+    if (!isOptedIn(pod.metadata) && !isOptedIn(workload?.metadata, workload?.spec?.template?.metadata)) {
+      return fail(`pod ${data.namespace}/${data.pod} has not opted in: ${owner.kind === 'Pod' ? 'the pod' : `its ${owner.kind} ${owner.name}`} has no ${ANNOTATIONS.schedule} annotation`);
+    }
     if (!isCheckpointable(pod)) return fail(`pod ${data.namespace}/${data.pod} is not running on a node (phase ${pod.status?.phase ?? 'unknown'}${pod.metadata?.deletionTimestamp ? ', terminating' : ''})`);
     const containers = selectContainers(pod, data.container ? [data.container] : undefined);
     if (data.container && containers.length === 0) return fail(`pod ${data.namespace}/${data.pod} has no container ${data.container}`);
-    return split([pod], podOwner(pod), containers.length ? containers : undefined);
+    return split([pod], owner, containers.length ? containers : undefined);
   }
 
   const { namespace, kind, name } = data;
-  let selector = event.type === EventTypes.ping ? event.extensions[PING_EXTENSIONS.selector] : undefined;
-  let wanted = parseContainerList(event.type === EventTypes.ping ? event.extensions[PING_EXTENSIONS.containers] : undefined);
-  if (!selector) {
-    // An on-demand request, or a ping from a PingSource kcr did not write.
-    const workload = await deps.kube.getWorkload(namespace, kind, name);
-    if (!workload) return { failure: events.checkpointFailed({ namespace, kind, name, stage: 'request', reason: `${kind} ${namespace}/${name} not found` }, { source: NAME }) };
-    selector = labelSelectorString(workload.spec?.selector);
-    wanted ??= parseContainerList(workload.metadata?.annotations?.[ANNOTATIONS.containers]);
-  }
+  const fail = (reason: string) => ({ failure: events.checkpointFailed({ namespace, kind, name, stage: 'request', reason }, { source: NAME }) });
+  if (excluded) return fail(`namespace ${namespace} is excluded from checkpoints (KCR_EXCLUDED_NAMESPACES)`);
+  const workload = await deps.kube.getWorkload(namespace, kind, name);
+  if (!workload) return fail(`${kind} ${namespace}/${name} not found`);
+  if (!isOptedIn(workload.metadata, workload.spec?.template?.metadata)) return fail(`${kind} ${namespace}/${name} has not opted in: no ${ANNOTATIONS.schedule} annotation`);
   const owner = { kind, name };
-  const pods = (await deps.kube.listPods(namespace, selector)).filter((p) => ownedBy(p, owner));
-  return split(pods, owner, wanted);
+  const pods = (await deps.kube.listPods(namespace, labelSelectorString(workload.spec?.selector))).filter((p) => ownedBy(p, owner));
+  return split(pods, owner, parseContainerList(workload.metadata?.annotations?.[ANNOTATIONS.containers]));
 }
 
 function split(pods: V1Pod[], owner: PodOwner, wanted: string[] | undefined): { targets: Target[]; skipped: string[] } {

@@ -54,6 +54,7 @@ export const ENV = {
   KUBERNETES_SERVICE_PORT: v(['store-artifact'], 'The API server\'s port, set by Kubernetes in every pod', port, '443'),
   KCR_BROKER_URL: v(['schedule-sync'], 'Sink of the PingSources schedule-sync creates (the broker); defaults to K_SINK', httpUrl.optional()),
   KCR_CHECKPOINT_TIMEOUT_SECONDS: v(['request-checkpoint'], 'The kubelet checkpoint timeout (?timeout=): how long CRIU may take', positiveInt, '60'),
+  KCR_EXCLUDED_NAMESPACES: v(['request-checkpoint', 'restore-pod'], 'Comma-separated namespaces kcr never checkpoints or restores, whatever their annotations say; a trailing * matches a prefix', z.string(), 'kube-system,kube-public,kube-node-lease,knative-*,kcr-system'),
   KCR_CHECKPOINT_CONCURRENCY: v(['request-checkpoint'], 'Kubelet checkpoint calls in flight at once, per instance', positiveInt, '8'),
   KCR_REGISTRY_URL: v(['build-image'], 'Registry build-image pushes checkpoint images to: host[:port] or http(s)://host[:port]; unset writes them to the OCI layout KCR_OCI_LAYOUT_DIR instead', z.string().min(1).optional()),
   KCR_REGISTRY_INSECURE: v(['build-image'], 'Speak plain HTTP to KCR_REGISTRY_URL (loopback hosts always get HTTP when no scheme is given)', bool, 'false'),

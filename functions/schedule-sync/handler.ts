@@ -101,8 +101,7 @@ async function reconcile(deps: ScheduleSyncDeps, namespace: string, kind: Worklo
       return synced(schedule, 'rejected', problem);
     }
 
-    const containers = parseContainerList(workload.metadata?.annotations?.[ANNOTATIONS.containers]);
-    const desired = desiredPingSource(workload, { schedule: schedule.trim(), ...(timezone ? { timezone } : {}), ...(containers ? { containers } : {}), sinkUri: deps.sinkUri });
+    const desired = desiredPingSource(workload, { schedule: schedule.trim(), ...(timezone ? { timezone } : {}), sinkUri: deps.sinkUri });
     if (!current) {
       await deps.kube.createPingSource(desired);
       log.info({ pingSource: psName, schedule }, 'created PingSource');

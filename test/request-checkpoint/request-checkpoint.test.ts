@@ -12,19 +12,21 @@ import type { CheckpointCreatedData, FailedData } from '../../functions/contract
 import { scrape } from '../support/metrics.js';
 import { startSink, type TestSink } from '../support/sink.js';
 import { deployment, runningPods } from '../support/workloads.js';
+import { namespaceExclusion } from '../../functions/domain/excluded-namespaces.js';
 
 const NS = 'default';
+const OPT_IN = { 'kcr.io/checkpoint-restore-schedule': '0 0 1 1 *' };
 
-function ping(name: string, extensions: Record<string, string> = {}, kind = 'Deployment') {
+function ping(name: string, extensions: Record<string, string> = {}, kind = 'Deployment', namespace = NS) {
   return {
     headers: { 'content-type': 'application/cloudevents+json' },
     body: JSON.stringify({
       specversion: '1.0',
       id: `ping-${Math.random().toString(16).slice(2)}`,
-      source: `/apis/v1/namespaces/${NS}/pingsources/kcr-deployment-${name}`,
+      source: `/apis/v1/namespaces/${namespace}/pingsources/kcr-deployment-${name}`,
       type: 'dev.knative.sources.ping',
       datacontenttype: 'application/json',
-      data: { namespace: NS, kind, name },
+      data: { namespace, kind, name },
       ...extensions,
     }),
   };
@@ -50,17 +52,24 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
     cluster = await startSimulatedCluster({ nodes: ['node-a', 'node-b', 'node-c'], kubelet: { tickMs: 20, dataSize: 4096 } });
     kube = new Kubernetes(cluster.kubeConfig);
     sink = await startSink();
-    fn = await serveFunction(createRequestCheckpoint({ kube, timeoutSeconds: 30, concurrency: 4 }), {
+    fn = await serveFunction(createRequestCheckpoint({ kube, timeoutSeconds: 30, concurrency: 4, excluded: namespaceExclusion('kube-system,knative-*') }), {
       port: 0,
       host: '127.0.0.1',
       sink: sink.url,
       logger: createLogger('request-checkpoint', 'silent'),
     });
     const apps = cluster.kubeConfig.makeApiClient(AppsV1Api);
-    await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'shop', replicas: 3, containers: ['app', 'cache'] }) });
-    await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'solo', replicas: 1, containers: ['app', 'sidecar'], annotations: { 'kcr.io/checkpoint-containers': 'app' } }) });
+    await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'shop', replicas: 3, containers: ['app', 'cache'], annotations: OPT_IN }) });
+    await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'solo', replicas: 1, containers: ['app', 'sidecar'], annotations: { ...OPT_IN, 'kcr.io/checkpoint-containers': 'app' } }) });
+    // Not opted in, and one in an excluded namespace that says it is.
+    await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'plain', replicas: 1 }) });
+    const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: 'knative-serving' } } });
+    await apps.createNamespacedDeployment({ namespace: 'knative-serving', body: deployment({ name: 'activator', namespace: 'knative-serving', replicas: 1, annotations: OPT_IN }) });
     await runningPods(kube, NS, 'app=shop', 3);
     await runningPods(kube, NS, 'app=solo', 1);
+    await runningPods(kube, NS, 'app=plain', 1);
+    await runningPods(kube, 'knative-serving', 'app=activator', 1);
   });
   afterAll(async () => {
     await fn?.close();
@@ -73,7 +82,7 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
   });
 
   it('checkpoints every container of every replica: 3 pods × 2 containers = 6 created events, archives on the right nodes', async () => {
-    const res = await post(ping('shop', { kcrselector: 'app=shop' }));
+    const res = await post(ping('shop'));
     expect(res.status).toBe(202);
     const out = created();
     expect(out).toHaveLength(6);
@@ -97,7 +106,7 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
     const [victim] = await runningPods(kube, NS, 'app=shop', 3);
     cluster.failCheckpoints(victim!.spec!.nodeName!, { pod: victim!.metadata!.name!, container: 'cache', message: 'criu dump failed: (00.012) Error (criu/cr-dump.c:1791): Dumping FAILED.' });
     try {
-      expect((await post(ping('shop', { kcrselector: 'app=shop' }))).status).toBe(202);
+      expect((await post(ping('shop'))).status).toBe(202);
     } finally {
       cluster.clearCheckpointFailures();
     }
@@ -107,24 +116,25 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
     expect(failed()[0]!.reason).toMatch(/container runtime failed to checkpoint \(HTTP 500: .*Dumping FAILED/);
   });
 
-  it('reads the workload when the ping carries no selector, and honours kcr.io/checkpoint-containers', async () => {
+  it('honours kcr.io/checkpoint-containers, read from the workload', async () => {
     expect((await post(ping('solo'))).status).toBe(202);
     expect(created().map((d) => d.container)).toEqual(['app']);
   });
 
   it('measures each kubelet checkpoint call on /metrics, by outcome', async () => {
     const before = (await scrape(fn.url, 'kcr_kubelet_checkpoint_duration_seconds_count', { function: 'request-checkpoint', outcome: 'created' })) ?? 0;
-    expect((await post(ping('shop', { kcrselector: 'app=shop' }))).status).toBe(202);
+    expect((await post(ping('shop'))).status).toBe(202);
     expect(created()).toHaveLength(6);
     expect(await scrape(fn.url, 'kcr_kubelet_checkpoint_duration_seconds_count', { function: 'request-checkpoint', outcome: 'created' })).toBe(before + 6);
   });
 
-  it('costs at most 2 API calls per container plus 1 list per ping', async () => {
+  it('costs at most 2 API calls per container plus 1 read of the workload and 1 list per ping', async () => {
     cluster.resetApiCalls();
-    expect((await post(ping('shop', { kcrselector: 'app=shop' }))).status).toBe(202);
+    expect((await post(ping('shop'))).status).toBe(202);
     const calls = cluster.apiCalls();
     expect(created()).toHaveLength(6);
-    expect(calls.total).toBeLessThanOrEqual(2 * 6 + 1);
+    expect(calls.total).toBeLessThanOrEqual(2 * 6 + 2);
+    expect(cluster.callCount('get', 'deployments')).toBe(1);
     expect(cluster.callCount('list', 'pods')).toBe(1);
     expect(cluster.callCount('create', 'nodes/proxy')).toBe(6);
     expect(cluster.callCount('create', 'events')).toBe(6);
@@ -148,6 +158,39 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
     sink.events.length = 0;
     expect((await post(requested({ namespace: NS, pod: 'ghost' }))).status).toBe(202);
     expect(failed()).toEqual([expect.objectContaining({ pod: 'ghost', reason: 'pod default/ghost not found', stage: 'request' })]);
+  });
+
+  describe('checkpoints only what opted in on the live object, outside the excluded namespaces', () => {
+    // Anyone in the cluster can post a ping or a request: the event names a target, the API decides.
+    it.each([
+      ['a ping for an un-annotated Deployment', () => ping('plain')],
+      ['a request for an un-annotated Deployment', () => requested({ namespace: NS, kind: 'Deployment', name: 'plain' })],
+      ['a ping for an annotated Deployment in an excluded namespace', () => ping('activator', {}, 'Deployment', 'knative-serving')],
+      ['a request for an annotated Deployment in an excluded namespace', () => requested({ namespace: 'knative-serving', kind: 'Deployment', name: 'activator' })],
+      ['a ping whose selector extension widens it to other pods', () => ping('plain', { kcrselector: 'app in (plain,shop)' })],
+    ])('%s: no kubelet call, checkpoint.failed saying why', async (_what, event) => {
+      cluster.resetApiCalls();
+      expect((await post(event())).status).toBe(202);
+      expect(cluster.callCount('create', 'nodes/proxy')).toBe(0);
+      expect(created()).toHaveLength(0);
+      expect(failed()).toEqual([expect.objectContaining({ stage: 'request', reason: expect.stringMatching(/has not opted in: no kcr\.io\/checkpoint-restore-schedule annotation|is excluded from checkpoints \(KCR_EXCLUDED_NAMESPACES\)/) })]);
+    });
+
+    it('a request for a pod of an un-annotated Deployment: no kubelet call', async () => {
+      const [pod] = await runningPods(kube, NS, 'app=plain', 1);
+      cluster.resetApiCalls();
+      expect((await post(requested({ namespace: NS, pod: pod!.metadata!.name! }))).status).toBe(202);
+      expect(cluster.callCount('create', 'nodes/proxy')).toBe(0);
+      expect(failed()[0]!.reason).toBe(`pod ${NS}/${pod!.metadata!.name} has not opted in: its Deployment plain has no kcr.io/checkpoint-restore-schedule annotation`);
+    });
+
+    it('a request for a pod in an excluded namespace: no API call at all', async () => {
+      const [pod] = await runningPods(kube, 'knative-serving', 'app=activator', 1);
+      cluster.resetApiCalls();
+      expect((await post(requested({ namespace: 'knative-serving', pod: pod!.metadata!.name! }))).status).toBe(202);
+      expect(cluster.apiCalls().total).toBe(0);
+      expect(failed()[0]!.reason).toBe('namespace knative-serving is excluded from checkpoints (KCR_EXCLUDED_NAMESPACES)');
+    });
   });
 
   it('never runs two checkpoints of the same container at once: concurrent requests share one', async () => {
@@ -216,7 +259,7 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
 
     it('API server unreachable while listing: 503', async () => {
       cluster.failNext({ verb: 'list', resource: 'pods', code: 500, count: 1 });
-      expect((await post(ping('shop', { kcrselector: 'app=shop' }))).status).toBe(503);
+      expect((await post(ping('shop'))).status).toBe(503);
       expect(sink.events).toHaveLength(0);
     });
   });

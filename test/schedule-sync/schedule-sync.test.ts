@@ -64,7 +64,8 @@ describe('schedule-sync against the simulated cluster, over HTTP', () => {
       expect((await event('add')).status).toBe(202);
       const ps = await kube.getPingSource(NS, psName);
       const w = await k.read(name);
-      expect(ps?.spec).toMatchObject({ schedule: '*/5 * * * *', contentType: 'application/json', sink: { uri: BROKER }, ceOverrides: { extensions: { kcrselector: `app=${name}` } } });
+      expect(ps?.spec).toMatchObject({ schedule: '*/5 * * * *', contentType: 'application/json', sink: { uri: BROKER } });
+      expect(ps?.spec).not.toHaveProperty('ceOverrides');
       expect(JSON.parse(ps!.spec.data!)).toEqual({ namespace: NS, kind: k.kind, name });
       expect(ps?.metadata.ownerReferences).toEqual([expect.objectContaining({ apiVersion: 'apps/v1', kind: k.kind, name, uid: w.metadata?.uid, controller: true })]);
       expect(synced()).toEqual([{ namespace: NS, kind: k.kind, name, schedule: '*/5 * * * *', action: 'created' }]);
