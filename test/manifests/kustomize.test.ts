@@ -51,7 +51,7 @@ describe.skipIf(!kubectl)('kubectl kustomize manifests/', () => {
 
   const has = (apiVersion: string, kind: string, name: string) => named(rendered, apiVersion, kind, name);
 
-  it('renders every function Service, both ApiServerSources, the Broker and the Triggers', () => {
+  it('renders every function Service, both ApiServerSources, the Broker, the Triggers and the NetworkPolicies', () => {
     for (const f of FUNCTIONS) {
       has('serving.knative.dev/v1', 'Service', f);
       has('eventing.knative.dev/v1', 'Trigger', f);
@@ -63,6 +63,7 @@ describe.skipIf(!kubectl)('kubectl kustomize manifests/', () => {
     has('sources.knative.dev/v1', 'PingSource', 'kcr-resync');
     has('apps/v1', 'DaemonSet', 'node-agent');
     has('apps/v1', 'StatefulSet', 'minio');
+    for (const np of ['kcr-default-deny-ingress', 'kcr-functions', 'kcr-node-agent', 'kcr-minio']) has('networking.k8s.io/v1', 'NetworkPolicy', np);
     expect(has('v1', 'Secret', 'kcr-registry').type).toBe('kubernetes.io/dockerconfigjson');
   });
 

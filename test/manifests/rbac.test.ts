@@ -1,6 +1,9 @@
 // Least privilege: each identity is granted exactly the verbs listed here, no more.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FUNCTIONS, loadRepoDocs, named, ofKind, type KubeDoc } from './support.js';
+import { isMap, isSeq, parseAllDocuments } from 'yaml';
+import { FUNCTIONS, loadRepoDocs, named, ofKind, REPO, type KubeDoc } from './support.js';
 
 const docs = loadRepoDocs();
 const RBAC = 'rbac.authorization.k8s.io/v1';
@@ -22,23 +25,52 @@ interface Binding extends KubeDoc {
   subjects?: Subject[];
 }
 
-/** `group/resource: verb` for every permission bound to the subject (core group shown as `core`). */
+/**
+ * `group/resource: verb` for every permission bound to the subject (core group
+ * shown as `core`); a RoleBinding's grants are limited to its namespace, shown
+ * as `group/resource in namespace: verb`.
+ */
 function permissions(subject: Subject): string[] {
   const bindings = [...ofKind(docs, RBAC, 'ClusterRoleBinding'), ...ofKind(docs, RBAC, 'RoleBinding')] as Binding[];
   const out = new Set<string>();
   for (const b of bindings) {
     const bound = (b.subjects ?? []).some((s) => s.kind === subject.kind && s.name === subject.name && (s.namespace ?? 'kcr-system') === (subject.namespace ?? 'kcr-system'));
     if (!bound) continue;
+    const scope = b.kind === 'RoleBinding' ? ` in ${b.metadata.namespace ?? 'default'}` : '';
     const role = named(docs, RBAC, b.roleRef.kind, b.roleRef.name);
     for (const rule of (role.rules as Rule[] | undefined) ?? []) {
       for (const group of rule.apiGroups ?? []) {
         for (const resource of rule.resources ?? []) {
-          for (const verb of rule.verbs) out.add(`${group || 'core'}/${resource}: ${verb}`);
+          for (const verb of rule.verbs) out.add(`${group || 'core'}/${resource}${scope}: ${verb}`);
         }
       }
     }
   }
   return [...out].sort();
+}
+
+/** The comment written just above each rule of a role, by `group/resource`. */
+function ruleComments(kind: string, name: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const file of ['manifests/functions', 'manifests', 'sources'].flatMap((d) => yamlFilesIn(join(REPO, d)))) {
+    for (const d of parseAllDocuments(readFileSync(file, 'utf8'))) {
+      if (d.get('kind') !== kind || d.getIn(['metadata', 'name']) !== name) continue;
+      const rules = d.get('rules', true);
+      if (!isSeq(rules)) continue;
+      rules.items.forEach((item, i) => {
+        const comment = (isMap(item) ? item.commentBefore : undefined) ?? (i === 0 ? rules.commentBefore : undefined) ?? '';
+        const rule = (item as { toJSON(): Rule }).toJSON();
+        for (const group of rule.apiGroups ?? []) for (const resource of rule.resources ?? []) out.set(`${group || 'core'}/${resource}`, comment);
+      });
+    }
+  }
+  return out;
+}
+
+function yamlFilesIn(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .map((f) => join(dir, f));
 }
 
 function grants(table: Record<string, string[]>): string[] {
@@ -80,7 +112,8 @@ const EXPECTED: Record<string, { subject: Subject; grants: Record<string, string
       'core/events': ['create'],
     },
   },
-  'store-artifact': { subject: sa('store-artifact'), grants: { 'core/pods': ['list'] } },
+  // list the node-agent pods of kcr-system; get the checkpointed pod, anywhere, to check its owner.
+  'store-artifact': { subject: sa('store-artifact'), grants: { 'core/pods in kcr-system': ['list'], 'core/pods': ['get'] } },
   'build-image': { subject: sa('build-image'), grants: {} },
   'event-archive': { subject: sa('event-archive'), grants: {} },
   'node-agent': { subject: sa('node-agent'), grants: {} },
@@ -113,6 +146,15 @@ describe('RBAC', () => {
     const bindings = [...ofKind(docs, RBAC, 'ClusterRoleBinding'), ...ofKind(docs, RBAC, 'RoleBinding')] as Binding[];
     const known = Object.values(EXPECTED).map((e) => `${e.subject.kind}/${e.subject.name}`);
     for (const b of bindings) for (const s of b.subjects ?? []) expect(known, b.metadata.name).toContain(`${s.kind}/${s.name}`);
+  });
+
+  it.each([
+    ['kcr-restore-pod', 'core/pods', /patch/],
+    ['kcr-request-checkpoint', 'core/nodes/proxy', /kubelet checkpoint API/],
+    ['kcr-request-checkpoint', 'apps/deployments', /opts? in/],
+    ['kcr-store-artifact-pods', 'core/pods', /owner/],
+  ])('%s: the %s rule says why, in a comment above it', (role, resource, why) => {
+    expect(ruleComments('ClusterRole', role).get(resource)).toMatch(why);
   });
 
   it.each(FUNCTIONS.map((f) => [f]))('%s runs as its own ServiceAccount', (name) => {

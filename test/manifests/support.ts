@@ -8,6 +8,7 @@ import { parseAllDocuments } from 'yaml';
 import { ConfigMap, Namespace, Secret, Service as CoreService, ServiceAccount } from 'kubernetes-models/v1';
 import { DaemonSet, StatefulSet } from 'kubernetes-models/apps/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { Service as KnativeService } from '@kubernetes-models/knative/serving.knative.dev/v1';
 import { Broker, Trigger } from '@kubernetes-models/knative/eventing.knative.dev/v1';
 import { ApiServerSource, PingSource, SinkBinding } from '@kubernetes-models/knative/sources.knative.dev/v1';
@@ -74,6 +75,7 @@ const MODELS: Record<string, Model> = {
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'serving.knative.dev/v1/Service': KnativeService,
   'eventing.knative.dev/v1/Broker': Broker,
   'eventing.knative.dev/v1/Trigger': Trigger,
