@@ -28,6 +28,7 @@ import { z } from 'zod';
 import { kubeletArchiveName } from '../functions/contract/kubelet-archive.js';
 import { Annotations } from '../functions/domain/checkpoint-image.js';
 import { startNodeAgent, type NodeAgent } from '../node-agent/server.js';
+import { startSimulatedCluster, type SimulatedCluster } from '../simulator/index.js';
 import { parseResources } from '../local/yaml-docs.js';
 import { writeCheckpointArchive } from '../test/support/archives.js';
 import { findBinary } from '../local/binaries.js';
@@ -85,6 +86,8 @@ interface Archive {
 }
 
 interface Services {
+  /** store-artifact reads the checkpointed pod from the API (gone here: it checks the pod's name). */
+  kubeconfig: string;
   s3: S3ServerInfo;
   agent: NodeAgent;
   registry: TestRegistry;
@@ -141,7 +144,8 @@ function required(name: string, debianPackage: string): string {
 
 /** An archive of (almost exactly) `sizeMiB`: pages-1.img fills all but the few KiB of the other entries. */
 async function makeArchive(dir: string, sizeMiB: number): Promise<Archive> {
-  const pod = `redis-${sizeMiB}m`;
+  // An ordinal name, as StatefulSet redis names its pods (store-artifact checks it).
+  const pod = `redis-${sizeMiB}`;
   const podUid = `0f6a4c1e-2b3d-4e5f-8a9b-${String(sizeMiB).padStart(12, '0')}`;
   const name = kubeletArchiveName({ pod, namespace: NAMESPACE, container: CONTAINER, timestamp: TIMESTAMP });
   const file = join(dir, name);
@@ -219,6 +223,7 @@ async function runKcr(services: Services, archive: Archive, variant: Variant, ru
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KCR_') && k !== 'NODE_OPTIONS'));
   const env: NodeJS.ProcessEnv = {
     ...inherited,
+    KUBECONFIG: services.kubeconfig,
     KCR_S3_ENDPOINT: services.s3.endpoint,
     KCR_S3_ACCESS_KEY: services.s3.accessKey,
     KCR_S3_SECRET_KEY: services.s3.secretKey,
@@ -387,6 +392,7 @@ async function main(): Promise<void> {
   let s3: Awaited<ReturnType<typeof startS3Server>> | undefined;
   let agent: NodeAgent | undefined;
   let registry: TestRegistry | undefined;
+  let cluster: SimulatedCluster | undefined;
   const progress = (s: string) => console.error(s);
   try {
     const archives: Archive[] = [];
@@ -401,7 +407,8 @@ async function main(): Promise<void> {
     // allowDelete off: every contender reads the same file.
     agent = await startNodeAgent({ dir: checkpoints, token: TOKEN, allowDelete: false, logger: pino({ level: 'silent' }) });
     registry = await startRegistry(registryBinary);
-    const services: Services = { s3: s3.info, agent, registry, worker: compiled.value };
+    cluster = await startSimulatedCluster({ stateDir: join(dir, 'cluster'), nodes: [NODE] });
+    const services: Services = { kubeconfig: cluster.kubeconfigPath, s3: s3.info, agent, registry, worker: compiled.value };
 
     const rows: Row[] = [];
     let run = 0;
@@ -423,6 +430,7 @@ async function main(): Promise<void> {
     }
     console.log(report(rows));
   } finally {
+    await cluster?.stop();
     await agent?.close();
     await registry?.stop();
     await s3?.stop();

@@ -1,7 +1,8 @@
-// Listing pods from inside the cluster with the pod's ServiceAccount, without
-// @kubernetes/client-node. store-artifact's only API call is this list (finding
-// node-agent pods), and loading client-node costs about 75 MiB of RSS, half of
-// that function's memory budget; one GET with the mounted token does the same.
+// Reading pods from inside the cluster with the pod's ServiceAccount, without
+// @kubernetes/client-node. store-artifact's only API calls are these (the
+// checkpointed pod, and node-agent pods), and loading client-node costs about
+// 75 MiB of RSS, half of that function's memory budget; one GET with the
+// mounted token does the same.
 // Out of the cluster (KUBECONFIG set: the local mode, tests) the Kubernetes
 // adapter serves instead.
 import { readFileSync } from 'node:fs';
@@ -50,6 +51,16 @@ export class InClusterPods {
     if (labelSelector) url.searchParams.set('labelSelector', labelSelector);
     if (fieldSelector) url.searchParams.set('fieldSelector', fieldSelector);
     const what = `list pods in ${namespace}${labelSelector || fieldSelector ? ` (${[labelSelector, fieldSelector].filter(Boolean).join('; ')})` : ''}`;
+    return ((await this.get(url, what)) as { items?: V1Pod[] } | undefined)?.items ?? [];
+  }
+
+  /** The pod, or undefined when the API has none of that name. */
+  async getPod(namespace: string, name: string): Promise<V1Pod | undefined> {
+    const url = new URL(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`, this.options.server);
+    return (await this.get(url, `get pod ${namespace}/${name}`, true)) as V1Pod | undefined;
+  }
+
+  private async get(url: URL, what: string, absentOk = false): Promise<unknown> {
     const token = readFileSync(join(this.options.serviceAccountDir, 'token'), 'utf8').trim();
     const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = request(url, { agent: this.agent, headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, timeout: this.timeoutMs }, (res) => {
@@ -62,7 +73,8 @@ export class InClusterPods {
       req.on('error', (err) => reject(new TransientError(`${what}: ${errorMessage(err)}`, { cause: err })));
       req.end();
     });
-    if (status === 200) return (JSON.parse(body) as { items?: V1Pod[] }).items ?? [];
+    if (status === 200) return JSON.parse(body) as unknown;
+    if (status === 404 && absentOk) return undefined;
     const message = `${what}: HTTP ${status}: ${statusMessage(body)}`;
     if (isTransientStatus(status)) throw new TransientError(message);
     throw new KubeApiError(message, status);

@@ -49,7 +49,7 @@ export const CheckpointCreatedData = z
     podUid: z.string().min(1),
     container: dns1123Label,
     node: dns1123Subdomain,
-    archivePath: z.string().startsWith('/'),
+    archivePath: z.string().startsWith('/').max(4096),
     checkpointedAt: rfc3339,
   })
   .strict();

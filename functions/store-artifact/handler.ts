@@ -2,12 +2,18 @@
 // the node-agent into S3 (archive.tar, inspected on the way), manifest.json
 // written last as the commit marker, io.kcr.checkpoint.stored; then the node
 // copy is deleted. Nothing is buffered: memory is the upload's parts in flight.
+// The event only says where the archive is: its id must be the one the archive
+// name and pod uid give, its workload the pod's owner, and spec.dump must name
+// the same pod; otherwise nothing is stored.
 import { Transform, pipeline } from 'node:stream';
 import { getJsonIfParsable, type ObjectStore } from '../adapters/object-store.js';
 import { ArchiveGoneError, NodeAgentLookupError, NodeAgentRefusedError, type ArchiveSource } from '../adapters/node-agent-client.js';
 import { events, type KcrEvent } from '../contract/build.js';
 import { CheckpointStoredData, EventTypes, type CheckpointCreatedData } from '../contract/events.js';
 import { parseKubeletArchivePath } from '../contract/kubelet-archive.js';
+import { checkpointId } from '../contract/checkpoint-id.js';
+import { podOwner } from '../domain/pods.js';
+import type { V1Pod } from '@kubernetes/client-node';
 import { ArchiveInvalidError, createArchiveInspector, type CheckpointArchiveInfo } from '../domain/checkpoint-archive.js';
 import { artifactKey, s3Uri, type CheckpointLocation } from '../domain/storage-layout.js';
 import { BadInputError, TransientError, errorMessage } from '../runtime/errors.js';
@@ -16,9 +22,15 @@ import type { FunctionHandler, HandlerContext, IncomingEvent } from '../runtime/
 export const STORE_ARTIFACT = 'store-artifact';
 export const MANIFEST_API_VERSION = 'kcr.io/v1alpha1';
 
+/** What store-artifact reads of the API: the checkpointed pod, to check whose checkpoint it is. */
+export interface PodReader {
+  getPod(namespace: string, name: string): Promise<V1Pod | undefined>;
+}
+
 export interface StoreArtifactDeps {
   store: ObjectStore;
   agents: ArchiveSource;
+  pods: PodReader;
   /** Cap on config.dump/spec.dump/stats-dump sizes; default 1 MiB. */
   maxDumpBytes?: number;
   now?: () => Date;
@@ -64,59 +76,113 @@ export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<ty
     });
     return bucketReady;
   };
+  // Duplicates of one checkpoint (at-least-once delivery) join the attempt in flight instead of uploading it again.
+  const inFlight = new Map<string, Promise<KcrEvent[]>>();
 
   return {
     name: STORE_ARTIFACT,
     accepts: [EventTypes.checkpointCreated],
     emits: true,
-    async handle(event: IncomingEvent<typeof EventTypes.checkpointCreated>, ctx: HandlerContext): Promise<KcrEvent[]> {
-      const data = event.data;
-      const common = { source: STORE_ARTIFACT, ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}) };
-      const loc: CheckpointLocation = { namespace: data.namespace, workload: data.workload, container: data.container, id: data.id };
-      const archiveKey = artifactKey(loc, 'archive');
-      const manifestKey = artifactKey(loc, 'manifest');
-      const log = ctx.log.child({ checkpointId: data.id, node: data.node, archivePath: data.archivePath });
-      try {
-        parseKubeletArchivePath(data.archivePath, { pod: data.pod, namespace: data.namespace, container: data.container });
-      } catch (err) {
-        throw new BadInputError(`${EventTypes.checkpointCreated} ${data.id}: ${errorMessage(err)}`);
-      }
-
-      await ensureBucket();
-      const committed = await committedManifest(deps.store, manifestKey, data.id);
-      if (committed) {
-        log.info({ key: manifestKey }, `checkpoint ${data.id} is already stored; emitting stored again`);
-        return [events.checkpointStored({ ...data, artifact: committed.artifact }, common)];
-      }
-
-      let stored: { artifact: CheckpointStoredData['artifact']; info: CheckpointArchiveInfo };
-      const started = performance.now();
-      try {
-        stored = await uploadArchive(deps, data, archiveKey);
-      } catch (err) {
-        if (!(err instanceof StoreFailure)) throw err;
-        log.warn({ reason: err.message }, `checkpoint ${data.id} cannot be stored: ${err.message}`);
-        // Nothing may look committed: an archive.tar of an earlier attempt or of this one goes too.
-        await deps.store.remove(archiveKey);
-        return [events.checkpointFailed({ ...data, stage: 'store', reason: err.message }, common)];
-      }
-
-      ctx.observe?.('transferSeconds', (performance.now() - started) / 1000, { stage: 'store' });
-      ctx.observe?.('archiveBytes', stored.artifact.size);
-      const manifest = buildManifest(data, stored.artifact, stored.info, now());
-      await deps.store.putJson(manifestKey, manifest);
-      log.info({ key: manifestKey, size: stored.artifact.size, sha256: stored.artifact.sha256 }, `stored checkpoint ${data.id} (${stored.artifact.size} bytes)`);
-
-      // The archive is safe in S3 now; the node copy only fills the node's disk. A failure here changes nothing about the result.
-      try {
-        const outcome = await deps.agents.remove(data.node, data.archivePath);
-        log.info({ outcome }, outcome === 'deleted' ? `deleted ${data.archivePath} on ${data.node}` : `node-agent kept ${data.archivePath} on ${data.node}`);
-      } catch (err) {
-        log.warn({ err: errorMessage(err) }, `could not delete ${data.archivePath} on ${data.node}: ${errorMessage(err)}`);
-      }
-      return [events.checkpointStored(manifest.data, common)];
+    handle(event: IncomingEvent<typeof EventTypes.checkpointCreated>, ctx: HandlerContext): Promise<KcrEvent[]> {
+      const key = JSON.stringify(event.data);
+      const running = inFlight.get(key);
+      if (running) return running;
+      const attempt = store(event.data, ctx).finally(() => inFlight.delete(key));
+      inFlight.set(key, attempt);
+      return attempt;
     },
   };
+
+  async function store(data: CheckpointCreatedData, ctx: HandlerContext): Promise<KcrEvent[]> {
+    const common = { source: STORE_ARTIFACT, ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}) };
+    const loc: CheckpointLocation = { namespace: data.namespace, workload: data.workload, container: data.container, id: data.id };
+    const archiveKey = artifactKey(loc, 'archive');
+    const manifestKey = artifactKey(loc, 'manifest');
+    const log = ctx.log.child({ checkpointId: data.id, node: data.node, archivePath: data.archivePath });
+    const fail = (reason: string) => {
+      log.warn({ reason }, `checkpoint ${data.id} cannot be stored: ${reason}`);
+      return [events.checkpointFailed({ ...data, stage: 'store', reason }, common)];
+    };
+    let archiveName;
+    try {
+      archiveName = parseKubeletArchivePath(data.archivePath, { pod: data.pod, namespace: data.namespace, container: data.container });
+    } catch (err) {
+      throw new BadInputError(`${EventTypes.checkpointCreated} ${data.id}: ${errorMessage(err)}`);
+    }
+    // The id is derived, never chosen: a made-up "newest" id would win every restore and push real checkpoints out.
+    const identity = identityMismatch(data, archiveName.timestamp);
+    if (identity) return fail(identity);
+
+    await ensureBucket();
+    const committed = await committedManifest(deps.store, manifestKey, data.id);
+    if (committed) {
+      log.info({ key: manifestKey }, `checkpoint ${data.id} is already stored; emitting stored again`);
+      return [events.checkpointStored({ ...data, artifact: committed.artifact }, common)];
+    }
+    const owner = await ownerMismatch(deps.pods, data);
+    if (owner) return fail(owner);
+
+    let stored: { artifact: CheckpointStoredData['artifact']; info: CheckpointArchiveInfo };
+    const started = performance.now();
+    try {
+      stored = await uploadArchive(deps, data, archiveKey);
+    } catch (err) {
+      if (!(err instanceof StoreFailure)) throw err;
+      // Another delivery of this checkpoint may have stored it (and deleted the node's copy) meanwhile:
+      // its commit stands, and nothing of it is removed.
+      const meanwhile = await committedManifest(deps.store, manifestKey, data.id);
+      if (meanwhile) {
+        log.info({ key: manifestKey, reason: err.message }, `checkpoint ${data.id} was stored by another attempt`);
+        return [events.checkpointStored({ ...data, artifact: meanwhile.artifact }, common)];
+      }
+      return fail(err.message);
+    }
+
+    ctx.observe?.('transferSeconds', (performance.now() - started) / 1000, { stage: 'store' });
+    ctx.observe?.('archiveBytes', stored.artifact.size);
+    const manifest = buildManifest(data, stored.artifact, stored.info, now());
+    await deps.store.putJson(manifestKey, manifest);
+    log.info({ key: manifestKey, size: stored.artifact.size, sha256: stored.artifact.sha256 }, `stored checkpoint ${data.id} (${stored.artifact.size} bytes)`);
+
+    // The archive is safe in S3 now; the node copy only fills the node's disk. A failure here changes nothing about the result.
+    try {
+      const outcome = await deps.agents.remove(data.node, data.archivePath);
+      log.info({ outcome }, outcome === 'deleted' ? `deleted ${data.archivePath} on ${data.node}` : `node-agent kept ${data.archivePath} on ${data.node}`);
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, `could not delete ${data.archivePath} on ${data.node}: ${errorMessage(err)}`);
+    }
+    return [events.checkpointStored(manifest.data, common)];
+  }
+}
+
+/** Why the event's id and time are not the ones the kubelet's archive name gives, or undefined when they are. */
+function identityMismatch(data: CheckpointCreatedData, archiveTimestamp: string): string | undefined {
+  if (Date.parse(data.checkpointedAt) !== Date.parse(archiveTimestamp)) return `checkpointedAt ${data.checkpointedAt} is not the time of archive ${data.archivePath} (${archiveTimestamp})`;
+  const expected = checkpointId({ podUid: data.podUid, container: data.container, checkpointedAt: archiveTimestamp });
+  return data.id === expected ? undefined : `id ${data.id} is not the checkpoint id of pod uid ${data.podUid}, container ${data.container} at ${archiveTimestamp} (${expected})`;
+}
+
+/**
+ * Why the event's workload is not the checkpointed pod's, or undefined when it
+ * is: the pod's controller as the API has it, or once the pod is gone (evicted
+ * after its checkpoint), the name its controller gave it.
+ */
+async function ownerMismatch(pods: PodReader, data: CheckpointCreatedData): Promise<string | undefined> {
+  const pod = await pods.getPod(data.namespace, data.pod);
+  const claimed = `${data.workload.kind} ${data.workload.name}`;
+  if (pod && pod.metadata?.uid === data.podUid) {
+    const owner = podOwner(pod);
+    return owner.kind === data.workload.kind && owner.name === data.workload.name ? undefined : `pod ${data.namespace}/${data.pod} belongs to ${owner.kind} ${owner.name}, not ${claimed}`;
+  }
+  return nameFits(data.pod, data.workload) ? undefined : `pod ${data.namespace}/${data.pod} (gone from the API) cannot be a pod of ${claimed}`;
+}
+
+/** Whether a controller of this kind and name names its pods so. */
+function nameFits(pod: string, workload: CheckpointCreatedData['workload']): boolean {
+  if (workload.kind === 'Pod') return pod === workload.name;
+  if (workload.kind === 'StatefulSet') return pod.startsWith(`${workload.name}-`) && /^\d+$/.test(pod.slice(workload.name.length + 1));
+  // <deployment>-<pod-template-hash>-<5 random>
+  return pod.startsWith(`${workload.name}-`) && /^[a-z0-9]+-[a-z0-9]{5}$/.test(pod.slice(workload.name.length + 1));
 }
 
 /** The artifact of a complete manifest.json for this checkpoint, or undefined when there is none to trust. */
@@ -153,6 +219,9 @@ async function uploadArchive(deps: StoreArtifactDeps, data: CheckpointCreatedDat
     },
     flush(cb) {
       inspector.end().then((result) => {
+        // Checked before the upload completes: an archive of another container never becomes archive.tar.
+        const mismatch = containerMismatch(data, result);
+        if (mismatch) return cb(new ArchiveInvalidError(mismatch));
         info = result;
         cb();
       }, cb);
@@ -171,20 +240,18 @@ async function uploadArchive(deps: StoreArtifactDeps, data: CheckpointCreatedDat
   }
   if (!info) throw new Error(`inspection of ${data.archivePath} produced no result although the upload completed`);
   if (result.size !== download.size) throw new TransientError(`uploaded ${result.size} bytes of ${data.archivePath}, the node-agent announced ${download.size}`);
-  const mismatch = containerMismatch(data, info);
-  if (mismatch) throw new StoreFailure(`archive ${data.archivePath} from node ${data.node} ${mismatch}`);
   return { artifact: { uri: s3Uri(deps.store.bucket, key), size: result.size, sha256: result.sha256 }, info };
 }
 
 /** Why the archive's own idea of its container (spec.dump) differs from the event's, or undefined when it matches. */
 function containerMismatch(data: CheckpointCreatedData, info: CheckpointArchiveInfo): string | undefined {
   const c = info.container;
-  if (!c.pod || !c.namespace || !c.container) return 'does not name its pod, namespace and container in spec.dump';
+  if (!c.pod || !c.namespace || !c.container || !c.podUid) return 'does not name its pod, pod uid, namespace and container in spec.dump';
   const differences: string[] = [];
   if (c.namespace !== data.namespace) differences.push(`namespace ${c.namespace} ≠ ${data.namespace}`);
   if (c.pod !== data.pod) differences.push(`pod ${c.pod} ≠ ${data.pod}`);
   if (c.container !== data.container) differences.push(`container ${c.container} ≠ ${data.container}`);
-  if (c.podUid && c.podUid !== data.podUid) differences.push(`pod uid ${c.podUid} ≠ ${data.podUid}`);
+  if (c.podUid !== data.podUid) differences.push(`pod uid ${c.podUid} ≠ ${data.podUid}`);
   return differences.length ? `belongs to another container (${differences.join(', ')})` : undefined;
 }
 

@@ -140,7 +140,7 @@ describe('store-artifact with discovery', () => {
     checkpointedAt: timestamp,
   };
   const event = { type: 'io.kcr.checkpoint.created', data, id: 'ev-1', source: '/kcr/request-checkpoint', extensions: {} } as IncomingEvent<'io.kcr.checkpoint.created'>;
-  const handler = (store: MemoryStore) => createStoreArtifact({ store, agents: new NodeAgentClient({ locate: nodeAgentLocator({ discover: discover() }), token: () => 'token', timeoutMs: 2_000 }) });
+  const handler = (store: MemoryStore) => createStoreArtifact({ pods: { getPod: () => Promise.resolve(undefined) }, store, agents: new NodeAgentClient({ locate: nodeAgentLocator({ discover: discover() }), token: () => 'token', timeoutMs: 2_000 }) });
   const ctx = { log: pino({ level: 'silent' }) };
 
   it('answers 503 (a transient error) while the node has no serving agent, and commits nothing', async () => {

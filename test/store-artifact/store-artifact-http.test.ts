@@ -44,7 +44,7 @@ describe('store-artifact over HTTP', () => {
   async function serve(agentUrl: string): Promise<RunningFunction> {
     const store = new S3ObjectStore(s3.storeOptions('kcr-http'));
     const agents = new NodeAgentClient({ locate: nodeAgentLocator({ urls: { 'node-b': agentUrl } }), token: () => TOKEN, timeoutMs: 5_000 });
-    const fn = await serveFunction(createStoreArtifact({ store, agents }), { port: 0, host: '127.0.0.1', sink: sink.url, logger: createLogger('store-artifact', 'silent') });
+    const fn = await serveFunction(createStoreArtifact({ pods: { getPod: () => Promise.resolve(undefined) }, store, agents }), { port: 0, host: '127.0.0.1', sink: sink.url, logger: createLogger('store-artifact', 'silent') });
     running.push(fn);
     return fn;
   }

@@ -14,7 +14,8 @@ import { checkpointId, kubeletArchiveName, KUBELET_CHECKPOINT_DIR, type Checkpoi
 import { artifactKey, checkpointPrefix } from '../../functions/domain/storage-layout.js';
 import { BadInputError, TransientError } from '../../functions/runtime/errors.js';
 import type { HandlerContext, IncomingEvent } from '../../functions/runtime/handler.js';
-import { createStoreArtifact, type CheckpointManifest } from '../../functions/store-artifact/handler.js';
+import { createStoreArtifact, type CheckpointManifest, type PodReader } from '../../functions/store-artifact/handler.js';
+import type { V1Pod } from '@kubernetes/client-node';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/server.js';
 import { SAMPLE_STATS, writeCheckpointArchive, type ArchiveSpec } from '../support/archives.js';
 import { capturingLogger } from '../support/logs.js';
@@ -23,6 +24,13 @@ import { startS3, type S3Fixture } from '../support/s3.js';
 const MiB = 1024 * 1024;
 const TOKEN = 'agent-token';
 const ctx: HandlerContext = { log: pino({ level: 'silent' }) };
+/** The API after the checkpointed pods were deleted: their names are all that is left to check. */
+const gone: PodReader = { getPod: () => Promise.resolve(undefined) };
+/** The API with these pods. */
+const livePods = (...pods: V1Pod[]): PodReader => ({ getPod: (ns, name) => Promise.resolve(pods.find((p) => p.metadata?.namespace === ns && p.metadata?.name === name)) });
+const ownedPod = (data: CheckpointCreatedData, owner: { kind: string; name: string }): V1Pod => ({
+  metadata: { name: data.pod, namespace: data.namespace, uid: data.podUid, ownerReferences: [{ apiVersion: 'apps/v1', kind: owner.kind, name: owner.name, uid: 'owner-uid', controller: true }] },
+});
 
 let s3: S3Fixture;
 let root: string;
@@ -90,7 +98,7 @@ describe('store-artifact', () => {
     const expectedSha = sha256(s.file);
     const expectedSize = readFileSync(s.file).length;
     const before = s3.requests.length;
-    const out = await createStoreArtifact({ store: s.store, agents: client() }).handle(s.event, ctx);
+    const out = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle(s.event, ctx);
 
     expect(out).toHaveLength(1);
     expect(out[0]?.type).toBe('io.kcr.checkpoint.stored');
@@ -131,7 +139,7 @@ describe('store-artifact', () => {
       open: (n, p) => (agentCalls++, agents.open(n, p)),
       remove: (n, p) => (agentCalls++, agents.remove(n, p)),
     };
-    const handler = createStoreArtifact({ store: s.store, agents: counting });
+    const handler = createStoreArtifact({ pods: gone, store: s.store, agents: counting });
     const first = await handler.handle(s.event, ctx);
     expect(served(s.file)).toBe(1);
     const callsAfterFirst = agentCalls;
@@ -148,11 +156,11 @@ describe('store-artifact', () => {
     const failingCommit: ObjectStore = Object.assign(Object.create(s.store) as ObjectStore, {
       putJson: () => Promise.reject(new TransientError('S3 unavailable while committing')),
     });
-    await expect(createStoreArtifact({ store: failingCommit, agents: client() }).handle(s.event, ctx)).rejects.toBeInstanceOf(TransientError);
+    await expect(createStoreArtifact({ pods: gone, store: failingCommit, agents: client() }).handle(s.event, ctx)).rejects.toBeInstanceOf(TransientError);
     expect(await s.store.stat(artifactKey(s.loc, 'manifest'))).toBeUndefined();
     expect(existsSync(s.file)).toBe(true);
     // The retry completes the commit.
-    const out = await createStoreArtifact({ store: s.store, agents: client() }).handle(s.event, ctx);
+    const out = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle(s.event, ctx);
     expect(out[0]?.type).toBe('io.kcr.checkpoint.stored');
     expect(existsSync(s.file)).toBe(false);
   });
@@ -178,7 +186,7 @@ describe('store-artifact', () => {
       remove: (n, p) => real.remove(n, p),
     };
     const before = s3.requests.length;
-    await expect(createStoreArtifact({ store: s.store, agents }).handle(s.event, ctx)).rejects.toBeInstanceOf(TransientError);
+    await expect(createStoreArtifact({ pods: gone, store: s.store, agents }).handle(s.event, ctx)).rejects.toBeInstanceOf(TransientError);
     const sent = s3.requests.slice(before);
     expect(sent.some((r) => r.method === 'PUT' && r.query.has('partNumber'))).toBe(true);
     expect(sent.some((r) => r.method === 'DELETE' && r.query.has('uploadId'))).toBe(true);
@@ -193,7 +201,7 @@ describe('store-artifact', () => {
   ])('a %s archive is a permanent failure with nothing committed', async (_what, damage, reason) => {
     const s = await scenario({ pagesBytes: 7 * MiB });
     damage(s.file);
-    const out = await createStoreArtifact({ store: s.store, agents: client() }).handle(s.event, ctx);
+    const out = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle(s.event, ctx);
     expect(out.map((e) => e.type)).toEqual(['io.kcr.checkpoint.failed']);
     expect(dataOf(out[0] as KcrEvent)).toMatchObject({ id: s.data.id, namespace: 'shop', stage: 'store', reason: expect.stringMatching(reason) });
     expect(await keys(s.store, 'checkpoints/')).toEqual([]);
@@ -207,14 +215,14 @@ describe('store-artifact', () => {
     [{ omit: ['checkpoint/', 'checkpoint/inventory.img', 'checkpoint/core-1.img', 'checkpoint/pagemap-1.img'] }, /missing checkpoint\//],
   ])('an archive without its parts (%o) fails permanently', async (spec, reason) => {
     const s = await scenario(spec);
-    const out = await createStoreArtifact({ store: s.store, agents: client() }).handle(s.event, ctx);
+    const out = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle(s.event, ctx);
     expect(dataOf(out[0] as KcrEvent)).toMatchObject({ stage: 'store', reason: expect.stringMatching(reason) });
     expect(await keys(s.store, 'checkpoints/')).toEqual([]);
   });
 
   it('an archive of another container fails permanently and its upload is removed', async () => {
     const s = await scenario({ pod: 'someone-else', pagesBytes: 6 * MiB });
-    const out = await createStoreArtifact({ store: s.store, agents: client() }).handle(s.event, ctx);
+    const out = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle(s.event, ctx);
     expect(dataOf(out[0] as KcrEvent)).toMatchObject({ stage: 'store', reason: expect.stringContaining(`pod someone-else ≠ ${s.data.pod}`) });
     expect(await keys(s.store, 'checkpoints/')).toEqual([]);
     expect(existsSync(s.file)).toBe(true);
@@ -222,13 +230,13 @@ describe('store-artifact', () => {
 
   it('an archive gone from the node (404) fails permanently', async () => {
     const s = await scenario({}, false);
-    const out = await createStoreArtifact({ store: s.store, agents: client() }).handle(s.event, ctx);
+    const out = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle(s.event, ctx);
     expect(dataOf(out[0] as KcrEvent)).toMatchObject({ stage: 'store', reason: expect.stringContaining('is gone from node node-a') });
   });
 
   it('a token the agent refuses fails permanently', async () => {
     const s = await scenario();
-    const out = await createStoreArtifact({ store: s.store, agents: client(undefined, 'wrong') }).handle(s.event, ctx);
+    const out = await createStoreArtifact({ pods: gone, store: s.store, agents: client(undefined, 'wrong') }).handle(s.event, ctx);
     expect(dataOf(out[0] as KcrEvent)).toMatchObject({ stage: 'store', reason: expect.stringContaining('401') });
     expect(existsSync(s.file)).toBe(true);
   });
@@ -236,15 +244,96 @@ describe('store-artifact', () => {
   it('an unreachable agent or S3 is transient', async () => {
     const s = await scenario();
     const noAgent = client({ 'node-a': 'http://127.0.0.1:1' });
-    await expect(createStoreArtifact({ store: s.store, agents: noAgent }).handle(s.event, ctx)).rejects.toBeInstanceOf(TransientError);
+    await expect(createStoreArtifact({ pods: gone, store: s.store, agents: noAgent }).handle(s.event, ctx)).rejects.toBeInstanceOf(TransientError);
     const noS3 = new S3ObjectStore({ endpoint: 'http://127.0.0.1:1', accessKey: 'a', secretKey: 'b', bucket: 'kcr-unreachable' });
-    await expect(createStoreArtifact({ store: noS3, agents: client() }).handle(s.event, ctx)).rejects.toBeInstanceOf(TransientError);
+    await expect(createStoreArtifact({ pods: gone, store: noS3, agents: client() }).handle(s.event, ctx)).rejects.toBeInstanceOf(TransientError);
     expect(existsSync(s.file)).toBe(true);
   });
 
   it('refuses an event whose archive path is not its container\'s', async () => {
     const s = await scenario();
     const event = { ...s.event, data: { ...s.data, archivePath: '/var/lib/kubelet/checkpoints/checkpoint-other-0_shop-redis-2026-11-23T18:15:04Z.tar' } };
-    await expect(createStoreArtifact({ store: s.store, agents: client() }).handle(event, ctx)).rejects.toBeInstanceOf(BadInputError);
+    await expect(createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle(event, ctx)).rejects.toBeInstanceOf(BadInputError);
   });
 });
+
+describe('store-artifact trusts the archive and the API, not the event', () => {
+  it('refuses a made-up id (a far-future "newest" checkpoint) before reading the archive', async () => {
+    const s = await scenario();
+    const event = { ...s.event, data: { ...s.data, id: '29991231T235959Z-aaaaaaaaaaaa' } };
+    const out = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle(event, ctx);
+    expect(out.map((e) => e.type)).toEqual(['io.kcr.checkpoint.failed']);
+    expect(dataOf(out[0] as KcrEvent).reason).toBe(`id 29991231T235959Z-aaaaaaaaaaaa is not the checkpoint id of pod uid ${s.data.podUid}, container redis at 2026-11-23T18:15:04Z (${s.data.id})`);
+    expect(served(s.file)).toBe(0);
+    await s.store.ensureBucket();
+    expect(await keys(s.store, 'checkpoints/')).toEqual([]);
+    expect(existsSync(s.file)).toBe(true);
+  });
+
+  it('refuses a checkpointedAt that is not the archive name\'s time, and a pod uid the id was not made of', async () => {
+    const s = await scenario();
+    const late = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle({ ...s.event, data: { ...s.data, checkpointedAt: '2099-01-01T00:00:00Z' } }, ctx);
+    expect(dataOf(late[0] as KcrEvent).reason).toMatch(/^checkpointedAt 2099-01-01T00:00:00Z is not the time of archive/);
+    const otherUid = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle({ ...s.event, data: { ...s.data, podUid: 'uid-of-someone-else' } }, ctx);
+    expect(dataOf(otherUid[0] as KcrEvent).reason).toMatch(/^id .* is not the checkpoint id of pod uid uid-of-someone-else/);
+    expect(served(s.file)).toBe(0);
+    await s.store.ensureBucket();
+    expect(await keys(s.store, 'checkpoints/')).toEqual([]);
+  });
+
+  it('refuses a workload that is not the pod\'s controller, as the API says', async () => {
+    const s = await scenario();
+    // The archive of StatefulSet redis's pod, claimed for Deployment counter (id made to match).
+    const event = { ...s.event, data: { ...s.data, workload: { kind: 'Deployment' as const, name: 'counter' } } };
+    const out = await createStoreArtifact({ pods: livePods(ownedPod(s.data, { kind: 'StatefulSet', name: 'redis' })), store: s.store, agents: client() }).handle(event, ctx);
+    expect(dataOf(out[0] as KcrEvent)).toMatchObject({ stage: 'store', reason: `pod shop/${s.data.pod} belongs to StatefulSet redis, not Deployment counter` });
+    expect(served(s.file)).toBe(0);
+    expect(await keys(s.store, 'checkpoints/')).toEqual([]);
+  });
+
+  it('once the pod is gone, takes only a workload whose controller names its pods so', async () => {
+    const s = await scenario();
+    const asDeployment = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle({ ...s.event, data: { ...s.data, workload: { kind: 'Deployment', name: 'redis' } } }, ctx);
+    expect(dataOf(asDeployment[0] as KcrEvent).reason).toBe(`pod shop/${s.data.pod} (gone from the API) cannot be a pod of Deployment redis`);
+    const asOther = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle({ ...s.event, data: { ...s.data, workload: { kind: 'StatefulSet', name: 'web' } } }, ctx);
+    expect(dataOf(asOther[0] as KcrEvent).reason).toMatch(/cannot be a pod of StatefulSet web$/);
+    expect(await keys(s.store, 'checkpoints/')).toEqual([]);
+    // The pod's own StatefulSet is taken, from the live pod or from its name.
+    const ok = await createStoreArtifact({ pods: livePods(ownedPod(s.data, { kind: 'StatefulSet', name: 'redis' })), store: s.store, agents: client() }).handle(s.event, ctx);
+    expect(ok.map((e) => e.type)).toEqual(['io.kcr.checkpoint.stored']);
+  });
+
+  it('refuses an archive whose spec.dump does not name the pod uid', async () => {
+    const s = await scenario({ podUid: '' });
+    const out = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle(s.event, ctx);
+    expect(dataOf(out[0] as KcrEvent).reason).toMatch(/does not name its pod, pod uid, namespace and container in spec.dump/);
+    expect(await keys(s.store, 'checkpoints/')).toEqual([]);
+  });
+
+  it('50 concurrent duplicates: one download, one upload, 50 × stored, nothing failed', async () => {
+    const s = await scenario({ pagesBytes: 6 * MiB });
+    const handler = createStoreArtifact({ pods: gone, store: s.store, agents: client() });
+    const before = s3.requests.length;
+    const outs = await Promise.all(Array.from({ length: 50 }, () => handler.handle(s.event, ctx)));
+    expect(outs.flat().map((e) => e.type)).toEqual(Array(50).fill('io.kcr.checkpoint.stored'));
+    expect(served(s.file)).toBe(1);
+    const sent = s3.requests.slice(before);
+    expect(sent.filter((r) => r.method === 'POST' && r.query.has('uploads'))).toHaveLength(1);
+    expect(sent.filter((r) => r.method === 'PUT' && r.path.endsWith('manifest.json'))).toHaveLength(1);
+  });
+
+  it('duplicates racing in separate instances: every one ends stored, the checkpoint stays whole', async () => {
+    for (let round = 0; round < 3; round++) {
+      const s = await scenario({ pagesBytes: 6 * MiB });
+      const expectedSha = sha256(s.file);
+      // Separate instances share nothing but S3 and the node: the loser finds the node copy deleted.
+      const outs = await Promise.all(Array.from({ length: 4 }, () => createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle(s.event, ctx)));
+      expect(outs.flat().map((e) => e.type)).toEqual(Array(4).fill('io.kcr.checkpoint.stored'));
+      expect(await keys(s.store, s.prefix)).toEqual([artifactKey(s.loc, 'archive'), artifactKey(s.loc, 'manifest')]);
+      const archive = createHash('sha256');
+      for await (const c of await s.store.getStream(artifactKey(s.loc, 'archive'))) archive.update(c as Buffer);
+      expect(archive.digest('hex')).toBe(expectedSha);
+    }
+  });
+});
+
