@@ -1,6 +1,7 @@
 // CLI entry of the node-agent DaemonSet: configuration from env, SIGTERM closes it.
 import { pino } from 'pino';
 import { readEnv } from '../functions/runtime/config.js';
+import { logUnhandledRejections } from '../functions/runtime/logger.js';
 import { startNodeAgent } from './server.js';
 import { tokenGetter } from './token.js';
 
@@ -14,6 +15,7 @@ const env = readEnv([
   'KCR_LOG_LEVEL',
 ]);
 const logger = pino({ name: 'node-agent', level: env.KCR_LOG_LEVEL });
+logUnhandledRejections(logger);
 const agent = await startNodeAgent({
   dir: env.KCR_NODE_AGENT_DIR,
   host: env.KCR_NODE_AGENT_HOST,

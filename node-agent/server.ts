@@ -14,6 +14,8 @@ import { KUBELET_ARCHIVE_NAME } from '../functions/contract/kubelet-archive.js';
 
 export const DEFAULT_NODE_AGENT_PORT = 10380;
 const ROUTE_PREFIX = '/checkpoints/';
+/** NAME_MAX of Linux file systems: the kubelet cannot have written a longer name. */
+const MAX_NAME_BYTES = 255;
 
 export interface NodeAgentOptions {
   /** The checkpoint directory (the kubelet's /var/lib/kubelet/checkpoints). */
@@ -54,6 +56,7 @@ export function resolveArchiveName(rawPath: string): Resolved {
   }
   if (name.includes('/') || name.includes('\\') || name.includes('\0')) return { ok: false, status: 400, reason: 'encoded path separator or NUL in archive name' };
   if (name === '.' || name === '..' || name.startsWith('..')) return { ok: false, status: 400, reason: 'dot segment in archive name' };
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) return { ok: false, status: 400, reason: `archive name longer than ${MAX_NAME_BYTES} bytes` };
   if (!KUBELET_ARCHIVE_NAME.test(name)) return { ok: false, status: 404, reason: 'not a kubelet checkpoint archive name' };
   return { ok: true, name };
 }
@@ -63,6 +66,24 @@ function tokenMatches(presented: string, expected: string): boolean {
   const a = createHash('sha256').update(presented).digest();
   const b = createHash('sha256').update(expected).digest();
   return timingSafeEqual(a, b) && expected.length > 0;
+}
+
+/**
+ * The answer to a file-system error that the name caused (a file system with a
+ * shorter NAME_MAX than 255, a name that is gone), so it is not taken for a
+ * failure of the agent (500).
+ */
+function nameError(err: unknown): { status: 400 | 404; reason: string } | undefined {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return { status: 404, reason: 'no such archive' };
+    case 'ELOOP':
+      return { status: 404, reason: 'archive is a symlink' };
+    case 'ENAMETOOLONG':
+      return { status: 400, reason: 'archive name too long for the file system' };
+    default:
+      return undefined;
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void {
@@ -93,9 +114,8 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
       // O_NOFOLLOW: a symlink as the last component fails with ELOOP instead of being followed.
       handle = await open(pathOf(name), fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return reject(req, res, 404, 'no such archive', { name });
-      if (code === 'ELOOP') return reject(req, res, 404, 'archive is a symlink', { name });
+      const refused = nameError(err);
+      if (refused) return reject(req, res, refused.status, refused.reason, { name });
       throw err;
     }
     let stream: ReadStream | undefined;
@@ -125,13 +145,21 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
     try {
       st = await lstat(pathOf(name));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return reject(req, res, 404, 'no such archive', { name });
+      const refused = nameError(err);
+      if (refused) return reject(req, res, refused.status, refused.reason, { name });
       throw err;
     }
     if (st.isSymbolicLink()) return reject(req, res, 404, 'archive is a symlink', { name });
     if (!st.isFile()) return reject(req, res, 404, 'not a regular file', { name });
-    // unlink never follows the last component, so a swap between lstat and here removes only a link in our directory.
-    await unlink(pathOf(name));
+    try {
+      // unlink never follows the last component, so a swap between lstat and here removes only a link in our directory.
+      await unlink(pathOf(name));
+    } catch (err) {
+      // A concurrent DELETE of the same archive got there first.
+      const refused = nameError(err);
+      if (refused) return reject(req, res, refused.status, refused.reason, { name });
+      throw err;
+    }
     log.info({ event: 'archive-deleted', name, size: st.size }, `deleted ${name}`);
     res.writeHead(204).end();
   };

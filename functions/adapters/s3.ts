@@ -38,9 +38,24 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+// minio v8 keeps no HTTP status on its errors. A status it retries (408, 429,
+// 499, 500, 502, 503, 504, 520) ends, once its retry is spent, as a plain Error
+// whose message alone names it (requestWithRetry in minio's internal/request),
+// before any S3 error body is read. Other statuses (501, 505-511 among the
+// 5xx) become an S3Error carrying the body's code, or one minio derives from
+// the status, and are classified by that code alone.
+const RETRIED_STATUS = /\bRetryable HTTP status: (\d{3})\b/;
+
+function httpStatus(err: unknown): number | undefined {
+  const m = err instanceof Error ? RETRIED_STATUS.exec(err.message) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
 export function isTransientS3Error(err: unknown): boolean {
   const code = errorCode(err);
-  return code !== undefined && (TRANSIENT_NET_CODES.has(code) || TRANSIENT_S3_CODES.has(code));
+  if (code !== undefined && (TRANSIENT_NET_CODES.has(code) || TRANSIENT_S3_CODES.has(code))) return true;
+  const status = httpStatus(err);
+  return status !== undefined && (status >= 500 || status === 429 || status === 408);
 }
 
 function isNotFound(err: unknown): boolean {

@@ -18,6 +18,21 @@ const nonNegativeInt = z.coerce.number().int().nonnegative();
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
+// manifests/secrets/ commits these values until generate.sh replaces them: a
+// credential anyone can read in git must not reach S3 or the node-agent.
+const SECRET_PLACEHOLDER_PREFIX = 'CHANGE-ME';
+
+export function isSecretPlaceholder(value: string): boolean {
+  return value.trim().startsWith(SECRET_PLACEHOLDER_PREFIX);
+}
+
+/** Why a placeholder is refused: where it comes from and what replaces it. */
+export function placeholderHint(file: string, secret: string): string {
+  return `is the placeholder from manifests/secrets/${file} (Secret ${secret}): run manifests/secrets/generate.sh`;
+}
+
+const notPlaceholder = (value: string | undefined) => value === undefined || !isSecretPlaceholder(value);
+
 function v<S extends z.ZodType>(usedBy: readonly string[], description: string, schema: S, dflt?: string): EnvVar<S> {
   return { usedBy, description, schema, ...(dflt !== undefined ? { default: dflt } : {}) };
 }
@@ -32,8 +47,8 @@ export const ENV = {
   KCR_SHUTDOWN_TIMEOUT_MS: v(['all'], 'On SIGTERM, how long in-flight events may take before the process exits', positiveInt, '30000'),
   KCR_LOG_LEVEL: v(['all'], 'Log level (fatal, error, warn, info, debug, trace)', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
   KCR_S3_ENDPOINT: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'S3-compatible endpoint URL (MinIO in the cluster, s3rver locally), e.g. http://minio.kcr-system:9000', httpUrl),
-  KCR_S3_ACCESS_KEY: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'S3 access key (from a Secret)', z.string().min(1)),
-  KCR_S3_SECRET_KEY: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'S3 secret key (from a Secret)', z.string().min(1)),
+  KCR_S3_ACCESS_KEY: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'S3 access key (from a Secret)', z.string().min(1).refine(notPlaceholder, placeholderHint('s3.env', 'kcr-s3'))),
+  KCR_S3_SECRET_KEY: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'S3 secret key (from a Secret)', z.string().min(1).refine(notPlaceholder, placeholderHint('s3.env', 'kcr-s3'))),
   KCR_S3_REGION: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'S3 region used for request signing', z.string().min(1), 'us-east-1'),
   KCR_S3_BUCKET: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'Bucket holding checkpoints and archived events; created when missing', z.string().min(3), 'kcr-checkpoints'),
   KCR_S3_PART_SIZE_MB: v(['store-artifact', 'build-image'], 'Multipart upload part size in MiB (S3 minimum 5); memory ≈ part size × (parts in flight + 1)', z.coerce.number().int().min(5).max(5120), '8'),
@@ -42,7 +57,7 @@ export const ENV = {
   KCR_NODE_AGENT_URLS: v(['store-artifact'], 'JSON map of node name → node-agent URL; nodes listed here override KCR_NODE_AGENT_SELECTOR and KCR_NODE_AGENT_URL_TEMPLATE (the simulated cluster and local mode use it)', z.string().optional()),
   KCR_NODE_AGENT_SELECTOR: v(['store-artifact'], 'Label selector of the node-agent pods: store-artifact finds the Ready agent pod on the archive\'s node through the API and calls its pod IP on KCR_NODE_AGENT_PORT; overrides KCR_NODE_AGENT_URL_TEMPLATE', z.string().min(1).optional()),
   KCR_NODE_AGENT_NAMESPACE: v(['store-artifact'], 'Namespace of the node-agent pods that KCR_NODE_AGENT_SELECTOR selects', z.string().min(1), 'kcr-system'),
-  KCR_NODE_AGENT_TOKEN: v(['store-artifact', 'node-agent'], 'Bearer token shared by node-agent and store-artifact (prefer KCR_NODE_AGENT_TOKEN_FILE)', z.string().optional()),
+  KCR_NODE_AGENT_TOKEN: v(['store-artifact', 'node-agent'], 'Bearer token shared by node-agent and store-artifact (prefer KCR_NODE_AGENT_TOKEN_FILE)', z.string().optional().refine(notPlaceholder, placeholderHint('node-agent.env', 'kcr-node-agent-token'))),
   KCR_NODE_AGENT_TOKEN_FILE: v(['store-artifact', 'node-agent'], 'File holding the node-agent bearer token (a mounted Secret); re-read on each use so rotation needs no restart', z.string().optional()),
   KCR_NODE_AGENT_TIMEOUT_MS: v(['store-artifact'], 'How long a node-agent connection may stay idle (connect, headers, or between body chunks) before it counts as unreachable', positiveInt, '30000'),
   KCR_NODE_AGENT_DIR: v(['node-agent'], 'Checkpoint directory the node-agent serves (a hostPath mount; read-only unless KCR_NODE_AGENT_ALLOW_DELETE, which needs write access)', z.string().startsWith('/'), '/var/lib/kubelet/checkpoints'),

@@ -9,6 +9,14 @@ import type { IncomingEvent, RawEvent } from './handler.js';
 const BATCH = 'application/cloudevents-batch+json';
 const STRUCTURED = 'application/cloudevents';
 
+/**
+ * Deepest JSON nesting accepted in a body or in JSON data. The deepest real
+ * events are ApiServerSource events carrying a whole Deployment: its
+ * managedFields (fieldsV1 per field path, e.g. an env var's secretKeyRef) reach
+ * about 16 levels counting the envelope; 64 leaves four times that.
+ */
+export const MAX_JSON_DEPTH = 64;
+
 export function isBatch(contentType: string | undefined): boolean {
   return (contentType ?? '').toLowerCase().startsWith(BATCH);
 }
@@ -44,6 +52,8 @@ function receive(headers: Record<string, string | string[] | undefined>, body: s
   } else {
     if (!flat['ce-id']) throw new BadInputError('not a CloudEvent: no ce-id header (binary mode) and no application/cloudevents+json body (structured mode)');
     checkSpecVersion(flat['ce-specversion']);
+    // The SDK parses a JSON body itself (and decodeData/toIncoming parse +json ones).
+    if (contentType.includes('json')) checkJsonDepth(body, 'binary-mode data');
     hadTime = !!flat['ce-time'];
   }
   let event: CloudEvent<unknown>;
@@ -89,6 +99,8 @@ function decodeData(event: CloudEvent<unknown>): unknown {
   const data: unknown = event.data;
   if (data instanceof Uint8Array || data instanceof Uint32Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
   if (typeof data === 'string' && (event.datacontenttype ?? '').toLowerCase().includes('json')) {
+    // Structured mode can carry JSON data as a string, which the body's scan did not see into.
+    checkJsonDepth(data, 'data');
     try {
       return JSON.parse(data);
     } catch {
@@ -156,10 +168,35 @@ function toIncoming({ event, hadTime }: Received, accepts: readonly EventType[])
 const CORE_ATTRIBUTES = new Set(['id', 'source', 'specversion', 'type', 'datacontenttype', 'dataschema', 'subject', 'time', 'data', 'data_base64']);
 
 function parseJson(text: string, what: string): unknown {
+  checkJsonDepth(text, what);
   try {
     return JSON.parse(text);
   } catch (err) {
     throw new BadInputError(`${what} is not valid JSON: ${errorMessage(err)}`);
+  }
+}
+
+/**
+ * One pass counting `[`/`{` outside strings, before any parser runs: parsing a
+ * deeply nested body costs seconds of CPU, and whatever walks the result
+ * recursively (JSON.stringify when archiving) overflows the stack. Malformed
+ * JSON is left to the parser that follows.
+ */
+function checkJsonDepth(text: string, what: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash: the next character is escaped, a quote included
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_JSON_DEPTH) throw new BadInputError(`${what}: JSON nesting deeper than ${MAX_JSON_DEPTH} levels`);
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
   }
 }
 

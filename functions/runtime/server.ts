@@ -8,7 +8,7 @@ import { BadInputError, TransientError, errorMessage } from './errors.js';
 import type { FunctionHandler, IncomingEvent, RawEvent, RawFunctionHandler } from './handler.js';
 import { createEmitter, type Emit } from './emitter.js';
 import { FunctionMetrics, type FailureOutcome } from './metrics.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, logUnhandledRejections, type Logger } from './logger.js';
 import { isBatch, parseRawRequest, parseRequest } from './parse.js';
 import { readEnv } from './config.js';
 
@@ -196,6 +196,7 @@ export async function runFunction(handler: AnyHandler, env: NodeJS.ProcessEnv = 
   const config = readEnv(['PORT', 'K_SINK', 'KCR_EMIT_RETRIES', 'KCR_EMIT_BACKOFF_MS', 'KCR_EMIT_TIMEOUT_MS', 'KCR_SHUTDOWN_TIMEOUT_MS', 'KCR_LOG_LEVEL'], env);
   if (handler.emits && !config.K_SINK) throw new Error(`invalid configuration: K_SINK=(unset): ${handler.name} emits events and needs the broker URL`);
   const logger = createLogger(handler.name, config.KCR_LOG_LEVEL);
+  logUnhandledRejections(logger);
   const running = await serveFunction(handler, {
     port: config.PORT,
     ...(config.K_SINK ? { sink: config.K_SINK } : {}),

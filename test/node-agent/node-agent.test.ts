@@ -12,11 +12,20 @@ import { capturingLogger } from '../support/logs.js';
 const TOKEN = 's3cret-token';
 const auth = { authorization: `Bearer ${TOKEN}` };
 const ARCHIVE = 'checkpoint-redis-0_shop-redis-2026-11-23T18:15:04Z.tar';
+/** A name the kubelet could have written but for its length: `bytes` long. */
+const longName = (bytes: number) => `checkpoint-${'a'.repeat(bytes - 47)}_shop-redis-2026-11-23T18:15:04Z.tar`;
 
 describe('resolveArchiveName', () => {
   it('accepts a kubelet archive name, percent-encoded or not', () => {
     expect(resolveArchiveName(`/checkpoints/${ARCHIVE}`)).toEqual({ ok: true, name: ARCHIVE });
     expect(resolveArchiveName(`/checkpoints/${encodeURIComponent(ARCHIVE)}`)).toEqual({ ok: true, name: ARCHIVE });
+    expect(resolveArchiveName(`/checkpoints/${longName(255)}`)).toEqual({ ok: true, name: longName(255) });
+  });
+  it('rejects a name longer than a file name can be (255 bytes) with 400, counting bytes', () => {
+    // 'é' is two bytes in UTF-8: 128 of them are 256 bytes in 128 characters.
+    for (const encoded of [longName(256), longName(5000), encodeURIComponent('é'.repeat(128))]) {
+      expect(resolveArchiveName(`/checkpoints/${encoded}`)).toEqual({ ok: false, status: 400, reason: 'archive name longer than 255 bytes' });
+    }
   });
   it.each([
     ['/checkpoints/../etc/passwd', 400],
@@ -108,6 +117,18 @@ describe('node-agent over HTTP', () => {
     const res = await rawRequest(agent.url, 'GET', '/checkpoints/notes.txt', auth);
     expect(res.status).toBe(404);
     expect(res.body.toString()).not.toContain('not an archive');
+  });
+
+  it.each(['GET', 'HEAD', 'DELETE'])('refuses an over-long archive name on %s with 400 before touching the disk', async (method) => {
+    const path = `/checkpoints/${longName(5000)}`;
+    const res = await rawRequest(agent.url, method, path, auth);
+    expect(res.status).toBe(400);
+    expect(log.lines.some((l) => l.event === 'request-rejected' && l.path === path && l.method === method && l.reason === 'archive name longer than 255 bytes')).toBe(true);
+  });
+
+  it('answers 404 for a missing archive whose name has the longest length allowed', async () => {
+    expect((await rawRequest(agent.url, 'GET', `/checkpoints/${longName(255)}`, auth)).status).toBe(404);
+    expect((await rawRequest(agent.url, 'DELETE', `/checkpoints/${longName(255)}`, auth)).status).toBe(404);
   });
 
   it('answers 404 for an archive that does not exist', async () => {
