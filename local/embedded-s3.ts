@@ -24,6 +24,8 @@ export interface EmbeddedS3 {
   dir: string;
   /** Ids of multipart uploads begun and neither completed nor aborted. */
   pendingUploads(bucket: string): string[];
+  /** Answers the next `count` requests with `status` and an S3 error body (fault injection for tests). */
+  failNext(count: number, status: 500 | 503): void;
   stop(): Promise<void>;
 }
 
@@ -39,9 +41,17 @@ export async function startEmbeddedS3(options: EmbeddedS3Options = {}): Promise<
   const http = server.httpServer;
   const s3rverListeners = http.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
   http.removeAllListeners('request');
+  let failures: { count: number; status: 500 | 503 } = { count: 0, status: 503 };
   http.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://s3');
     options.onRequest?.(req, res, url);
+    if (failures.count > 0) {
+      failures.count--;
+      const code = failures.status === 503 ? 'ServiceUnavailable' : 'InternalError';
+      req.resume();
+      res.writeHead(failures.status, { 'content-type': 'application/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected failure</Message></Error>`);
+      return;
+    }
     const uploadId = url.searchParams.get('uploadId');
     if (req.method === 'DELETE' && uploadId) {
       const bucket = decodeURIComponent(url.pathname).split('/')[1] ?? '';
@@ -64,6 +74,9 @@ export async function startEmbeddedS3(options: EmbeddedS3Options = {}): Promise<
     region: 'us-east-1',
     dir,
     pendingUploads: (bucket) => (existsSync(uploadsDir(dir, bucket)) ? readdirSync(uploadsDir(dir, bucket)) : []),
+    failNext(count, status) {
+      failures = { count, status };
+    },
     async stop() {
       http.closeAllConnections();
       await server.close();

@@ -69,16 +69,17 @@ export class CheckpointCatalog {
 
   /**
    * The newest restorable checkpoint taken of `pod` (by name: a StatefulSet's
-   * pod keeps its name across replacements), skipping `exclude`.
+   * pod keeps its name across replacements; given `podUid`, of that pod only),
+   * skipping `exclude`.
    */
-  async newestOfPod(ref: ContainerRef, pod: string, exclude: ReadonlySet<string> = new Set()): Promise<RestorableCheckpoint | undefined> {
+  async newestOfPod(ref: ContainerRef, pod: string, exclude: ReadonlySet<string> = new Set(), podUid?: string): Promise<RestorableCheckpoint | undefined> {
     const ids = (await this.restorableIds(ref)).filter((id) => !exclude.has(id));
     // Usually the newest is the pod's own: read it alone. Past it, read in
     // doubling windows, so a walk over many other pods' checkpoints takes a few
     // round trips instead of one per checkpoint; the newest match still wins.
     for (let start = 0, size = 1; start < ids.length; start += size, size = Math.min(size * 2, MAX_READ_WINDOW)) {
       const window = ids.slice(start, start + size);
-      const found = (await Promise.all(window.map((id) => this.read({ ...ref, id }, pod)))).find((c) => c !== undefined);
+      const found = (await Promise.all(window.map((id) => this.read({ ...ref, id }, pod, podUid)))).find((c) => c !== undefined);
       if (found) return found;
     }
     return undefined;
@@ -86,16 +87,16 @@ export class CheckpointCatalog {
 
   /**
    * Reads and cross-checks one checkpoint; undefined unless manifest and
-   * image.json agree with its location and, given `pod`, it was taken of that pod.
+   * image.json agree with its location and, given `pod` (and `podUid`), it was taken of that pod.
    */
-  async read(loc: CheckpointLocation, pod?: string): Promise<RestorableCheckpoint | undefined> {
+  async read(loc: CheckpointLocation, pod?: string, podUid?: string): Promise<RestorableCheckpoint | undefined> {
     const manifest = checkpointOfManifest(await this.store.getJson(artifactKey(loc, 'manifest')));
     if (!manifest) return undefined;
     // Never across namespaces, workloads or container names, whatever the key says.
     if (manifest.id !== loc.id || manifest.namespace !== loc.namespace || manifest.container !== loc.container) return undefined;
     if (manifest.workload.kind !== loc.workload.kind || manifest.workload.name !== loc.workload.name) return undefined;
     // Another pod's checkpoint (a sibling replica's, an earlier pod's): its image.json is not needed.
-    if (pod !== undefined && manifest.pod !== pod) return undefined;
+    if ((pod !== undefined && manifest.pod !== pod) || (podUid !== undefined && manifest.podUid !== podUid)) return undefined;
     const image = ImageJson.safeParse(await this.store.getJson(artifactKey(loc, 'image')));
     if (!image.success) return undefined;
     return { id: loc.id, pod: manifest.pod, podUid: manifest.podUid, image: image.data.reference };

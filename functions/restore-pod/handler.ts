@@ -4,16 +4,19 @@
 // lost one inherits that pod's checkpoints. A loop guard falls back to older
 // checkpoints and finally to a cold start.
 import type { V1Pod } from '@kubernetes/client-node';
-import { EventTypes, type OwnerKind } from '../contract/events.js';
+import { EventTypes } from '../contract/events.js';
 import { events, type KcrEvent } from '../contract/build.js';
 import { ConflictError, type Kubernetes } from '../adapters/kubernetes.js';
 import { buildEvent } from '../adapters/kube-events.js';
-import { ANNOTATIONS } from '../domain/annotations.js';
+import { isOptedIn } from '../domain/annotations.js';
 import { CheckpointCatalog, type ContainerRef, type DisruptionRecord, type RestorableCheckpoint } from '../domain/checkpoint-catalog.js';
 import { disruptionOf, recentFailures, type ContainerFailure } from '../domain/container-failure.js';
 import { podOwner, type PodOwner } from '../domain/pods.js';
 import { containerImage, hasStarted, readRestoreState, restoredFromKey, restoreStateKey, type RestoreState } from '../domain/restore-state.js';
 import { TransientError, errorMessage } from '../runtime/errors.js';
+import { checkpointIdTime } from '../contract/checkpoint-id.js';
+import { keyName } from '../domain/storage-layout.js';
+import type { NamespaceExclusion } from '../domain/excluded-namespaces.js';
 import type { FunctionHandler, HandlerContext } from '../runtime/handler.js';
 import type { ObjectStore } from '../adapters/object-store.js';
 
@@ -28,6 +31,8 @@ export interface RestorePodDeps {
   maxAttempts: number;
   /** How long a disruption record waits for its replacement pod. */
   replacementTtlMs?: number;
+  /** Namespaces never restored (KCR_EXCLUDED_NAMESPACES). */
+  excluded?: NamespaceExclusion;
   now?: () => Date;
 }
 
@@ -38,7 +43,8 @@ interface PodContext {
   catalog: CheckpointCatalog;
   ctx: HandlerContext;
   now: Date;
-  owner: PodOwner;
+  /** Opt-in of each workload read during this event. */
+  optIns: Map<string, Promise<boolean>>;
 }
 
 /** One change to one container, ready to patch. */
@@ -55,22 +61,29 @@ interface Plan {
 export function createRestorePod(deps: RestorePodDeps): FunctionHandler<Accepted> {
   // Events of one pod are handled one at a time: each run reads the pod afresh,
   // so an event that arrives while another waits adds nothing and joins it.
-  const running = new Map<string, Promise<unknown>>();
+  const running = new Map<string, Promise<void>>();
   const waiting = new Map<string, Promise<KcrEvent[]>>();
+  const excluded = deps.excluded ?? (() => false);
 
   function serialize(key: string, work: () => Promise<KcrEvent[]>): Promise<KcrEvent[]> {
     if (waiting.has(key)) return waiting.get(key)!.then(() => []);
     const prev = running.get(key) ?? Promise.resolve();
-    const next = prev.catch(() => undefined).then(() => {
+    const next = prev.then(() => {
       waiting.delete(key);
       return work();
     });
     waiting.set(key, next);
-    const tracked = next.finally(() => {
-      if (running.get(key) === tracked) running.delete(key);
-    });
+    // The bookkeeping chain swallows the outcome: the caller gets it from `next`.
+    const tracked: Promise<void> = next.then(
+      () => forget(key, tracked),
+      () => forget(key, tracked),
+    );
     running.set(key, tracked);
     return next;
+  }
+
+  function forget(key: string, tracked: Promise<void>): void {
+    if (running.get(key) === tracked) running.delete(key);
   }
 
   return {
@@ -80,17 +93,32 @@ export function createRestorePod(deps: RestorePodDeps): FunctionHandler<Accepted
     async handle(event, ctx) {
       const obj = event.data;
       if (obj.kind !== 'Pod' || obj.apiVersion !== 'v1') return [];
-      const seen = obj as unknown as V1Pod;
-      const namespace = seen.metadata?.namespace ?? 'default';
-      const name = seen.metadata?.name ?? '';
+      // The posted pod only says where to look: everything acted on is read from the API.
+      const posted = obj as unknown as V1Pod;
+      const namespace = keyName('namespace', posted.metadata?.namespace ?? 'default');
+      const name = keyName('pod', posted.metadata?.name);
+      if (excluded(namespace)) {
+        ctx.log.debug({ namespace }, 'namespace excluded from restores');
+        return [];
+      }
+      const uid = posted.metadata?.uid ?? '';
       // A pod that ends disrupted leaves its checkpoints to its replacement.
-      const ending = event.type === EventTypes.resourceDelete || seen.status?.phase === 'Failed';
-      return serialize(`${ending ? 'end' : 'live'}/${namespace}/${name}/${seen.metadata?.uid}`, async () => {
+      const ending = event.type === EventTypes.resourceDelete || posted.status?.phase === 'Failed' || !!posted.metadata?.deletionTimestamp;
+      return serialize(`${ending ? 'end' : 'live'}/${namespace}/${name}/${uid}`, async () => {
         const now = (deps.now ?? (() => new Date()))();
-        const owner = podOwner(seen);
-        const pc: PodContext = { deps, catalog: memoized(new CheckpointCatalog(deps.store)), ctx, now, owner };
-        if (!(await optedIn(pc, seen))) return [];
-        return ending ? recordDisruption(pc, seen, event.type === EventTypes.resourceDelete) : restoreLivePod(pc, namespace, name);
+        const pc: PodContext = { deps, catalog: memoized(new CheckpointCatalog(deps.store)), ctx, now, optIns: new Map() };
+        const live = await deps.kube.getPod(namespace, name);
+        if (!ending) return live ? restoreLivePod(pc, namespace, name, live) : [];
+        if (live && uid && live.metadata?.uid === uid) {
+          if (live.status?.phase !== 'Failed' && !live.metadata?.deletionTimestamp) {
+            ctx.log.warn({ pod: `${namespace}/${name}`, uid, phase: live.status?.phase }, 'the posted pod ended, the API says it runs: event ignored');
+            return [];
+          }
+          return recordDisruption(pc, live, !!live.metadata?.deletionTimestamp);
+        }
+        // Gone from the API (or never there): the posted object is the only record left of it.
+        if (!uid) return [];
+        return recordDisruption(pc, posted, true);
       });
     },
   };
@@ -111,29 +139,36 @@ function memoized(catalog: CheckpointCatalog): CheckpointCatalog {
   });
 }
 
-async function optedIn(pc: PodContext, pod: V1Pod): Promise<boolean> {
-  if (pod.metadata?.annotations?.[ANNOTATIONS.restore] === 'true') return true;
-  if (pc.owner.kind === 'Pod') return false;
-  const w = await pc.deps.kube.getWorkload(pod.metadata?.namespace ?? 'default', pc.owner.kind, pc.owner.name);
-  return w?.metadata?.annotations?.[ANNOTATIONS.schedule] !== undefined;
+/** Opt-in as the API says it now: on the live pod (its template's annotations), else on its live workload. */
+async function optedIn(pc: PodContext, pod: V1Pod | undefined, owner: PodOwner, namespace: string): Promise<boolean> {
+  if (isOptedIn(pod?.metadata)) return true;
+  if (owner.kind === 'Pod') return false;
+  const key = `${owner.kind}/${owner.name}`;
+  if (!pc.optIns.has(key)) pc.optIns.set(key, pc.deps.kube.getWorkload(namespace, owner.kind, owner.name).then((w) => isOptedIn(w?.metadata, w?.spec?.template?.metadata)));
+  return pc.optIns.get(key)!;
 }
 
-/** Reads the pod afresh (events arrive late and out of order) and restores what needs it. Conflicts re-read. */
-async function restoreLivePod(pc: PodContext, namespace: string, name: string, attempt = 0): Promise<KcrEvent[]> {
-  const pod = await pc.deps.kube.getPod(namespace, name);
+/**
+ * Restores what needs it in the pod as the API has it (`read`, or read now:
+ * events arrive late and out of order). Conflicts re-read.
+ */
+async function restoreLivePod(pc: PodContext, namespace: string, name: string, read?: V1Pod, attempt = 0): Promise<KcrEvent[]> {
+  const pod = read ?? (await pc.deps.kube.getPod(namespace, name));
   if (!pod || pod.metadata?.deletionTimestamp || pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded') return [];
+  const owner = podOwner(pod);
+  if (!(await optedIn(pc, pod, owner, namespace))) return [];
   const plans: Plan[] = [];
   for (const failure of recentFailures(pod, pc.now, pc.deps.windowMs)) {
-    const plan = await planFailure(pc, pod, failure);
+    const plan = await planFailure(pc, pod, owner, failure);
     if (plan) plans.push(plan);
   }
-  if (plans.length === 0 && !hasAnyRestoreState(pod)) plans.push(...(await planReplacement(pc, pod)));
+  if (plans.length === 0 && !hasAnyRestoreState(pod) && owner.kind !== 'Pod') plans.push(...(await planReplacement(pc, pod, owner)));
   if (plans.length === 0) return [];
   try {
-    return await apply(pc, pod, plans);
+    return await apply(pc, pod, owner, plans);
   } catch (err) {
     // The pod changed between our read and our patch (status updates are frequent): read again.
-    if (err instanceof ConflictError && attempt < 8) return restoreLivePod(pc, namespace, name, attempt + 1);
+    if (err instanceof ConflictError && attempt < 8) return restoreLivePod(pc, namespace, name, undefined, attempt + 1);
     if (err instanceof ConflictError) throw new TransientError(err.message, { cause: err });
     throw err;
   }
@@ -143,11 +178,11 @@ function hasAnyRestoreState(pod: V1Pod): boolean {
   return Object.keys(pod.metadata?.annotations ?? {}).some((k) => k.startsWith('kcr.io/restore-state-'));
 }
 
-function refOf(pc: PodContext, pod: V1Pod, container: string): ContainerRef {
-  return { namespace: pod.metadata?.namespace ?? 'default', workload: { kind: pc.owner.kind as OwnerKind, name: pc.owner.name }, container };
+function refOf(owner: PodOwner, pod: V1Pod, container: string): ContainerRef {
+  return { namespace: pod.metadata?.namespace ?? 'default', workload: { kind: owner.kind, name: owner.name }, container };
 }
 
-async function planFailure(pc: PodContext, pod: V1Pod, failure: ContainerFailure): Promise<Plan | undefined> {
+async function planFailure(pc: PodContext, pod: V1Pod, owner: PodOwner, failure: ContainerFailure): Promise<Plan | undefined> {
   const { container } = failure;
   const state = readRestoreState(pod, container);
   if (state && failure.restartCount <= state.seenRestarts) return undefined; // handled already (a redelivery)
@@ -163,7 +198,7 @@ async function planFailure(pc: PodContext, pod: V1Pod, failure: ContainerFailure
   const tried = sameCycle && state ? state.tried : [];
   const originalImage = state?.originalImage ?? image;
   const markBad = sameCycle && state?.current ? { id: state.current, reason: `container ${container} of ${podName} failed again after restore: ${failure.reason}` } : undefined;
-  const ref = refOf(pc, pod, container);
+  const ref = refOf(owner, pod, container);
 
   let candidate: RestorableCheckpoint | undefined;
   if (tried.length < pc.deps.maxAttempts) {
@@ -194,15 +229,20 @@ async function planFailure(pc: PodContext, pod: V1Pod, failure: ContainerFailure
   };
 }
 
-/** A new pod of an opted-in workload that stands in for a disrupted one inherits its checkpoints. */
-async function planReplacement(pc: PodContext, pod: V1Pod): Promise<Plan[]> {
+/**
+ * A new pod of an opted-in workload that stands in for a disrupted one inherits
+ * its checkpoints: those taken of the disrupted pod's uid (what S3 committed,
+ * not what an event claimed), by a pod created after the newest of them (the
+ * disrupted pod still ran then), and for a Deployment soon after the disruption.
+ */
+async function planReplacement(pc: PodContext, pod: V1Pod, owner: PodOwner): Promise<Plan[]> {
   const namespace = pod.metadata?.namespace ?? 'default';
   const podName = pod.metadata?.name ?? '';
   const uid = pod.metadata?.uid ?? '';
   const created = Date.parse(String(pod.metadata?.creationTimestamp ?? ''));
   const hash = templateHash(pod);
   const ttl = pc.deps.replacementTtlMs ?? 60 * 60 * 1000;
-  const records = await pc.catalog.disruptions(namespace, pc.owner.kind as OwnerKind, pc.owner.name);
+  const records = await pc.catalog.disruptions(namespace, owner.kind, owner.name);
   const record = records.find(
     (r) =>
       (r.claimedBy === undefined || r.claimedBy.uid === uid) &&
@@ -210,13 +250,18 @@ async function planReplacement(pc: PodContext, pod: V1Pod): Promise<Plan[]> {
       r.templateHash === hash &&
       pc.now.getTime() - Date.parse(r.at) <= ttl &&
       // A StatefulSet's replacement has the same name; a Deployment's comes after the loss.
-      (pc.owner.kind === 'StatefulSet' ? r.pod === podName : Number.isNaN(created) || created >= Date.parse(r.at) - 60_000),
+      (owner.kind === 'StatefulSet' ? r.pod === podName : Number.isNaN(created) || created >= Date.parse(r.at) - 60_000),
   );
   if (!record) return [];
   const plans: Plan[] = [];
   for (const c of pod.spec?.containers ?? []) {
-    const candidate = await pc.catalog.newestOfPod(refOf(pc, pod, c.name), record.pod);
+    const candidate = await pc.catalog.newestOfPod(refOf(owner, pod, c.name), record.pod, new Set(), record.podUid);
     if (!candidate) continue;
+    // Creation times have second precision, like the id's.
+    if (Number.isNaN(created) || created < checkpointIdTime(candidate.id).getTime()) {
+      pc.ctx.log.warn({ pod: podName, checkpointId: candidate.id, from: record.pod }, 'pod is older than the disrupted pod\'s checkpoint: not its replacement');
+      continue;
+    }
     plans.push({
       container: c.name,
       image: candidate.image,
@@ -242,7 +287,7 @@ function templateHash(pod: V1Pod): string {
 }
 
 /** One patch for all the pod's changes, guarded by the resourceVersion read: a concurrent change gives 409. */
-async function apply(pc: PodContext, pod: V1Pod, plans: Plan[]): Promise<KcrEvent[]> {
+async function apply(pc: PodContext, pod: V1Pod, owner: PodOwner, plans: Plan[]): Promise<KcrEvent[]> {
   const namespace = pod.metadata?.namespace ?? 'default';
   const name = pod.metadata?.name ?? '';
   const annotations: Record<string, string> = {};
@@ -256,7 +301,7 @@ async function apply(pc: PodContext, pod: V1Pod, plans: Plan[]): Promise<KcrEven
     ...(changed.length ? { spec: { containers: changed.map((p) => ({ name: p.container, image: p.image })) } } : {}),
   });
   for (const p of plans) {
-    if (p.markBad) await pc.catalog.markBad({ ...refOf(pc, pod, p.container), id: p.markBad.id }, p.markBad.reason, pc.now);
+    if (p.markBad) await pc.catalog.markBad({ ...refOf(owner, pod, p.container), id: p.markBad.id }, p.markBad.reason, pc.now);
     try {
       await pc.deps.kube.createEvent(buildEvent({ apiVersion: 'v1', kind: 'Pod', metadata: pod.metadata }, { ...p.kubeEvent, fieldPath: `spec.containers{${p.container}}`, component: NAME, now: pc.now }));
     } catch (err) {
@@ -267,24 +312,36 @@ async function apply(pc: PodContext, pod: V1Pod, plans: Plan[]): Promise<KcrEven
   return plans.map((p) => p.outcome);
 }
 
-/** Records a disruption, then restores a replacement that already exists (events arrive in any order). */
-async function recordDisruption(pc: PodContext, pod: V1Pod, deleted: boolean): Promise<KcrEvent[]> {
+/**
+ * Records a disruption, then restores a replacement that already exists
+ * (events arrive in any order). `pod` is the live object, or for a pod the API
+ * no longer has, the posted one: then only its uid's committed checkpoints
+ * make it worth a record, and its owner must be a live, opted-in workload.
+ */
+async function recordDisruption(pc: PodContext, pod: V1Pod, gone: boolean): Promise<KcrEvent[]> {
   const namespace = pod.metadata?.namespace ?? 'default';
+  const owner = podOwner(pod);
+  if (owner.kind === 'Pod') return [];
+  keyName('workload', owner.name);
+  if (!(await optedIn(pc, undefined, owner, namespace))) return [];
   const node = pod.spec?.nodeName;
-  const gone = deleted || !!pod.metadata?.deletionTimestamp;
   const reason = disruptionOf(pod, gone && node ? await pc.deps.kube.nodeReady(node) : undefined);
-  if (!reason || pc.owner.kind === 'Pod') return [];
+  if (!reason) return [];
   const record: DisruptionRecord = {
     namespace,
-    workload: { kind: pc.owner.kind, name: pc.owner.name },
-    pod: pod.metadata?.name ?? '',
+    workload: { kind: owner.kind, name: owner.name },
+    pod: keyName('pod', pod.metadata?.name),
     podUid: pod.metadata?.uid ?? '',
     templateHash: templateHash(pod),
     reason,
     at: pc.now.toISOString(),
   };
-  const existing = (await pc.catalog.disruptions(namespace, pc.owner.kind, pc.owner.name)).find((r) => r.podUid === record.podUid);
+  const existing = (await pc.catalog.disruptions(namespace, owner.kind, owner.name)).find((r) => r.podUid === record.podUid);
   if (existing) return []; // recorded already: a redelivery or a later update of the same pod
+  if (!(await hasCheckpointOf(pc, pod, owner))) {
+    pc.ctx.log.info({ pod: record.pod, uid: record.podUid, reason }, 'pod disrupted, but no checkpoint of it is committed: nothing to inherit');
+    return [];
+  }
   await pc.catalog.putDisruption(record);
   pc.ctx.log.info({ pod: record.pod, reason }, 'pod disrupted: its replacement will inherit its checkpoints');
   const out: KcrEvent[] = [];
@@ -293,8 +350,16 @@ async function recordDisruption(pc: PodContext, pod: V1Pod, deleted: boolean): P
   const pods = await pc.deps.kube.listPods(namespace);
   for (const p of pods) {
     const o = podOwner(p);
-    if (o.kind !== pc.owner.kind || o.name !== pc.owner.name || p.metadata?.uid === record.podUid) continue;
-    out.push(...(await restoreLivePod(after, namespace, p.metadata?.name ?? '')));
+    if (o.kind !== owner.kind || o.name !== owner.name || p.metadata?.uid === record.podUid) continue;
+    out.push(...(await restoreLivePod(after, namespace, p.metadata?.name ?? '', p)));
   }
   return out;
+}
+
+/** Whether S3 holds a restorable checkpoint taken of this very pod (by uid) for any of its containers. */
+async function hasCheckpointOf(pc: PodContext, pod: V1Pod, owner: PodOwner): Promise<boolean> {
+  for (const c of pod.spec?.containers ?? []) {
+    if (await pc.catalog.newestOfPod(refOf(owner, pod, keyName('container', c.name)), pod.metadata?.name ?? '', new Set(), pod.metadata?.uid ?? '')) return true;
+  }
+  return false;
 }

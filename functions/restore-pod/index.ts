@@ -2,11 +2,12 @@
 import { Kubernetes } from '../adapters/kubernetes.js';
 import { S3ObjectStore, s3OptionsFromEnv } from '../adapters/s3.js';
 import { readEnv } from '../runtime/config.js';
+import { namespaceExclusion } from '../domain/excluded-namespaces.js';
 import type { FunctionHandler } from '../runtime/handler.js';
 import { createRestorePod } from './handler.js';
 
 export async function restorePodFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<FunctionHandler> {
-  const c = readEnv(['KUBECONFIG', 'KCR_RESTORE_WINDOW_SECONDS', 'KCR_RESTORE_MAX_ATTEMPTS'], env);
+  const c = readEnv(['KUBECONFIG', 'KCR_RESTORE_WINDOW_SECONDS', 'KCR_RESTORE_MAX_ATTEMPTS', 'KCR_EXCLUDED_NAMESPACES'], env);
   const store = new S3ObjectStore(s3OptionsFromEnv(env));
   await store.ensureBucket();
   return createRestorePod({
@@ -14,5 +15,6 @@ export async function restorePodFromEnv(env: NodeJS.ProcessEnv = process.env): P
     store,
     windowMs: c.KCR_RESTORE_WINDOW_SECONDS * 1000,
     maxAttempts: c.KCR_RESTORE_MAX_ATTEMPTS,
+    excluded: namespaceExclusion(c.KCR_EXCLUDED_NAMESPACES),
   }) as FunctionHandler;
 }
