@@ -6,8 +6,15 @@
 // the platform's manifest (which carries the same annotations) as for any
 // multi-platform image; so one digest serves both runtimes. The manifest digest
 // is recorded in image.json too, for tools that want the single manifest.
+//
+// Delivery is at least once, and duplicates arrive together (a stalled sender
+// flushes them at once): duplicates of an event join the attempt in flight for
+// their checkpoint, and later ones find its image.json. Other replicas may
+// still push the same image at the same moment; the registry then fails one of
+// the identical pushes, which counts as done when the image is there after all.
 import { createHash } from 'node:crypto';
 import { PassThrough, pipeline, Readable, Transform } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createGzip } from 'node:zlib';
 import { events, type KcrEvent } from '../contract/build.js';
 import { EventTypes, type CheckpointStoredData, type ImageBuiltData } from '../contract/events.js';
@@ -26,7 +33,7 @@ import {
 import { artifactKey, parseS3Uri, type CheckpointLocation } from '../domain/storage-layout.js';
 import { BlobMismatchError, type ImageTarget, type PushedBlob } from '../adapters/image-target.js';
 import { ObjectNotFoundError, type ObjectStore } from '../adapters/object-store.js';
-import { RegistryError } from '../adapters/registry.js';
+import { RegistryAuthError, RegistryError } from '../adapters/registry.js';
 import { TransientError, errorMessage } from '../runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../runtime/handler.js';
 import { ImageRecord } from './image-record.js';
@@ -59,11 +66,16 @@ class BuildFailure extends Error {
   override readonly name = 'BuildFailure';
 }
 
+/** What one attempt decided, shared by every duplicate that joined it: built, failed (permanent), or an error to throw. */
+type Outcome = { built: BuildReport } | { failed: string } | { error: unknown };
+
 export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof EventTypes.checkpointStored> & {
   build(data: CheckpointStoredData, ctx: HandlerContext): Promise<BuildReport>;
 } {
   const compression = deps.compression ?? 'none';
   const platform = deps.platform ?? { os: 'linux', architecture: 'amd64' };
+  /** The attempt in flight per checkpoint id, with the event data it is for. */
+  const inFlight = new Map<string, { dataJson: string; outcome: Promise<Outcome> }>();
 
   async function build(data: CheckpointStoredData, ctx: HandlerContext): Promise<BuildReport> {
     const loc: CheckpointLocation = { namespace: data.namespace, workload: data.workload, container: data.container, id: data.id };
@@ -100,9 +112,21 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
     const facts = archiveFactsFromManifest(manifest);
     const mountFrom = prior && prior.host === deps.target.host && prior.repository !== repo ? prior.repository : undefined;
     const started = performance.now();
-    const layer = await pushLayer(data, archive.key, repo, prior?.layer, mountFrom);
-    const image = buildCheckpointImage({ data, facts, layer, platform });
-    await pushImage(repo, data.id, image, mountFrom);
+    const known = knownLayer(data, prior?.layer);
+    // The image this push must produce, as soon as its layer digest is known: what a failed push is checked against.
+    let image = known ? buildCheckpointImage({ data, facts, layer: known, platform }) : undefined;
+    let via: PushedBlob['via'];
+    try {
+      const layer = await pushLayer(data, archive.key, repo, known, mountFrom);
+      via = layer.via;
+      image = buildCheckpointImage({ data, facts, layer, platform });
+      await pushImage(repo, data.id, image, mountFrom);
+    } catch (err) {
+      // Refused credentials are never a lost race: asking again only adds failed logins.
+      if (!image || !isPermanent(err) || err instanceof RegistryAuthError || !(await pushedAfterAll(repo, data.id, image, mountFrom))) throw err;
+      ctx.log.info({ err: errorMessage(err) }, `push of ${repo}@${image.index.descriptor.digest} failed, but the image is there (a concurrent identical push): ${errorMessage(err)}`);
+      via = 'exists';
+    }
     ctx.observe?.('transferSeconds', (performance.now() - started) / 1000, { stage: 'build' });
 
     const record: ImageRecord = {
@@ -117,11 +141,17 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
       indexDigest: image.index.descriptor.digest,
       manifestDigest: image.manifest.descriptor.digest,
       configDigest: image.config.descriptor.digest,
-      layer: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size },
+      layer: { mediaType: image.layer.mediaType, digest: image.layer.digest, size: image.layer.size },
     };
     await storeCall(`write ${imageKey}`, () => deps.store.putJson(imageKey, record));
-    ctx.log.info({ reference: record.reference, layer: layer.via, mountedFrom: mountFrom }, 'image built');
-    return { action: 'built', layer: layer.via, record };
+    ctx.log.info({ reference: record.reference, layer: via, mountedFrom: mountFrom }, 'image built');
+    return { action: 'built', layer: via, record };
+  }
+
+  /** The layer's descriptor before pushing, when it can be known: a gzip layer's digest only after compressing, unless a previous build recorded it. */
+  function knownLayer(data: CheckpointStoredData, priorLayer: ImageRecord['layer'] | undefined): LayerDescriptor | undefined {
+    if (compression === 'none') return archiveLayer(data);
+    return priorLayer?.mediaType === MediaTypes.layerTarGzip ? { mediaType: MediaTypes.layerTarGzip, digest: priorLayer.digest, size: priorLayer.size } : undefined;
   }
 
   /** The layer: skipped when present, mounted when in our previous repository, else streamed from S3. */
@@ -129,16 +159,9 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
     data: CheckpointStoredData,
     archiveKey: string,
     repo: string,
-    priorLayer: ImageRecord['layer'] | undefined,
+    known: LayerDescriptor | undefined,
     mountFrom: string | undefined,
   ): Promise<LayerDescriptor & { via: PushedBlob['via'] }> {
-    // A gzip layer's digest is known only after compressing; a previous build recorded it.
-    const known: LayerDescriptor | undefined =
-      compression === 'none'
-        ? archiveLayer(data)
-        : priorLayer?.mediaType === MediaTypes.layerTarGzip
-          ? { mediaType: MediaTypes.layerTarGzip, digest: priorLayer.digest, size: priorLayer.size }
-          : undefined;
     if (known) {
       if (await deps.target.hasBlob(repo, known.digest)) return { ...known, via: 'exists' };
       if (mountFrom && (await deps.target.mountBlob(repo, known.digest, mountFrom))) return { ...known, via: 'mounted' };
@@ -155,14 +178,80 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
     return { mediaType: MediaTypes.layerTarGzip, digest: pushed.digest, size: pushed.size, via: 'uploaded' };
   }
 
-  /** Config blob, then the manifest by digest, then the index under the tag (it references the manifest). */
+  /**
+   * Config blob, then the manifest by digest, then the index under the tag (it
+   * references the manifest). A manifest already there is not put again: a
+   * registry rewrites it in place, and a concurrent push of the index that
+   * reads it meanwhile fails.
+   */
   async function pushImage(repo: string, tag: string, image: CheckpointImage, mountFrom: string | undefined): Promise<void> {
     const config = image.config.descriptor;
     if (!(await deps.target.hasBlob(repo, config.digest)) && !(mountFrom && (await deps.target.mountBlob(repo, config.digest, mountFrom)))) {
       await deps.target.uploadBlob(repo, bufferStream(image.config.bytes), { digest: config.digest, size: config.size });
     }
-    await deps.target.putManifest(repo, image.manifest.descriptor.digest, MediaTypes.manifest, image.manifest.bytes);
+    const manifest = image.manifest.descriptor.digest;
+    if (!(await deps.target.hasManifest(repo, manifest))) await deps.target.putManifest(repo, manifest, MediaTypes.manifest, image.manifest.bytes);
     await deps.target.putManifest(repo, tag, MediaTypes.index, image.index.bytes);
+  }
+
+  /**
+   * Whether a push that failed permanently left the image whole after all: a
+   * concurrent identical push (another replica, a redelivered event) makes the
+   * registry answer the loser DIGEST_INVALID, BLOB_UPLOAD_UNKNOWN or
+   * MANIFEST_BLOB_UNKNOWN, and 500 while the winner is still writing. So the
+   * image part is pushed again after short pauses (the winner is usually done
+   * by then), then the index is looked up by digest. Whatever fails here, the
+   * first failure stands.
+   */
+  async function pushedAfterAll(repo: string, tag: string, image: CheckpointImage, mountFrom: string | undefined): Promise<boolean> {
+    for (const ms of REPUSH_DELAYS_MS) {
+      await sleep(ms);
+      try {
+        await pushImage(repo, tag, image, mountFrom);
+        return true;
+      } catch {
+        // Pushed again after the next pause, then decided by the lookup below.
+      }
+    }
+    return deps.target.hasManifest(repo, image.index.descriptor.digest).catch(() => false);
+  }
+
+  /** Builds once per checkpoint at a time: an identical event joins the attempt in flight. */
+  function attemptOnce(data: CheckpointStoredData, ctx: HandlerContext): Promise<Outcome> {
+    const dataJson = JSON.stringify(data);
+    const flight = inFlight.get(data.id);
+    if (flight?.dataJson === dataJson) {
+      ctx.log.info({ checkpointId: data.id }, `joining the build of checkpoint ${data.id} in flight`);
+      return flight.outcome;
+    }
+    // The same id with other data (forged, or a bug upstream) never shares another event's outcome: it waits its turn.
+    if (flight) return flight.outcome.then(() => attemptOnce(data, ctx));
+    const outcome = attempt(data, ctx).finally(() => inFlight.delete(data.id));
+    inFlight.set(data.id, { dataJson, outcome });
+    return outcome;
+  }
+
+  /** Builds, decides the outcome, then prunes the container whatever it was: S3 must not grow while builds fail. */
+  async function attempt(data: CheckpointStoredData, ctx: HandlerContext): Promise<Outcome> {
+    const outcome = await build(data, ctx).then(
+      (built): Outcome => ({ built }),
+      (err: unknown): Outcome => {
+        if (!isPermanent(err)) return { error: err };
+        const reason = `build-image ${data.namespace}/${data.pod}/${data.container} checkpoint ${data.id}: ${errorMessage(err)}`;
+        ctx.log.warn({ reason }, 'build failed permanently');
+        return { failed: reason };
+      },
+    );
+    if (deps.retention) {
+      const ref = { namespace: data.namespace, workload: data.workload, container: data.container };
+      try {
+        await pruneCheckpoints({ store: deps.store, target: deps.target, log: ctx.log }, ref, deps.retention, data.id);
+      } catch (err) {
+        // The build's outcome stands; what was not pruned now is pruned by the next pass.
+        ctx.log.warn({ err: errorMessage(err) }, `retention: pruning ${data.namespace}/${data.workload.kind}/${data.workload.name}/${data.container} failed: ${errorMessage(err)}`);
+      }
+    }
+    return outcome;
   }
 
   return {
@@ -173,36 +262,23 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
     async handle(event: IncomingEvent<typeof EventTypes.checkpointStored>, ctx: HandlerContext): Promise<KcrEvent[]> {
       const data = event.data;
       const common = { source: FUNCTION_NAME, ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}) };
-      let report: BuildReport;
-      try {
-        report = await build(data, ctx);
-      } catch (err) {
-        if (err instanceof TransientError) throw err;
-        // Auth refused, registry 4xx, bytes that do not match their digest: retrying cannot help.
-        if (err instanceof BuildFailure || err instanceof RegistryError || err instanceof BlobMismatchError || err instanceof ObjectNotFoundError) {
-          const reason = `build-image ${data.namespace}/${data.pod}/${data.container} checkpoint ${data.id}: ${errorMessage(err)}`;
-          ctx.log.warn({ reason }, 'build failed permanently');
-          return [events.checkpointFailed({ ...data, stage: 'build', reason }, common)];
-        }
-        throw err;
-      }
-      if (deps.retention) {
-        const ref = { namespace: data.namespace, workload: data.workload, container: data.container };
-        try {
-          await pruneCheckpoints({ store: deps.store, target: deps.target, log: ctx.log }, ref, deps.retention, data.id);
-        } catch (err) {
-          // The image is built and recorded; what was not pruned now is pruned after the next build.
-          ctx.log.warn({ err: errorMessage(err) }, `retention: pruning ${data.namespace}/${data.workload.kind}/${data.workload.name}/${data.container} failed: ${errorMessage(err)}`);
-        }
-      }
-      const built: ImageBuiltData = {
-        ...data,
-        image: { reference: report.record.reference, digest: report.record.digest, size: report.record.size },
-      };
+      const outcome = await attemptOnce(data, ctx);
+      if ('error' in outcome) throw outcome.error;
+      if ('failed' in outcome) return [events.checkpointFailed({ ...data, stage: 'build', reason: outcome.failed }, common)];
+      const { record } = outcome.built;
+      const built: ImageBuiltData = { ...data, image: { reference: record.reference, digest: record.digest, size: record.size } };
       return [events.imageBuilt(built, common)];
     },
   };
 }
+
+/** Auth refused, registry 4xx, bytes that do not match their digest, a missing archive: retrying cannot help. */
+function isPermanent(err: unknown): boolean {
+  return err instanceof BuildFailure || err instanceof RegistryError || err instanceof BlobMismatchError || err instanceof ObjectNotFoundError;
+}
+
+/** Pauses before pushing the image part again after a failed push: a concurrent push of the same image finishes within them. */
+const REPUSH_DELAYS_MS = [50, 250, 1000];
 
 function layerMediaType(compression: LayerCompression): string {
   return compression === 'gzip' ? MediaTypes.layerTarGzip : MediaTypes.layerTar;

@@ -1,6 +1,9 @@
-// Retention (KCR_CHECKPOINT_RETENTION): after a build, a container keeps its
-// newest N committed checkpoints; older ones leave S3 and the image target.
+// Retention (KCR_CHECKPOINT_RETENTION): after every build, failed ones too, a
+// container keeps its newest N committed checkpoints; older ones leave S3 and
+// the image target, through prune.json when the target cannot delete them yet.
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -10,7 +13,9 @@ import { RegistryClient } from '../../functions/adapters/registry.js';
 import { createBuildImage } from '../../functions/build-image/handler.js';
 import { ImageRecord } from '../../functions/build-image/image-record.js';
 import { EventTypes } from '../../functions/contract/events.js';
-import { checkpointPrefix } from '../../functions/domain/storage-layout.js';
+import { TransientError } from '../../functions/runtime/errors.js';
+import { CheckpointCatalog } from '../../functions/domain/checkpoint-catalog.js';
+import { artifactKey, checkpointPrefix } from '../../functions/domain/storage-layout.js';
 import { optionalBinary } from '../support/binaries.js';
 import { MemoryStore } from '../support/memory-store.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
@@ -28,6 +33,8 @@ async function history(n: number, spec: { container?: string; pagesBytes?: numbe
 
 const keysOf = (store: MemoryStore, f: Fixture) => [...store.objects.keys()].filter((k) => k.startsWith(checkpointPrefix({ namespace: f.data.namespace, workload: f.data.workload, container: f.data.container, id: f.data.id }))).sort();
 const recordOf = async (store: MemoryStore, f: Fixture) => ImageRecord.parse(await store.getJson(keyOf(f, 'image')));
+const refOf = (f: Fixture) => ({ namespace: f.data.namespace, workload: f.data.workload, container: f.data.container });
+const pruneKeyOf = (f: Fixture) => artifactKey({ ...refOf(f), id: f.data.id }, 'prune');
 
 describe('retention with an OCI layout', () => {
   let dir: string;
@@ -112,20 +119,81 @@ describe('retention with an OCI layout', () => {
     }
   });
 
-  it('still reports the image built when deleting an old image fails, and S3 no longer names it', async () => {
+  it('keeps what the layout could not delete in prune.json, which the next pass finishes', async () => {
     const store = new MemoryStore();
+    let refuse = true;
     const failing: ImageTarget = Object.assign(Object.create(layout) as OciLayout, {
-      removeImage: async () => {
-        throw new Error('disk is read-only');
+      removeImage: async (...args: Parameters<OciLayout['removeImage']>) => {
+        if (refuse) throw new Error('disk is read-only');
+        return layout.removeImage(...args);
       },
     });
     const handler = createBuildImage({ store, target: failing, repoPrefix: 'kcr', retention: 1 });
-    const [first, second] = await history(2);
+    const [first, second, third] = await history(3);
     for (const f of [first!, second!]) {
       seed(store, f);
       expect((await handler.handle(storedEvent(f.data), ctx))[0]?.type).toBe(EventTypes.imageBuilt);
     }
+    // S3 no longer names the image as restorable, but prune.json still names it, and the layout still has it.
+    const record = ImageRecord.parse(await store.getJson(pruneKeyOf(first!)));
+    expect(keysOf(store, first!)).toEqual([pruneKeyOf(first!)]);
+    expect(await new CheckpointCatalog(store).restorableIds(refOf(first!))).toEqual([second!.data.id]);
+    expect(await layout.hasManifest(record.repository, record.indexDigest)).toBe(true);
+
+    refuse = false;
+    seed(store, third!);
+    expect((await handler.handle(storedEvent(third!.data), ctx))[0]?.type).toBe(EventTypes.imageBuilt);
     expect(keysOf(store, first!)).toEqual([]);
+    expect(keysOf(store, second!)).toEqual([]);
+    expect(await layout.hasManifest(record.repository, record.indexDigest)).toBe(false);
+    expect(blobs()).not.toContain(record.layer.digest);
+  });
+
+  it('deletes image.json before the image, with prune.json written first', async () => {
+    const store = new MemoryStore();
+    const seen: { restorable: string[]; files: string[] }[] = [];
+    const observing: ImageTarget = Object.assign(Object.create(layout) as OciLayout, {
+      removeImage: async (...args: Parameters<OciLayout['removeImage']>) => {
+        seen.push({ restorable: await new CheckpointCatalog(store).restorableIds(refOf(first!)), files: keysOf(store, first!) });
+        return layout.removeImage(...args);
+      },
+    });
+    const handler = createBuildImage({ store, target: observing, repoPrefix: 'kcr', retention: 1 });
+    const [first, second] = await history(2);
+    for (const f of [first!, second!]) {
+      seed(store, f);
+      await handler.handle(storedEvent(f.data), ctx);
+    }
+    expect(seen).toEqual([{ restorable: [second!.data.id], files: [pruneKeyOf(first!)] }]);
+    expect(keysOf(store, first!)).toEqual([]);
+  });
+
+  it('finishes a prune that stopped half-way (a crash), leaving nothing of it', async () => {
+    const store = new MemoryStore();
+    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: 1 });
+    const [first, second, third] = await history(3);
+    seed(store, first!);
+    await handler.handle(storedEvent(first!.data), ctx);
+    const record = await recordOf(store, first!);
+    // The pass pruning `first` dies after manifest.json went, before the archive and the image did.
+    const remove = store.remove.bind(store);
+    store.remove = async (key) => {
+      if (key === keyOf(first!, 'archive')) throw new Error('process killed');
+      return remove(key);
+    };
+    seed(store, second!);
+    expect((await handler.handle(storedEvent(second!.data), ctx))[0]?.type).toBe(EventTypes.imageBuilt);
+    expect(keysOf(store, first!)).toEqual([keyOf(first!, 'archive'), pruneKeyOf(first!)].sort());
+    expect(await new CheckpointCatalog(store).restorableIds(refOf(first!))).toEqual([second!.data.id]);
+    expect(await layout.hasManifest(record.repository, record.indexDigest)).toBe(true);
+
+    store.remove = remove;
+    seed(store, third!);
+    await handler.handle(storedEvent(third!.data), ctx);
+    expect(keysOf(store, first!)).toEqual([]);
+    expect(await layout.hasManifest(record.repository, record.indexDigest)).toBe(false);
+    expect(blobs()).not.toContain(record.layer.digest);
+    expect(keysOf(store, third!)).toHaveLength(3);
   });
 });
 
@@ -154,4 +222,73 @@ describe.skipIf(!registryBinary)('retention with docker-registry', () => {
     expect(await Promise.all(records.map((r) => client.hasManifest(repo, r.manifestDigest)))).toEqual([false, false, true]);
     expect(keysOf(store, fixtures[2]!)).toHaveLength(3);
   });
+
+  it('prunes S3 while the registry is unreachable, and deletes the images once it is back', async () => {
+    const store = new MemoryStore();
+    const gate = await startGate(registry.url);
+    try {
+      const handler = createBuildImage({ store, target: new RegistryClient({ baseUrl: gate.url, timeoutMs: 2000 }), repoPrefix: 'outage', retention: 2 });
+      const direct = new RegistryClient({ baseUrl: registry.url });
+      const fixtures = await history(9);
+      const built = fixtures.slice(0, 3);
+      for (const f of built) {
+        seed(store, f);
+        expect((await handler.handle(storedEvent(f.data), ctx))[0]?.type).toBe(EventTypes.imageBuilt);
+      }
+      const records = await Promise.all(built.slice(1).map((f) => recordOf(store, f)));
+
+      // The registry goes away: every build answers 503, and the S3 side is pruned all the same.
+      gate.down = true;
+      for (const f of fixtures.slice(3, 8)) {
+        seed(store, f);
+        await expect(handler.handle(storedEvent(f.data), ctx)).rejects.toThrow(TransientError);
+        const committed = fixtures.filter((g) => store.objects.has(keyOf(g, 'manifest')));
+        expect(committed.length).toBeLessThanOrEqual(2);
+      }
+      expect(fixtures.filter((f) => store.objects.has(keyOf(f, 'manifest')))).toEqual(fixtures.slice(6, 8));
+      // The images S3 no longer names wait in prune.json: the registry still has them.
+      for (const [i, f] of built.slice(1).entries()) {
+        expect(keysOf(store, f)).toEqual([pruneKeyOf(f)]);
+        expect(await direct.hasManifest(records[i]!.repository, records[i]!.indexDigest)).toBe(true);
+      }
+      for (const f of [fixtures[0]!, ...fixtures.slice(3, 6)]) expect(keysOf(store, f)).toEqual([]);
+
+      gate.down = false;
+      seed(store, fixtures[8]!);
+      expect((await handler.handle(storedEvent(fixtures[8]!.data), ctx))[0]?.type).toBe(EventTypes.imageBuilt);
+      for (const r of records) expect(await direct.hasManifest(r.repository, r.indexDigest)).toBe(false);
+      expect([...store.objects.keys()].filter((k) => k.endsWith('/prune.json'))).toEqual([]);
+      expect(fixtures.filter((f) => keysOf(store, f).length > 0)).toEqual(fixtures.slice(7, 9));
+    } finally {
+      await gate.close();
+    }
+  });
 });
+
+/** A forwarder to the registry that can be made unreachable: while `down`, it drops every connection. */
+async function startGate(upstream: string): Promise<{ url: string; down: boolean; close(): Promise<void> }> {
+  const target = new URL(upstream);
+  const server = createServer((req, res) => {
+    if (gate.down) {
+      req.socket.destroy();
+      return;
+    }
+    const out = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    out.on('error', () => res.destroy());
+    req.pipe(out);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const gate = {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    down: false,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  return gate;
+}
