@@ -31,6 +31,7 @@ export type ClusterRequest = { id: number; op: 'resetApiCalls' | 'clearArchives'
 
 export interface ApiCallCounts {
   total: number;
+  gets: number;
   lists: number;
   proxies: number;
   events: number;
@@ -87,6 +88,7 @@ port.on('message', async (req: ClusterRequest) => {
     case 'apiCalls': {
       const counts: ApiCallCounts = {
         total: cluster.apiCalls().total,
+        gets: cluster.callCount('get', 'deployments'),
         lists: cluster.callCount('list', 'pods'),
         proxies: cluster.callCount('create', 'nodes/proxy'),
         events: cluster.callCount('create', 'events'),
