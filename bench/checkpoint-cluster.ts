@@ -8,7 +8,7 @@ import { readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startSimulatedCluster, type KubeObject } from '../simulator/index.js';
-import { ANNOTATIONS } from '../functions/domain/annotations.js';
+import { ANNOTATIONS } from '../functions/core/kubernetes/annotations.js';
 import { deployment } from '../test/support/workloads.js';
 
 export interface ClusterSpec {

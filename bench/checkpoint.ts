@@ -22,11 +22,11 @@ import { Session } from 'node:inspector/promises';
 import { Worker } from 'node:worker_threads';
 import pLimit from 'p-limit';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Kubernetes } from '../functions/adapters/kubernetes.js';
+import { Kubernetes } from '../functions/core/kubernetes/kubernetes.js';
 import { createRequestCheckpoint } from '../functions/request-checkpoint/handler.js';
-import { serveFunction } from '../functions/runtime/server.js';
-import { createLogger } from '../functions/runtime/logger.js';
-import { pingSourceName } from '../functions/domain/ping-source.js';
+import { serveFunction } from '../functions/core/runtime/server.js';
+import { createLogger } from '../functions/core/runtime/logger.js';
+import { pingSourceName } from '../functions/schedule-sync/ping-source.js';
 import type { ApiCallCounts, ClusterReady, ClusterSpec } from './checkpoint-cluster.js';
 
 const { values: args } = parseArgs({

@@ -1,6 +1,6 @@
 // What bench/artifacts.ts asks of bench/kcr-worker.ts (argv) and what the worker answers (one JSON line on stdout).
 import { z } from 'zod';
-import { CheckpointStoredData } from '../functions/contract/events.js';
+import { CheckpointStoredData } from '../functions/core/contract/events.js';
 
 /** The checkpoint whose archive the node-agent serves, as request-checkpoint would announce it. */
 export const BenchCheckpoint = z.object({

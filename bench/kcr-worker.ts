@@ -10,7 +10,7 @@
 //   node <compiled>/bench/kcr-worker.js '<WorkerJob JSON>'
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
-import { S3ObjectStore, s3OptionsFromEnv } from '../functions/adapters/s3.js';
+import { S3ObjectStore, s3OptionsFromEnv } from '../functions/core/storage/s3.js';
 import { FUNCTIONS } from '../functions/catalog.js';
 import { ImageRecord } from '../functions/build-image/image-record.js';
 import {
@@ -22,11 +22,11 @@ import {
   KUBELET_CHECKPOINT_DIR,
   type CheckpointCreatedData,
   type KcrEvent,
-} from '../functions/contract/index.js';
-import { artifactKey } from '../functions/domain/storage-layout.js';
-import type { FunctionHandler, HandlerContext, IncomingEvent } from '../functions/runtime/handler.js';
+} from '../functions/core/contract/index.js';
+import { artifactKey } from '../functions/core/storage/layout.js';
+import type { FunctionHandler, HandlerContext, IncomingEvent } from '../functions/core/runtime/handler.js';
 // What the image's entry point (functions/main.ts) loads besides the function: the runtime's memory counts too.
-import '../functions/runtime/server.js';
+import '../functions/core/runtime/server.js';
 import { WorkerJob, type BenchCheckpoint, type WorkerResult } from './kcr-job.js';
 import { procStatusBytes } from './support.js';
 

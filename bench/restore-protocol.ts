@@ -5,10 +5,10 @@
 // which image each restore must patch in.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { checkpointId } from '../functions/contract/checkpoint-id.js';
-import { CheckpointStoredData } from '../functions/contract/events.js';
-import { KUBELET_CHECKPOINT_DIR, kubeletArchiveName } from '../functions/contract/kubelet-archive.js';
-import { artifactKey, s3Uri, type CheckpointLocation } from '../functions/domain/storage-layout.js';
+import { checkpointId } from '../functions/core/contract/checkpoint-id.js';
+import { CheckpointStoredData } from '../functions/core/contract/events.js';
+import { KUBELET_CHECKPOINT_DIR, kubeletArchiveName } from '../functions/core/contract/kubelet-archive.js';
+import { artifactKey, s3Uri, type CheckpointLocation } from '../functions/core/storage/layout.js';
 import { MANIFEST_API_VERSION, type CheckpointManifest } from '../functions/store-artifact/handler.js';
 import type { ImageRecord } from '../functions/build-image/image-record.js';
 

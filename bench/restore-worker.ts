@@ -1,6 +1,6 @@
 // The restore-pod side of bench/restore.ts, in a process of its own as the
 // Knative Service is: it seeds S3 for the driver, then serves one restore-pod
-// per case over HTTP (functions/runtime/server.ts) and measures, per event,
+// per case over HTTP (functions/core/runtime/server.ts) and measures, per event,
 // when the handler got it, when each patch was sent, and the S3 and API calls
 // made before the patch (attributed to the event with AsyncLocalStorage).
 // Started by bench/restore.ts over an IPC channel; not run by hand.
@@ -9,15 +9,15 @@ import type { Readable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import pLimit from 'p-limit';
 import { pino } from 'pino';
-import { Kubernetes } from '../functions/adapters/kubernetes.js';
-import type { ObjectInfo, ObjectStore, UploadOptions, UploadResult } from '../functions/adapters/object-store.js';
-import { S3ObjectStore } from '../functions/adapters/s3.js';
-import { artifactKey } from '../functions/domain/storage-layout.js';
+import { Kubernetes } from '../functions/core/kubernetes/kubernetes.js';
+import type { ObjectInfo, ObjectStore, UploadOptions, UploadResult } from '../functions/core/storage/object-store.js';
+import { S3ObjectStore } from '../functions/core/storage/s3.js';
+import { artifactKey } from '../functions/core/storage/layout.js';
 import { createRestorePod } from '../functions/restore-pod/handler.js';
-import { readEnv } from '../functions/runtime/config.js';
-import { errorMessage } from '../functions/runtime/errors.js';
-import type { FunctionHandler } from '../functions/runtime/handler.js';
-import { serveFunction, type RunningFunction } from '../functions/runtime/server.js';
+import { readEnv } from '../functions/core/runtime/config.js';
+import { errorMessage } from '../functions/core/runtime/errors.js';
+import type { FunctionHandler } from '../functions/core/runtime/handler.js';
+import { serveFunction, type RunningFunction } from '../functions/core/runtime/server.js';
 import { CASES, BUCKET_OF, Envelope, seedDocuments, wallNow, type CaseName, type HandledEvent, type Reply, type Request } from './restore-protocol.js';
 
 const current = new AsyncLocalStorage<HandledEvent>();

@@ -1,7 +1,7 @@
 // Reads the event archive: lists only the `events/…` prefixes inside a time
 // range, newest first, and selects archived events by filter or by id.
 import type { Readable } from 'node:stream';
-import type { ObjectStore } from '../functions/adapters/object-store.js';
+import type { ObjectStore } from '../functions/core/storage/object-store.js';
 import {
   CHECKPOINT_ID_EXTENSION,
   EVENTS_PREFIX,

@@ -2,9 +2,9 @@
 // io.kcr.checkpoint.requested to the broker (or straight to request-checkpoint),
 // as a PingSource's tick would, for a workload, one pod, or one container.
 import { Option, type Command } from 'commander';
-import { events, type KcrEvent } from '../functions/contract/build.js';
-import type { CheckpointRequestedData } from '../functions/contract/events.js';
-import { errorMessage } from '../functions/runtime/errors.js';
+import { events, type KcrEvent } from '../functions/core/contract/build.js';
+import type { CheckpointRequestedData } from '../functions/core/contract/events.js';
+import { errorMessage } from '../functions/core/runtime/errors.js';
 import { UsageError } from './errors.js';
 import { httpUrl } from './options.js';
 import { send, toBinary } from './replay.js';

@@ -1,9 +1,9 @@
 // `kcr events list | show | replay`: reads the event archive in S3 and sends
 // archived events again.
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { ObjectStore } from '../functions/adapters/object-store.js';
-import { readEnv } from '../functions/runtime/config.js';
-import { ConfigError, errorMessage } from '../functions/runtime/errors.js';
+import type { ObjectStore } from '../functions/core/storage/object-store.js';
+import { readEnv } from '../functions/core/runtime/config.js';
+import { ConfigError, errorMessage } from '../functions/core/runtime/errors.js';
 import {
   CHECKPOINT_ID_EXTENSION,
   checkArchived,

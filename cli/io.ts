@@ -1,6 +1,6 @@
 // What the CLI touches outside itself, injectable so tests run it in-process.
-import type { ObjectStore } from '../functions/adapters/object-store.js';
-import { S3ObjectStore } from '../functions/adapters/s3.js';
+import type { ObjectStore } from '../functions/core/storage/object-store.js';
+import { S3ObjectStore } from '../functions/core/storage/s3.js';
 
 export interface S3Settings {
   endpoint: string;

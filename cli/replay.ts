@@ -2,7 +2,7 @@
 // sent in binary mode to a broker or straight to one function.
 import { randomUUID } from 'node:crypto';
 import { CloudEvent, HTTP } from 'cloudevents';
-import { errorMessage } from '../functions/runtime/errors.js';
+import { errorMessage } from '../functions/core/runtime/errors.js';
 import { DEAD_LETTER_EXTENSIONS, REPLAY_OF_EXTENSION, type StructuredEvent } from '../functions/event-archive/archived-event.js';
 
 /**

@@ -1,6 +1,6 @@
 // The `kcr` program, runnable in-process: argv in, exit code out, output to the given streams.
 import { Command, CommanderError } from 'commander';
-import { errorMessage } from '../functions/runtime/errors.js';
+import { errorMessage } from '../functions/core/runtime/errors.js';
 import { addCheckpointCommand } from './checkpoint.js';
 import { addEventsCommand } from './events.js';
 import { UsageError } from './errors.js';

@@ -2,7 +2,7 @@
 // the one list the container image's entry point and the local mode share.
 // Each entry imports its function only when called, so a function's process
 // loads its own dependencies and no other's (client-node alone is ~75 MiB of RSS).
-import type { AnyHandler } from './runtime/server.js';
+import type { AnyHandler } from './core/runtime/server.js';
 
 export const FUNCTIONS = {
   'schedule-sync': async (env) => (await import('./schedule-sync/index.js')).scheduleSyncFromEnv(env),

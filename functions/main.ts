@@ -1,8 +1,8 @@
 // The container image's entry point: runs the function named by KCR_FUNCTION
 // (or the first argument) as a Knative Service.
 import { FUNCTIONS, isFunctionName } from './catalog.js';
-import { runFunction } from './runtime/server.js';
-import { errorMessage } from './runtime/errors.js';
+import { runFunction } from './core/runtime/server.js';
+import { errorMessage } from './core/runtime/errors.js';
 
 const name = process.argv[2] ?? process.env.KCR_FUNCTION;
 if (!name || !isFunctionName(name)) {

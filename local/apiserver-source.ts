@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { WireEvent } from './cloudevent-wire.js';
 import { startListWatch, type KubeObject, type ListWatch, type WatchEventType } from './kube-watch.js';
-import { labelSelectorString, matchesLabelSelector, type LabelSelector } from '../functions/domain/label-selector.js';
+import { labelSelectorString, matchesLabelSelector, type LabelSelector } from '../functions/core/kubernetes/label-selector.js';
 import { loadSourcesDir, resolveSink, sendCloudEvent, type ApiServerSourceResource, type SinkResolver } from './sources.js';
 
 const EVENT_TYPES: Record<WatchEventType, string> = {

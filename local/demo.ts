@@ -6,11 +6,11 @@ import { AppsV1Api } from '@kubernetes/client-node';
 import type { Stack } from './stack.js';
 import type { BrokerObservation } from './broker.js';
 import { dataOf } from './cloudevent-wire.js';
-import { artifactKey } from '../functions/domain/storage-layout.js';
+import { artifactKey } from '../functions/core/storage/layout.js';
 import { readTar } from '../simulator/archive.js';
 import { decodePages } from '../simulator/state.js';
-import type { ImageBuiltData } from '../functions/contract/events.js';
-import { errorMessage } from '../functions/runtime/errors.js';
+import type { ImageBuiltData } from '../functions/core/contract/events.js';
+import { errorMessage } from '../functions/core/runtime/errors.js';
 
 export const DEMO_NAMESPACE = 'default';
 export const DEMO_SCHEDULE = '*/10 * * * * *';

@@ -9,7 +9,7 @@ import { runDemo, type StepResult } from './demo.js';
 import { Timeline } from './timeline.js';
 import { formatTable } from '../cli/table.js';
 import { findBinary } from './binaries.js';
-import { errorMessage } from '../functions/runtime/errors.js';
+import { errorMessage } from '../functions/core/runtime/errors.js';
 
 const positive = (v: string) => {
   const n = Number(v);

@@ -1,9 +1,9 @@
 // CLI entry of the node-agent DaemonSet: configuration from env, SIGTERM closes it.
 import { pino } from 'pino';
-import { readEnv } from '../functions/runtime/config.js';
-import { logUnhandledRejections } from '../functions/runtime/logger.js';
+import { readEnv } from '../functions/core/runtime/config.js';
+import { logUnhandledRejections } from '../functions/core/runtime/logger.js';
 import { startNodeAgent } from './server.js';
-import { tokenGetter } from './token.js';
+import { tokenGetter } from '../functions/core/runtime/token.js';
 
 const env = readEnv([
   'KCR_NODE_AGENT_DIR',

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { pino, type Logger } from 'pino';
-import { KUBELET_ARCHIVE_NAME } from '../functions/contract/kubelet-archive.js';
+import { KUBELET_ARCHIVE_NAME } from '../functions/core/contract/kubelet-archive.js';
 
 export const DEFAULT_NODE_AGENT_PORT = 10380;
 const ROUTE_PREFIX = '/checkpoints/';

@@ -16,8 +16,8 @@ import { createHash } from 'node:crypto';
 import { PassThrough, pipeline, Readable, Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGzip } from 'node:zlib';
-import { events, type KcrEvent } from '../contract/build.js';
-import { EventTypes, type CheckpointStoredData, type ImageBuiltData } from '../contract/events.js';
+import { events, type KcrEvent } from '../core/contract/build.js';
+import { EventTypes, type CheckpointStoredData, type ImageBuiltData } from '../core/contract/events.js';
 import {
   archiveFactsFromManifest,
   archiveLayer,
@@ -29,13 +29,13 @@ import {
   type LayerCompression,
   type LayerDescriptor,
   type Platform,
-} from '../domain/checkpoint-image.js';
-import { artifactKey, parseS3Uri, type CheckpointLocation } from '../domain/storage-layout.js';
-import { BlobMismatchError, type ImageTarget, type PushedBlob } from '../adapters/image-target.js';
-import { ObjectNotFoundError, type ObjectStore } from '../adapters/object-store.js';
-import { RegistryAuthError, RegistryError } from '../adapters/registry.js';
-import { TransientError, errorMessage } from '../runtime/errors.js';
-import type { FunctionHandler, HandlerContext, IncomingEvent } from '../runtime/handler.js';
+} from './checkpoint-image.js';
+import { artifactKey, parseS3Uri, type CheckpointLocation } from '../core/storage/layout.js';
+import { BlobMismatchError, type ImageTarget, type PushedBlob } from './image-target.js';
+import { ObjectNotFoundError, type ObjectStore } from '../core/storage/object-store.js';
+import { RegistryAuthError, RegistryError } from './registry.js';
+import { TransientError, errorMessage } from '../core/runtime/errors.js';
+import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
 import { ImageRecord } from './image-record.js';
 import { pruneCheckpoints } from './retention.js';
 

@@ -1,13 +1,13 @@
 // build-image as a process: the S3 store from KCR_S3_*, the image target from
 // KCR_REGISTRY_* (a registry) or KCR_OCI_LAYOUT_* (a layout directory), then the runtime.
 import { resolve } from 'node:path';
-import { S3ObjectStore, s3OptionsFromEnv } from '../adapters/s3.js';
-import type { ImageTarget } from '../adapters/image-target.js';
-import { OciLayout } from '../adapters/oci-layout.js';
-import { loadRegistryCredentials, RegistryClient, registryLocation, type RegistryCredentials } from '../adapters/registry.js';
-import { parsePlatform } from '../domain/checkpoint-image.js';
-import { readEnv } from '../runtime/config.js';
-import { ConfigError, errorMessage } from '../runtime/errors.js';
+import { S3ObjectStore, s3OptionsFromEnv } from '../core/storage/s3.js';
+import type { ImageTarget } from './image-target.js';
+import { OciLayout } from './oci-layout.js';
+import { loadRegistryCredentials, RegistryClient, registryLocation, type RegistryCredentials } from './registry.js';
+import { parsePlatform } from './checkpoint-image.js';
+import { readEnv } from '../core/runtime/config.js';
+import { ConfigError, errorMessage } from '../core/runtime/errors.js';
 import { createBuildImage, FUNCTION_NAME } from './handler.js';
 
 /** A registry when KCR_REGISTRY_URL is set, else the OCI layout directory. */

@@ -10,11 +10,11 @@
 // just built are never touched; files left of a pruned checkpoint (a bad
 // marker written afterwards) go too.
 import type { Logger } from 'pino';
-import type { ImageTarget } from '../adapters/image-target.js';
-import { getJsonIfParsable, type ObjectStore } from '../adapters/object-store.js';
-import { CheckpointCatalog, type ContainerRef } from '../domain/checkpoint-catalog.js';
-import { ARTIFACT_FILES, artifactKey, type CheckpointLocation } from '../domain/storage-layout.js';
-import { errorMessage } from '../runtime/errors.js';
+import type { ImageTarget } from './image-target.js';
+import { getJsonIfParsable, type ObjectStore } from '../core/storage/object-store.js';
+import { CheckpointCatalog, type ContainerRef } from '../core/storage/checkpoint-catalog.js';
+import { ARTIFACT_FILES, artifactKey, type CheckpointLocation } from '../core/storage/layout.js';
+import { errorMessage } from '../core/runtime/errors.js';
 import { ImageRecord } from './image-record.js';
 
 export interface RetentionDeps {

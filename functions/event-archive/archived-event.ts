@@ -2,9 +2,9 @@
 // the event-archive function (writer) and `kcr events` (reader, replay).
 import { createHash } from 'node:crypto';
 import { CloudEvent } from 'cloudevents';
-import { checkData, isContractType, type EventType } from '../contract/events.js';
-import { errorMessage } from '../runtime/errors.js';
-import { eventKey } from '../domain/storage-layout.js';
+import { checkData, isContractType, type EventType } from '../core/contract/events.js';
+import { errorMessage } from '../core/runtime/errors.js';
+import { eventKey } from '../core/storage/layout.js';
 
 export const EVENTS_PREFIX = 'events/';
 /** Events that arrive without `time` (see archiveKey). */

@@ -2,9 +2,9 @@
 // no filter, and the broker's dead-letter sink points here too) as structured
 // JSON in S3, so `kcr events` can list, show and replay it. It is a raw handler:
 // an event another function refused for its data still gets archived.
-import type { ObjectStore } from '../adapters/object-store.js';
-import type { RawEvent, RawFunctionHandler } from '../runtime/handler.js';
-import { TransientError, errorMessage } from '../runtime/errors.js';
+import type { ObjectStore } from '../core/storage/object-store.js';
+import type { RawEvent, RawFunctionHandler } from '../core/runtime/handler.js';
+import { TransientError, errorMessage } from '../core/runtime/errors.js';
 import { archiveKey, isDeadLetter, type ArchivableEvent } from './archived-event.js';
 
 export interface EventArchiveDeps {

@@ -1,6 +1,6 @@
 // event-archive as a process: the S3 store from the KCR_S3_* variables, then the runtime.
-import { S3ObjectStore, s3OptionsFromEnv } from '../adapters/s3.js';
-import type { RawFunctionHandler } from '../runtime/handler.js';
+import { S3ObjectStore, s3OptionsFromEnv } from '../core/storage/s3.js';
+import type { RawFunctionHandler } from '../core/runtime/handler.js';
 import { createEventArchive } from './handler.js';
 
 /** The handler with its dependencies built from the environment; creates the bucket when missing. */

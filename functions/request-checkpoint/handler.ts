@@ -4,19 +4,19 @@
 // Replicas are independent: one failing does not stop the others.
 import pLimit from 'p-limit';
 import type { V1Pod } from '@kubernetes/client-node';
-import { EventTypes, type CheckpointCreatedData, type OwnerKind } from '../contract/events.js';
-import { events, type KcrEvent } from '../contract/build.js';
-import { checkpointId } from '../contract/checkpoint-id.js';
-import { parseKubeletArchivePath } from '../contract/kubelet-archive.js';
-import type { Kubernetes } from '../adapters/kubernetes.js';
-import { buildEvent } from '../adapters/kube-events.js';
-import { ANNOTATIONS, isOptedIn, parseContainerList } from '../domain/annotations.js';
-import { labelSelectorString } from '../domain/label-selector.js';
-import { isCheckpointable, isContainerRunning, ownedBy, podOwner, selectContainers, type PodOwner } from '../domain/pods.js';
-import { classifyKubeletFailure } from '../domain/kubelet-outcome.js';
-import { TransientError, errorMessage } from '../runtime/errors.js';
-import type { FunctionHandler, HandlerContext, IncomingEvent } from '../runtime/handler.js';
-import type { NamespaceExclusion } from '../domain/excluded-namespaces.js';
+import { EventTypes, type CheckpointCreatedData, type OwnerKind } from '../core/contract/events.js';
+import { events, type KcrEvent } from '../core/contract/build.js';
+import { checkpointId } from '../core/contract/checkpoint-id.js';
+import { parseKubeletArchivePath } from '../core/contract/kubelet-archive.js';
+import type { Kubernetes } from '../core/kubernetes/kubernetes.js';
+import { buildEvent } from '../core/kubernetes/events.js';
+import { ANNOTATIONS, isOptedIn, parseContainerList } from '../core/kubernetes/annotations.js';
+import { labelSelectorString } from '../core/kubernetes/label-selector.js';
+import { isCheckpointable, isContainerRunning, ownedBy, podOwner, selectContainers, type PodOwner } from '../core/kubernetes/pods.js';
+import { classifyKubeletFailure } from './kubelet-outcome.js';
+import { TransientError, errorMessage } from '../core/runtime/errors.js';
+import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
+import type { NamespaceExclusion } from '../core/kubernetes/excluded-namespaces.js';
 
 export const NAME = 'request-checkpoint';
 

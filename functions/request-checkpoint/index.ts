@@ -1,8 +1,8 @@
 // Builds request-checkpoint from the environment.
-import { Kubernetes } from '../adapters/kubernetes.js';
-import { readEnv } from '../runtime/config.js';
-import { namespaceExclusion } from '../domain/excluded-namespaces.js';
-import type { FunctionHandler } from '../runtime/handler.js';
+import { Kubernetes } from '../core/kubernetes/kubernetes.js';
+import { readEnv } from '../core/runtime/config.js';
+import { namespaceExclusion } from '../core/kubernetes/excluded-namespaces.js';
+import type { FunctionHandler } from '../core/runtime/handler.js';
 import { createRequestCheckpoint } from './handler.js';
 
 export async function requestCheckpointFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<FunctionHandler> {

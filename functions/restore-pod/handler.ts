@@ -4,21 +4,21 @@
 // lost one inherits that pod's checkpoints. A loop guard falls back to older
 // checkpoints and finally to a cold start.
 import type { V1Pod } from '@kubernetes/client-node';
-import { EventTypes } from '../contract/events.js';
-import { events, type KcrEvent } from '../contract/build.js';
-import { ConflictError, type Kubernetes } from '../adapters/kubernetes.js';
-import { buildEvent } from '../adapters/kube-events.js';
-import { isOptedIn } from '../domain/annotations.js';
-import { CheckpointCatalog, type ContainerRef, type DisruptionRecord, type RestorableCheckpoint } from '../domain/checkpoint-catalog.js';
-import { disruptionOf, recentFailures, type ContainerFailure } from '../domain/container-failure.js';
-import { podOwner, type PodOwner } from '../domain/pods.js';
-import { containerImage, hasStarted, readRestoreState, restoredFromKey, restoreStateKey, type RestoreState } from '../domain/restore-state.js';
-import { TransientError, errorMessage } from '../runtime/errors.js';
-import { checkpointIdTime } from '../contract/checkpoint-id.js';
-import { keyName } from '../domain/storage-layout.js';
-import type { NamespaceExclusion } from '../domain/excluded-namespaces.js';
-import type { FunctionHandler, HandlerContext } from '../runtime/handler.js';
-import type { ObjectStore } from '../adapters/object-store.js';
+import { EventTypes } from '../core/contract/events.js';
+import { events, type KcrEvent } from '../core/contract/build.js';
+import { ConflictError, type Kubernetes } from '../core/kubernetes/kubernetes.js';
+import { buildEvent } from '../core/kubernetes/events.js';
+import { isOptedIn } from '../core/kubernetes/annotations.js';
+import { CheckpointCatalog, type ContainerRef, type DisruptionRecord, type RestorableCheckpoint } from '../core/storage/checkpoint-catalog.js';
+import { disruptionOf, recentFailures, type ContainerFailure } from './container-failure.js';
+import { podOwner, type PodOwner } from '../core/kubernetes/pods.js';
+import { containerImage, hasStarted, readRestoreState, restoredFromKey, restoreStateKey, type RestoreState } from './restore-state.js';
+import { TransientError, errorMessage } from '../core/runtime/errors.js';
+import { checkpointIdTime } from '../core/contract/checkpoint-id.js';
+import { keyName } from '../core/storage/layout.js';
+import type { NamespaceExclusion } from '../core/kubernetes/excluded-namespaces.js';
+import type { FunctionHandler, HandlerContext } from '../core/runtime/handler.js';
+import type { ObjectStore } from '../core/storage/object-store.js';
 
 export const NAME = 'restore-pod';
 

@@ -1,9 +1,9 @@
 // Builds restore-pod from the environment.
-import { Kubernetes } from '../adapters/kubernetes.js';
-import { S3ObjectStore, s3OptionsFromEnv } from '../adapters/s3.js';
-import { readEnv } from '../runtime/config.js';
-import { namespaceExclusion } from '../domain/excluded-namespaces.js';
-import type { FunctionHandler } from '../runtime/handler.js';
+import { Kubernetes } from '../core/kubernetes/kubernetes.js';
+import { S3ObjectStore, s3OptionsFromEnv } from '../core/storage/s3.js';
+import { readEnv } from '../core/runtime/config.js';
+import { namespaceExclusion } from '../core/kubernetes/excluded-namespaces.js';
+import type { FunctionHandler } from '../core/runtime/handler.js';
 import { createRestorePod } from './handler.js';
 
 export async function restorePodFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<FunctionHandler> {

@@ -1,16 +1,16 @@
 // schedule-sync: keeps one PingSource per annotated Deployment/StatefulSet.
 // Level-based: every event only names a workload; its current state is read
 // from the API, so replayed and out-of-order events converge.
-import { EventTypes, type ScheduleAction, type WorkloadKind } from '../contract/events.js';
-import { events, type KcrEvent } from '../contract/build.js';
-import { ConflictError, type Kubernetes, type Workload } from '../adapters/kubernetes.js';
-import { buildEvent } from '../adapters/kube-events.js';
-import { ANNOTATIONS, LABELS, MANAGED_BY, parseContainerList } from '../domain/annotations.js';
-import { checkSchedule } from '../domain/schedule.js';
-import { desiredPingSource, pingSourceMatches, pingSourceName } from '../domain/ping-source.js';
-import { TransientError } from '../runtime/errors.js';
-import type { FunctionHandler, HandlerContext } from '../runtime/handler.js';
-import type { Logger } from '../runtime/logger.js';
+import { EventTypes, type ScheduleAction, type WorkloadKind } from '../core/contract/events.js';
+import { events, type KcrEvent } from '../core/contract/build.js';
+import { ConflictError, type Kubernetes, type Workload } from '../core/kubernetes/kubernetes.js';
+import { buildEvent } from '../core/kubernetes/events.js';
+import { ANNOTATIONS, LABELS, MANAGED_BY, parseContainerList } from '../core/kubernetes/annotations.js';
+import { checkSchedule } from './schedule.js';
+import { desiredPingSource, pingSourceMatches, pingSourceName } from './ping-source.js';
+import { TransientError } from '../core/runtime/errors.js';
+import type { FunctionHandler, HandlerContext } from '../core/runtime/handler.js';
+import type { Logger } from '../core/runtime/logger.js';
 
 export const NAME = 'schedule-sync';
 

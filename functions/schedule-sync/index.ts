@@ -1,7 +1,7 @@
 // Builds schedule-sync from the environment.
-import { Kubernetes } from '../adapters/kubernetes.js';
-import { readEnv } from '../runtime/config.js';
-import type { FunctionHandler } from '../runtime/handler.js';
+import { Kubernetes } from '../core/kubernetes/kubernetes.js';
+import { readEnv } from '../core/runtime/config.js';
+import type { FunctionHandler } from '../core/runtime/handler.js';
 import { createScheduleSync, type ScheduleSyncDeps } from './handler.js';
 
 export function scheduleSyncDepsFromEnv(env: NodeJS.ProcessEnv = process.env): ScheduleSyncDeps {

@@ -6,18 +6,18 @@
 // name and pod uid give, its workload the pod's owner, and spec.dump must name
 // the same pod; otherwise nothing is stored.
 import { Transform, pipeline } from 'node:stream';
-import { getJsonIfParsable, type ObjectStore } from '../adapters/object-store.js';
-import { ArchiveGoneError, NodeAgentLookupError, NodeAgentRefusedError, type ArchiveSource } from '../adapters/node-agent-client.js';
-import { events, type KcrEvent } from '../contract/build.js';
-import { CheckpointStoredData, EventTypes, type CheckpointCreatedData } from '../contract/events.js';
-import { parseKubeletArchivePath } from '../contract/kubelet-archive.js';
-import { checkpointId } from '../contract/checkpoint-id.js';
-import { podOwner } from '../domain/pods.js';
+import { getJsonIfParsable, type ObjectStore } from '../core/storage/object-store.js';
+import { ArchiveGoneError, NodeAgentLookupError, NodeAgentRefusedError, type ArchiveSource } from './node-agent-client.js';
+import { events, type KcrEvent } from '../core/contract/build.js';
+import { CheckpointStoredData, EventTypes, type CheckpointCreatedData } from '../core/contract/events.js';
+import { parseKubeletArchivePath } from '../core/contract/kubelet-archive.js';
+import { checkpointId } from '../core/contract/checkpoint-id.js';
+import { podOwner } from '../core/kubernetes/pods.js';
 import type { V1Pod } from '@kubernetes/client-node';
-import { ArchiveInvalidError, createArchiveInspector, type CheckpointArchiveInfo } from '../domain/checkpoint-archive.js';
-import { artifactKey, s3Uri, type CheckpointLocation } from '../domain/storage-layout.js';
-import { BadInputError, TransientError, errorMessage } from '../runtime/errors.js';
-import type { FunctionHandler, HandlerContext, IncomingEvent } from '../runtime/handler.js';
+import { ArchiveInvalidError, createArchiveInspector, type CheckpointArchiveInfo } from './checkpoint-archive.js';
+import { artifactKey, s3Uri, type CheckpointLocation } from '../core/storage/layout.js';
+import { BadInputError, TransientError, errorMessage } from '../core/runtime/errors.js';
+import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
 
 export const STORE_ARTIFACT = 'store-artifact';
 export const MANIFEST_API_VERSION = 'kcr.io/v1alpha1';

@@ -1,9 +1,9 @@
 // store-artifact as a process: S3 from KCR_S3_*, the API (in-cluster or KUBECONFIG), node-agents from KCR_NODE_AGENT_*, then the runtime.
-import { InClusterPods } from '../adapters/kube-pods.js';
-import { NodeAgentClient, type PodLister } from '../adapters/node-agent-client.js';
-import { S3ObjectStore, s3OptionsFromEnv } from '../adapters/s3.js';
-import { readEnv } from '../runtime/config.js';
-import type { FunctionHandler } from '../runtime/handler.js';
+import { InClusterPods } from './in-cluster-pods.js';
+import { NodeAgentClient, type PodLister } from './node-agent-client.js';
+import { S3ObjectStore, s3OptionsFromEnv } from '../core/storage/s3.js';
+import { readEnv } from '../core/runtime/config.js';
+import type { FunctionHandler } from '../core/runtime/handler.js';
 import { createStoreArtifact, type PodReader } from './handler.js';
 
 /** The handler with its dependencies built from the environment; creates the bucket when missing. */
@@ -24,6 +24,6 @@ export async function storeArtifactFromEnv(env: NodeJS.ProcessEnv = process.env)
 async function podsApi(env: NodeJS.ProcessEnv): Promise<PodReader & PodLister> {
   const c = readEnv(['KUBECONFIG'], env);
   if (!c.KUBECONFIG) return InClusterPods.fromEnv(env);
-  const { Kubernetes } = await import('../adapters/kubernetes.js');
+  const { Kubernetes } = await import('../core/kubernetes/kubernetes.js');
   return Kubernetes.fromEnvironment(c.KUBECONFIG);
 }

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeConfig } from '@kubernetes/client-node';
-import { Kubernetes } from '../../functions/adapters/kubernetes.js';
-import { KeepAliveAgents } from '../../functions/adapters/kube-keepalive.js';
+import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
+import { KeepAliveAgents } from '../../functions/core/kubernetes/keepalive.js';
 
 const TLS_DIR = join(import.meta.dirname, '..', '..', 'simulator', 'tls');
 const cert = readFileSync(join(TLS_DIR, 'loopback.crt'));

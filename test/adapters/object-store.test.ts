@@ -1,7 +1,7 @@
 // getJsonIfParsable: a missing or unparsable record is absent; any other read failure is thrown.
 import { describe, expect, it } from 'vitest';
-import { getJsonIfParsable } from '../../functions/adapters/object-store.js';
-import { TransientError } from '../../functions/runtime/errors.js';
+import { getJsonIfParsable } from '../../functions/core/storage/object-store.js';
+import { TransientError } from '../../functions/core/runtime/errors.js';
 import { MemoryStore } from '../support/memory-store.js';
 
 describe('getJsonIfParsable', () => {

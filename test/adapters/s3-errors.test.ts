@@ -5,8 +5,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { S3ObjectStore } from '../../functions/adapters/s3.js';
-import { TransientError } from '../../functions/runtime/errors.js';
+import { S3ObjectStore } from '../../functions/core/storage/s3.js';
+import { TransientError } from '../../functions/core/runtime/errors.js';
 
 const errorXml = (code: string, message: string) =>
   `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><Resource>/kcr/x</Resource><RequestId>1</RequestId></Error>`;

@@ -10,7 +10,7 @@ import {
   parsePlatform,
   repositoryName,
   sha256Digest,
-} from '../../functions/domain/checkpoint-image.js';
+} from '../../functions/build-image/checkpoint-image.js';
 import { makeFixture } from './fixtures.js';
 
 const platform = { os: 'linux', architecture: 'amd64' };

@@ -3,12 +3,12 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import { checkpointId } from '../../functions/contract/checkpoint-id.js';
-import { EventTypes, type CheckpointStoredData } from '../../functions/contract/events.js';
-import { artifactKey, DEFAULT_BUCKET, s3Uri } from '../../functions/domain/storage-layout.js';
+import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
+import { EventTypes, type CheckpointStoredData } from '../../functions/core/contract/events.js';
+import { artifactKey, DEFAULT_BUCKET, s3Uri } from '../../functions/core/storage/layout.js';
 import type { MemoryStore } from '../support/memory-store.js';
-import { createLogger } from '../../functions/runtime/logger.js';
-import type { HandlerContext, IncomingEvent } from '../../functions/runtime/handler.js';
+import { createLogger } from '../../functions/core/runtime/logger.js';
+import type { HandlerContext, IncomingEvent } from '../../functions/core/runtime/handler.js';
 
 export interface FixtureSpec {
   namespace?: string;

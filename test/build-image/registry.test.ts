@@ -11,9 +11,9 @@ import {
   RegistryClient,
   RegistryError,
   registryLocation,
-} from '../../functions/adapters/registry.js';
-import { BlobMismatchError } from '../../functions/adapters/image-target.js';
-import { TransientError } from '../../functions/runtime/errors.js';
+} from '../../functions/build-image/registry.js';
+import { BlobMismatchError } from '../../functions/build-image/image-target.js';
+import { TransientError } from '../../functions/core/runtime/errors.js';
 import { optionalBinary } from '../support/binaries.js';
 import { startRegistry, startRegistryProxy, type TestRegistry } from '../support/registry.js';
 

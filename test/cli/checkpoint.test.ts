@@ -4,11 +4,11 @@
 import { AppsV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../cli/run.js';
-import { Kubernetes } from '../../functions/adapters/kubernetes.js';
-import type { CheckpointCreatedData } from '../../functions/contract/events.js';
+import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
+import type { CheckpointCreatedData } from '../../functions/core/contract/events.js';
 import { createRequestCheckpoint } from '../../functions/request-checkpoint/handler.js';
-import { createLogger } from '../../functions/runtime/logger.js';
-import { serveFunction, type RunningFunction } from '../../functions/runtime/server.js';
+import { createLogger } from '../../functions/core/runtime/logger.js';
+import { serveFunction, type RunningFunction } from '../../functions/core/runtime/server.js';
 import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
 import { startSink, type TestSink } from '../support/sink.js';
 import { deployment, runningPods } from '../support/workloads.js';

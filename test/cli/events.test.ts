@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { S3ObjectStore } from '../../functions/adapters/s3.js';
+import { S3ObjectStore } from '../../functions/core/storage/s3.js';
 import { archiveKey, toStructured, type ArchivableEvent } from '../../functions/event-archive/archived-event.js';
 import { runCli } from '../../cli/run.js';
 import { startS3, type S3Fixture } from '../support/s3.js';

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { checkpointId, checkpointIdTime, CHECKPOINT_ID_PATTERN } from '../../functions/contract/checkpoint-id.js';
-import { kubeletArchiveName, parseKubeletArchivePath, KUBELET_ARCHIVE_NAME } from '../../functions/contract/kubelet-archive.js';
-import { ALL_EVENT_TYPES, checkData, ContractSchemas, EventTypes } from '../../functions/contract/events.js';
-import { events, newEvent } from '../../functions/contract/build.js';
-import { artifactKey, eventKey, parseArtifactKey } from '../../functions/domain/storage-layout.js';
+import { checkpointId, checkpointIdTime, CHECKPOINT_ID_PATTERN } from '../../functions/core/contract/checkpoint-id.js';
+import { kubeletArchiveName, parseKubeletArchivePath, KUBELET_ARCHIVE_NAME } from '../../functions/core/contract/kubelet-archive.js';
+import { ALL_EVENT_TYPES, checkData, ContractSchemas, EventTypes } from '../../functions/core/contract/events.js';
+import { events, newEvent } from '../../functions/core/contract/build.js';
+import { artifactKey, eventKey, parseArtifactKey } from '../../functions/core/storage/layout.js';
 import { sampleCreated } from '../runtime/fixtures/test-handler.js';
 
 describe('checkpoint id', () => {

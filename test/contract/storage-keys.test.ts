@@ -1,8 +1,8 @@
 // Every name that becomes part of an S3 key is checked where the key is built
-// (functions/domain/storage-layout.ts), with the API server's own rules.
+// (functions/core/storage/layout.ts), with the API server's own rules.
 import { describe, expect, it } from 'vitest';
-import { artifactKey, containerPrefix, disruptionKey, disruptionPrefix, keyName, parseArtifactKey } from '../../functions/domain/storage-layout.js';
-import { BadInputError } from '../../functions/runtime/errors.js';
+import { artifactKey, containerPrefix, disruptionKey, disruptionPrefix, keyName, parseArtifactKey } from '../../functions/core/storage/layout.js';
+import { BadInputError } from '../../functions/core/runtime/errors.js';
 
 const ID = '20261130T101500Z-0123456789ab';
 const good = { namespace: 'prod', workload: { kind: 'StatefulSet' as const, name: 'db' }, container: 'redis', id: ID };

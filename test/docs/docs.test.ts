@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ENV } from '../../functions/runtime/config.js';
-import { ContractSchemas } from '../../functions/contract/events.js';
+import { ENV } from '../../functions/core/runtime/config.js';
+import { ContractSchemas } from '../../functions/core/contract/events.js';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 const events = readFileSync(new URL('../../docs/events.md', import.meta.url), 'utf8');

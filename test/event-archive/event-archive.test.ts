@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3ObjectStore } from '../../functions/adapters/s3.js';
-import { eventKey } from '../../functions/domain/storage-layout.js';
+import { S3ObjectStore } from '../../functions/core/storage/s3.js';
+import { eventKey } from '../../functions/core/storage/layout.js';
 import { createEventArchive } from '../../functions/event-archive/handler.js';
 import { archiveKey, keyMatchesId, keyTime, UNDATED_PREFIX } from '../../functions/event-archive/archived-event.js';
-import { createLogger } from '../../functions/runtime/logger.js';
-import { serveFunction, type RunningFunction } from '../../functions/runtime/server.js';
+import { createLogger } from '../../functions/core/runtime/logger.js';
+import { serveFunction, type RunningFunction } from '../../functions/core/runtime/server.js';
 import { startS3, type S3Fixture } from '../support/s3.js';
 import { created, ping, stored } from './samples.js';
 

@@ -1,5 +1,5 @@
 // Contract-valid event data shared by the event-archive and CLI tests.
-import type { EventData } from '../../functions/contract/events.js';
+import type { EventData } from '../../functions/core/contract/events.js';
 import { sampleCreated } from '../runtime/fixtures/test-handler.js';
 
 export const created: EventData<'io.kcr.checkpoint.created'> = { ...sampleCreated, workload: { ...sampleCreated.workload } };

@@ -9,9 +9,9 @@ import { startStack, type Stack } from '../../local/stack.js';
 import { runDemo, type StepResult } from '../../local/demo.js';
 import { dataOf } from '../../local/cloudevent-wire.js';
 import { runCli } from '../../cli/run.js';
-import { RegistryClient } from '../../functions/adapters/registry.js';
-import { OciLayout } from '../../functions/adapters/oci-layout.js';
-import type { ImageBuiltData } from '../../functions/contract/events.js';
+import { RegistryClient } from '../../functions/build-image/registry.js';
+import { OciLayout } from '../../functions/build-image/oci-layout.js';
+import type { ImageBuiltData } from '../../functions/core/contract/events.js';
 import { optionalBinary } from '../support/binaries.js';
 
 describe('local mode: demo, archive and replay', () => {

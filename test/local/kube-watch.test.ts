@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { startListWatch, type KubeObject, type WatchEventType } from '../../local/kube-watch.js';
-import { labelSelectorString, matchesLabelSelector } from '../../functions/domain/label-selector.js';
+import { labelSelectorString, matchesLabelSelector } from '../../functions/core/kubernetes/label-selector.js';
 import { startApiServerSources } from '../../local/apiserver-source.js';
 import { parseSourcesYaml } from '../../local/sources.js';
 import { startSubscriber } from './support.js';

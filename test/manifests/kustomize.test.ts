@@ -3,14 +3,14 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENV } from '../../functions/runtime/config.js';
+import { ENV } from '../../functions/core/runtime/config.js';
 import { optionalBinary } from '../support/binaries.js';
 import { FUNCTIONS, loadRepoDocs, named, ofKind, parseDocs, REPO, validateDoc, type KubeDoc, type LoadedDoc } from './support.js';
 
 const kubectl = optionalBinary('kubectl', 'kubectl');
 
 // build-image's registry settings: not in the ENV catalog yet (the function's
-// author names them); remove from here once functions/runtime/config.ts has them.
+// author names them); remove from here once functions/core/runtime/config.ts has them.
 interface EnvVar {
   name: string;
   value?: string;
@@ -136,7 +136,7 @@ describe.skipIf(!kubectl)('kubectl kustomize manifests/', () => {
     expect(has('v1', 'Namespace', 'kcr-system').metadata.labels?.['bindings.knative.dev/include']).toBe('true');
   });
 
-  it('sets only environment variables kcr reads (functions/runtime/config.ts ENV), or Node itself', () => {
+  it('sets only environment variables kcr reads (functions/core/runtime/config.ts ENV), or Node itself', () => {
     // NODE_OPTIONS sizes V8's young generation for the streaming functions.
     const readByNode = new Set(['NODE_OPTIONS']);
     const unknown: string[] = [];

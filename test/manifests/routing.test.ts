@@ -2,7 +2,7 @@
 // Knative filter semantics (local/triggers.ts) on the same YAML that deploys.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ALL_EVENT_TYPES, EventTypes, type EventType } from '../../functions/contract/events.js';
+import { ALL_EVENT_TYPES, EventTypes, type EventType } from '../../functions/core/contract/events.js';
 import { effectiveDelivery, loadEventingDir, triggerMatches, typesNamedBy, type EventAttributes } from '../../local/triggers.js';
 import { FUNCTIONS, loadRepoDocs, named, ofKind, REPO } from './support.js';
 

@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../functions/runtime/errors.js';
-import { tokenGetter } from '../../node-agent/token.js';
+import { ConfigError } from '../../functions/core/runtime/errors.js';
+import { tokenGetter } from '../../functions/core/runtime/token.js';
 
 /** The Secret's `token` key as kustomize mounts it: the value after `token=`. */
 const PLACEHOLDER = /^token=(.*)$/m.exec(readFileSync(new URL('../../manifests/secrets/node-agent.env', import.meta.url), 'utf8'))![1]!;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { namespaceExclusion } from '../../functions/domain/excluded-namespaces.js';
-import { ENV } from '../../functions/runtime/config.js';
+import { namespaceExclusion } from '../../functions/core/kubernetes/excluded-namespaces.js';
+import { ENV } from '../../functions/core/runtime/config.js';
 
 describe('KCR_EXCLUDED_NAMESPACES', () => {
   const byDefault = namespaceExclusion(ENV.KCR_EXCLUDED_NAMESPACES.default!);

@@ -2,9 +2,9 @@
 // picks, and which objects it reads to pick it (a checkpoint of another pod
 // costs its manifest only).
 import { describe, expect, it } from 'vitest';
-import { CheckpointCatalog, type ContainerRef } from '../../functions/domain/checkpoint-catalog.js';
-import { checkpointId } from '../../functions/contract/checkpoint-id.js';
-import { artifactKey, type CheckpointLocation } from '../../functions/domain/storage-layout.js';
+import { CheckpointCatalog, type ContainerRef } from '../../functions/core/storage/checkpoint-catalog.js';
+import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
+import { artifactKey, type CheckpointLocation } from '../../functions/core/storage/layout.js';
 import { MemoryStore } from '../support/memory-store.js';
 
 const REF: ContainerRef = { namespace: 'shop', workload: { kind: 'Deployment', name: 'cart' }, container: 'app' };

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startStack, type Stack } from '../../local/stack.js';
-import { events as build } from '../../functions/contract/build.js';
-import { Kubernetes } from '../../functions/adapters/kubernetes.js';
+import { events as build } from '../../functions/core/contract/build.js';
+import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
 import { deployment, runningPods, statefulSet } from '../support/workloads.js';
 import { optionalBinary } from '../support/binaries.js';
 

@@ -4,8 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { CloudEvent } from 'cloudevents';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createEmitter } from '../../functions/runtime/emitter.js';
-import { TransientError } from '../../functions/runtime/errors.js';
+import { createEmitter } from '../../functions/core/runtime/emitter.js';
+import { TransientError } from '../../functions/core/runtime/errors.js';
 
 let server: Server | undefined;
 

@@ -2,9 +2,9 @@
 // pre-scan before any parser runs, while the deepest real events still pass.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEventArchive } from '../../functions/event-archive/handler.js';
-import { createLogger } from '../../functions/runtime/logger.js';
-import { MAX_JSON_DEPTH } from '../../functions/runtime/parse.js';
-import { serveFunction, type AnyHandler, type RunningFunction } from '../../functions/runtime/server.js';
+import { createLogger } from '../../functions/core/runtime/logger.js';
+import { MAX_JSON_DEPTH } from '../../functions/core/runtime/parse.js';
+import { serveFunction, type AnyHandler, type RunningFunction } from '../../functions/core/runtime/server.js';
 import { MemoryStore } from '../support/memory-store.js';
 import { createTestHandler, type Recorder } from './fixtures/test-handler.js';
 

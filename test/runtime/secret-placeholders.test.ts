@@ -2,9 +2,9 @@
 // generate.sh runs: start-up refuses them, naming the variable and the Secret.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { s3OptionsFromEnv } from '../../functions/adapters/s3.js';
-import { readEnv } from '../../functions/runtime/config.js';
-import { ConfigError } from '../../functions/runtime/errors.js';
+import { s3OptionsFromEnv } from '../../functions/core/storage/s3.js';
+import { readEnv } from '../../functions/core/runtime/config.js';
+import { ConfigError } from '../../functions/core/runtime/errors.js';
 
 /** The key=value pairs of a committed env file. */
 function envFile(name: string): Record<string, string> {

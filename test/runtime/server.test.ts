@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { serveFunction, type RunningFunction } from '../../functions/runtime/server.js';
-import { readEnv } from '../../functions/runtime/config.js';
-import { createLogger } from '../../functions/runtime/logger.js';
+import { serveFunction, type RunningFunction } from '../../functions/core/runtime/server.js';
+import { readEnv } from '../../functions/core/runtime/config.js';
+import { createLogger } from '../../functions/core/runtime/logger.js';
 import { createTestHandler, sampleCreated, type Recorder } from './fixtures/test-handler.js';
 import { metric } from '../support/metrics.js';
 import { startSink, type TestSink } from '../support/sink.js';

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
-import { Kubernetes, type PingSource } from '../../functions/adapters/kubernetes.js';
+import { Kubernetes, type PingSource } from '../../functions/core/kubernetes/kubernetes.js';
 import { createScheduleSync, resyncAll } from '../../functions/schedule-sync/handler.js';
-import { serveFunction, type RunningFunction } from '../../functions/runtime/server.js';
-import { createLogger } from '../../functions/runtime/logger.js';
+import { serveFunction, type RunningFunction } from '../../functions/core/runtime/server.js';
+import { createLogger } from '../../functions/core/runtime/logger.js';
 import { startSink, type TestSink } from '../support/sink.js';
 import { apiServerEvent, deployment, statefulSet } from '../support/workloads.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkSchedule } from '../../functions/domain/schedule.js';
-import { pingSourceName } from '../../functions/domain/ping-source.js';
+import { checkSchedule } from '../../functions/schedule-sync/schedule.js';
+import { pingSourceName } from '../../functions/schedule-sync/ping-source.js';
 
 describe('checkpoint schedule validation (PingSource rules)', () => {
   it.each([

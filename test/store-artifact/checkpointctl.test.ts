@@ -6,7 +6,7 @@ import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { inspectCheckpointArchive } from '../../functions/domain/checkpoint-archive.js';
+import { inspectCheckpointArchive } from '../../functions/store-artifact/checkpoint-archive.js';
 import { writeCheckpointArchive } from '../support/archives.js';
 import { optionalBinary } from '../support/binaries.js';
 

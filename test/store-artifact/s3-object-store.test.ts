@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ObjectNotFoundError } from '../../functions/adapters/object-store.js';
-import { S3ObjectStore } from '../../functions/adapters/s3.js';
-import { TransientError } from '../../functions/runtime/errors.js';
+import { ObjectNotFoundError } from '../../functions/core/storage/object-store.js';
+import { S3ObjectStore } from '../../functions/core/storage/s3.js';
+import { TransientError } from '../../functions/core/runtime/errors.js';
 import { startS3, type S3Fixture } from '../support/s3.js';
 
 const MiB = 1024 * 1024;

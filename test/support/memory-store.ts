@@ -2,7 +2,7 @@
 // (missing keys, streamed reads and uploads with sha256), no server.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { ObjectNotFoundError, type ObjectInfo, type ObjectStore, type UploadOptions, type UploadResult } from '../../functions/adapters/object-store.js';
+import { ObjectNotFoundError, type ObjectInfo, type ObjectStore, type UploadOptions, type UploadResult } from '../../functions/core/storage/object-store.js';
 
 export class MemoryStore implements ObjectStore {
   readonly objects = new Map<string, Buffer>();

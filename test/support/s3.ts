@@ -1,6 +1,6 @@
 // Embedded S3 for tests (local/embedded-s3.ts) with every request recorded:
 // tests check the order of PUTs, parallel parts, and whether an upload was aborted.
-import type { S3ObjectStoreOptions } from '../../functions/adapters/s3.js';
+import type { S3ObjectStoreOptions } from '../../functions/core/storage/s3.js';
 import { startEmbeddedS3 } from '../../local/embedded-s3.js';
 
 export interface RecordedRequest {

@@ -1,6 +1,6 @@
 // Workload objects and waits for tests that run against the simulated cluster.
 import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
-import type { Kubernetes } from '../../functions/adapters/kubernetes.js';
+import type { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
 
 export interface WorkloadSpec {
   name: string;

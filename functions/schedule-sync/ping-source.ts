@@ -1,8 +1,8 @@
 // The PingSource kcr keeps for an annotated workload: its name, its desired
 // spec, and whether an existing one already matches.
 import { createHash } from 'node:crypto';
-import type { PingSource, Workload } from '../adapters/kubernetes.js';
-import { LABELS, MANAGED_BY } from './annotations.js';
+import type { PingSource, Workload } from '../core/kubernetes/kubernetes.js';
+import { LABELS, MANAGED_BY } from '../core/kubernetes/annotations.js';
 
 /** `kcr-<kind>-<name>`, cut to 63 characters with a hash suffix when longer. */
 export function pingSourceName(kind: string, name: string): string {

@@ -4,8 +4,8 @@
 // tag pushed by someone else can never be restored from.
 import { z } from 'zod';
 import { CheckpointStoredData, type OwnerKind } from '../contract/events.js';
-import type { ObjectStore } from '../adapters/object-store.js';
-import { ARTIFACT_FILES, artifactKey, containerPrefix, disruptionKey, disruptionPrefix, type CheckpointLocation } from './storage-layout.js';
+import type { ObjectStore } from './object-store.js';
+import { ARTIFACT_FILES, artifactKey, containerPrefix, disruptionKey, disruptionPrefix, type CheckpointLocation } from './layout.js';
 
 export interface ContainerRef {
   namespace: string;

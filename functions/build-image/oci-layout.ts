@@ -15,7 +15,7 @@ import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { MediaTypes } from '../domain/checkpoint-image.js';
+import { MediaTypes } from './checkpoint-image.js';
 import { BlobMismatchError, type BlobRef, type ImageDigests, type ImageTarget, type StoredManifest } from './image-target.js';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';

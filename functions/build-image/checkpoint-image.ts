@@ -4,7 +4,7 @@
 // the checkpoint itself and serialized canonically, so a rebuild of the same
 // checkpoint yields byte-identical JSON and therefore the same digests.
 import { createHash } from 'node:crypto';
-import type { CheckpointStoredData } from '../contract/events.js';
+import type { CheckpointStoredData } from '../core/contract/events.js';
 
 export const MediaTypes = {
   layerTar: 'application/vnd.oci.image.layer.v1.tar',

@@ -2,8 +2,8 @@
 // mounted from a Secret (re-read when it changes, so rotation needs no restart)
 // or, for local runs, a plain value.
 import { readFileSync, statSync } from 'node:fs';
-import { isSecretPlaceholder, placeholderHint } from '../functions/runtime/config.js';
-import { ConfigError } from '../functions/runtime/errors.js';
+import { isSecretPlaceholder, placeholderHint } from './config.js';
+import { ConfigError } from './errors.js';
 
 export interface TokenSource {
   token?: string | undefined;

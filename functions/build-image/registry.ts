@@ -8,8 +8,8 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
-import { TransientError } from '../runtime/errors.js';
-import { MediaTypes } from '../domain/checkpoint-image.js';
+import { TransientError } from '../core/runtime/errors.js';
+import { MediaTypes } from './checkpoint-image.js';
 import { BlobMismatchError, type BlobRef, type ImageDigests, type ImageTarget, type StoredManifest } from './image-target.js';
 
 export interface RegistryCredentials {

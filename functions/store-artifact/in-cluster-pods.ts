@@ -9,9 +9,9 @@ import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
-import { readEnv } from '../runtime/config.js';
-import { ConfigError, TransientError, errorMessage } from '../runtime/errors.js';
-import { isTransientStatus, KubeApiError, statusMessage } from './kubernetes-errors.js';
+import { readEnv } from '../core/runtime/config.js';
+import { ConfigError, TransientError, errorMessage } from '../core/runtime/errors.js';
+import { isTransientStatus, KubeApiError, statusMessage } from '../core/kubernetes/errors.js';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 

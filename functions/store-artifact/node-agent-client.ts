@@ -7,11 +7,11 @@ import { request, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Transform, type Readable } from 'node:stream';
 import type { V1Pod } from '@kubernetes/client-node';
-import { KUBELET_ARCHIVE_NAME } from '../contract/kubelet-archive.js';
-import { isServing } from '../domain/pods.js';
-import { readEnv } from '../runtime/config.js';
-import { ConfigError, TransientError, errorMessage } from '../runtime/errors.js';
-import { tokenGetter } from '../../node-agent/token.js';
+import { KUBELET_ARCHIVE_NAME } from '../core/contract/kubelet-archive.js';
+import { isServing } from '../core/kubernetes/pods.js';
+import { readEnv } from '../core/runtime/config.js';
+import { ConfigError, TransientError, errorMessage } from '../core/runtime/errors.js';
+import { tokenGetter } from '../core/runtime/token.js';
 
 export class ArchiveGoneError extends Error {
   override readonly name = 'ArchiveGoneError';

@@ -18,8 +18,8 @@ import {
   type V1StatefulSet,
 } from '@kubernetes/client-node';
 import { TransientError, errorMessage } from '../runtime/errors.js';
-import { KeepAliveAgents } from './kube-keepalive.js';
-import { ConflictError, isTransientStatus, KubeApiError, statusMessage } from './kubernetes-errors.js';
+import { KeepAliveAgents } from './keepalive.js';
+import { ConflictError, isTransientStatus, KubeApiError, statusMessage } from './errors.js';
 
 export { ConflictError, isTransientStatus, KubeApiError, statusMessage };
 import type { WorkloadKind } from '../contract/events.js';
