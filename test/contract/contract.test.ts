@@ -53,7 +53,7 @@ describe('kubelet archive names', () => {
 });
 
 describe('event contract', () => {
-  it('has a schema for every type in ARCHITECTURE.md', () => {
+  it('has a schema for every type of the contract', () => {
     expect(ALL_EVENT_TYPES.sort()).toEqual(
       [
         'dev.knative.sources.ping',
@@ -101,7 +101,7 @@ describe('event contract', () => {
 
 describe('storage layout', () => {
   const loc = { namespace: 'ns', workload: { kind: 'StatefulSet' as const, name: 'web' }, container: 'app', id: '20261123T181504Z-0123456789ab' };
-  it('names artifacts as ARCHITECTURE.md gives and parses them back', () => {
+  it('names artifacts as docs/architecture.md gives and parses them back', () => {
     expect(artifactKey(loc, 'archive')).toBe('checkpoints/ns/StatefulSet/web/app/20261123T181504Z-0123456789ab/archive.tar');
     expect(artifactKey(loc, 'manifest')).toBe('checkpoints/ns/StatefulSet/web/app/20261123T181504Z-0123456789ab/manifest.json');
     expect(parseArtifactKey(artifactKey(loc, 'image'))).toEqual({ ...loc, file: 'image.json' });

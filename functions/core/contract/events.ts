@@ -1,4 +1,4 @@
-// The event contract of ARCHITECTURE.md: one zod schema per CloudEvent type.
+// The event contract (docs/events.md, docs/architecture.md): one zod schema per CloudEvent type.
 // The TypeScript types are inferred from the schemas, so they cannot drift apart.
 import { z } from 'zod';
 import { CHECKPOINT_ID_PATTERN } from './checkpoint-id.js';

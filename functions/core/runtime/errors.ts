@@ -1,4 +1,4 @@
-// The three outcomes ARCHITECTURE.md gives a function besides success: each
+// The three outcomes docs/architecture.md gives a function besides success: each
 // error class maps to one HTTP status in the runtime.
 
 /** Bad input (beyond what the schema checks): 400, no side effects. */

@@ -1,4 +1,4 @@
-// Object keys of ARCHITECTURE.md's storage layout: the one place that names them,
+// Object keys of the storage layout (docs/architecture.md): the one place that names them,
 // and so the one place that checks every name before it becomes part of a key.
 import type { OwnerKind } from '../contract/events.js';
 import { CHECKPOINT_ID_PATTERN } from '../contract/checkpoint-id.js';
