@@ -79,7 +79,14 @@ async function settle(): Promise<void> {
   throw new Error('the simulated cluster did not go idle within 2 minutes after its pods started');
 }
 
-port.on('message', async (req: ClusterRequest) => {
+port.on('message', (req: ClusterRequest) => {
+  onMessage(req).catch((err: unknown) => {
+    console.error(`checkpoint-cluster: ${req.op} failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+});
+
+async function onMessage(req: ClusterRequest): Promise<void> {
   switch (req.op) {
     case 'resetApiCalls':
       cluster.resetApiCalls();
@@ -107,7 +114,7 @@ port.on('message', async (req: ClusterRequest) => {
       port.close();
       break;
   }
-});
+}
 
 const ready: ClusterReady = {
   kubeconfigPath: cluster.kubeconfigPath,

@@ -117,13 +117,16 @@ interface Arrival {
 async function startCountingSink(): Promise<{ url: string; arrivals: Arrival[]; others: () => number; close(): Promise<void> }> {
   const arrivals: Arrival[] = [];
   let others = 0;
-  const server: Server = createServer(async (req, res) => {
-    const body = await readBody(req);
-    const at = performance.now();
-    if (req.headers['ce-type'] === 'io.kcr.checkpoint.created') arrivals.push({ workload: (JSON.parse(body) as { workload: { name: string } }).workload.name, at });
-    else others++;
-    res.statusCode = 202;
-    res.end();
+  const server: Server = createServer((req, res) => {
+    readBody(req).then(
+      (body) => {
+        const at = performance.now();
+        if (req.headers['ce-type'] === 'io.kcr.checkpoint.created') arrivals.push({ workload: (JSON.parse(body) as { workload: { name: string } }).workload.name, at });
+        else others++;
+        res.writeHead(202).end();
+      },
+      () => res.writeHead(400).end(),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {

@@ -246,8 +246,10 @@ process.on('message', (raw: unknown) => {
     return;
   }
   const { id, request } = parsed.data;
-  answer(request).then(
-    (value): Reply => ({ id, ok: true, value }),
-    (err: unknown): Reply => ({ id, ok: false, error: `${request.kind}: ${errorMessage(err)}` }),
-  ).then((reply) => process.send?.(reply));
+  void answer(request)
+    .then(
+      (value): Reply => ({ id, ok: true, value }),
+      (err: unknown): Reply => ({ id, ok: false, error: `${request.kind}: ${errorMessage(err)}` }),
+    )
+    .then((reply) => process.send?.(reply));
 });

@@ -1,6 +1,6 @@
 // Test subscribers for the local broker and sources: loopback HTTP servers that
 // record the CloudEvents they receive and answer as scripted.
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeHttp, type WireEvent } from '../../local/cloudevent-wire.js';
 
@@ -31,7 +31,12 @@ export interface Subscriber {
 export async function startSubscriber(answer: (event: WireEvent, n: number) => Answer = () => ({ status: 202 })): Promise<Subscriber> {
   const received: Received[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
-  const server = createServer(async (req, res) => {
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500).end(String(err));
+    });
+  });
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const event = decodeHttp(req.headers, Buffer.concat(chunks));
@@ -42,7 +47,7 @@ export async function startSubscriber(answer: (event: WireEvent, n: number) => A
     if (a.delayMs) await new Promise((resolve) => setTimeout(resolve, a.delayMs));
     if (res.destroyed) return;
     res.writeHead(a.status, a.headers ?? {}).end(a.body ?? '');
-  });
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,

@@ -14,14 +14,17 @@ export interface TestSink {
 
 export async function startSink(): Promise<TestSink> {
   const sink: TestSink = { url: '', events: [], status: 202, close: async () => undefined };
-  const server = createServer(async (req, res) => {
-    const body = await readBody(req);
-    if (sink.status < 300) {
-      const parsed = HTTP.toEvent({ headers: req.headers as Record<string, string>, body });
-      sink.events.push(...(Array.isArray(parsed) ? parsed : [parsed]) as CloudEvent<unknown>[]);
-    }
-    res.statusCode = sink.status;
-    res.end();
+  const server = createServer((req, res) => {
+    readBody(req).then(
+      (body) => {
+        if (sink.status < 300) {
+          const parsed = HTTP.toEvent({ headers: req.headers as Record<string, string>, body });
+          sink.events.push(...(Array.isArray(parsed) ? parsed : [parsed]) as CloudEvent<unknown>[]);
+        }
+        res.writeHead(sink.status).end();
+      },
+      () => res.writeHead(400).end(),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   sink.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
