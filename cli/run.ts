@@ -5,6 +5,7 @@ import { addCheckpointCommand } from './checkpoint.js';
 import { addEventsCommand } from './events.js';
 import { UsageError } from './errors.js';
 import { openS3Store, type CliIoInput } from './io.js';
+import { checkLocalEnv, localModeGone } from './local-env.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -22,6 +23,8 @@ export function buildProgram(input: CliIoInput): Command {
     .showHelpAfterError('(run with --help for usage)');
   addEventsCommand(program, io);
   addCheckpointCommand(program, io);
+  // Before any command reaches an endpoint: the local mode's may be dead, or reused.
+  program.hook('preAction', () => checkLocalEnv(io.env));
   return program;
 }
 
@@ -40,7 +43,7 @@ export async function runCli(argv: readonly string[], io: CliIoInput): Promise<n
       io.stderr.write(`kcr: ${err.message}\n`);
       return EXIT_USAGE;
     }
-    io.stderr.write(`kcr: ${errorMessage(err)}\n`);
+    io.stderr.write(`kcr: ${errorMessage(localModeGone(err, io.env) ?? err)}\n`);
     return EXIT_FAILURE;
   }
 }

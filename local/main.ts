@@ -1,7 +1,10 @@
 // `npm start`: the whole kcr chain on this machine, no cluster, running the demo.
 // `npm start -- --once` runs the demo, prints the summary and exits 0 when every
-// step happened (CI runs it).
+// step happened (CI runs it). However it ends (--once, Ctrl-C, SIGTERM, a
+// failure), the env file is left stale, so the CLI says the local mode is not
+// running rather than calling its dead ports.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { startStack, type Stack } from './stack.js';
@@ -10,6 +13,7 @@ import { Timeline } from './timeline.js';
 import { formatTable } from '../cli/table.js';
 import { findBinary } from './binaries.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
+import { liveEnvFile, staleEnvFile } from '../cli/local-env.js';
 
 const positive = (v: string) => {
   const n = Number(v);
@@ -34,21 +38,34 @@ rmSync(stateDir, { recursive: true, force: true });
 mkdirSync(stateDir, { recursive: true });
 
 let stack: Stack | undefined;
+let starting: Promise<Stack> | undefined;
 const timeline = new Timeline({ out, verbose: !!opts.verbose, checkpointDir: (node) => stack?.cluster.checkpointDir(node) ?? '' });
 const registryBinary = opts.ociLayout ? undefined : findBinary('docker-registry');
+const envFile = join(stateDir, 'env');
+
+/** A stop asked for by a signal, whatever the run is doing then. */
+class Stopped extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`stopped by ${signal}`);
+  }
+}
+const stopSignal = new Promise<NodeJS.Signals>((resolveStop) => {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolveStop(signal));
+});
+const unlessStopped = <T>(work: Promise<T>): Promise<T> => Promise.race([work, stopSignal.then((signal) => Promise.reject(new Stopped(signal)))]);
 
 async function main(): Promise<number> {
-  stack = await startStack({
+  starting = startStack({
     stateDir,
     ...(registryBinary ? { registryBinary } : {}),
     kubelet: { tickMs: 100 },
     containerDataBytes: Math.round(opts.stateMib * 1024 * 1024),
     onS3Request: timeline.s3Request,
   });
+  stack = await unlessStopped(starting);
   const s = stack;
   s.broker.onDelivery(timeline.observe);
-  const envFile = join(stateDir, 'env');
-  writeFileSync(envFile, `${Object.entries(s.env).map(([k, v]) => `export ${k}='${v}'`).join('\n')}\n`);
+  writeFileSync(envFile, liveEnvFile(envFile, s.env));
   out.write(
     [
       'kcr local mode',
@@ -61,15 +78,12 @@ async function main(): Promise<number> {
       '',
     ].join('\n'),
   );
-  const results = await runDemo(s, { stepTimeoutMs: opts.stepTimeout * 1000, onStep: (r) => timeline.line(`${r.ok ? '✓' : '✗'} ${r.step}: ${r.detail}`) });
+  const results = await unlessStopped(runDemo(s, { stepTimeoutMs: opts.stepTimeout * 1000, onStep: (r) => timeline.line(`${r.ok ? '✓' : '✗'} ${r.step}: ${r.detail}`) }));
   printSummary(results);
   const ok = results.every((r) => r.ok);
   if (opts.once) return ok ? 0 : 1;
   out.write(`\nThe chain keeps running: checkpoints every 10 s, events archived in S3. Ctrl-C stops it.\n`);
-  await new Promise<void>((resolveStop) => {
-    process.once('SIGINT', () => resolveStop());
-    process.once('SIGTERM', () => resolveStop());
-  });
+  await stopSignal;
   return ok ? 0 : 1;
 }
 
@@ -85,8 +99,16 @@ try {
   code = await main();
 } catch (err) {
   timeline.stop();
-  console.error(`kcr local mode failed: ${errorMessage(err)}`);
+  if (err instanceof Stopped) {
+    console.error(`kcr local mode: ${err.message} before the demo finished`);
+    code = 128 + os.constants.signals[err.signal];
+  } else {
+    console.error(`kcr local mode failed: ${errorMessage(err)}`);
+  }
 } finally {
-  await stack?.stop();
+  // Stale first: the CLI must not call the ports while they close, nor after.
+  if (stack) writeFileSync(envFile, staleEnvFile(envFile, stack.env, new Date()));
+  // A stop during start-up waits for the start, so nothing it spawned outlives us.
+  await (stack ?? (await starting?.catch(() => undefined)))?.stop();
 }
 process.exit(code);

@@ -8,12 +8,15 @@
 //   sorted top-level keys when the content type is application/json, as Go's
 //   encoding/json does) or the bytes of spec.dataBase64,
 //   plus spec.ceOverrides.extensions.
-// Schedules take 5 fields or 6 (leading seconds) and the @yearly…@hourly
-// descriptors; L, W, #, H and @every are rejected, as Knative's parser does.
-// spec.timezone is honoured. Create/update/delete reschedule or cancel.
+// Schedules are what the webhook lets through and the adapter runs (robfig/cron
+// with optional seconds, spec.timezone as CRON_TZ=; functions/schedule-sync/
+// ping-validation.ts), and fire when robfig/cron would fire them; a schedule
+// without a time zone runs in UTC, the adapter's. Create/update/delete
+// reschedule or cancel.
 import { randomUUID } from 'node:crypto';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { CronExpressionParser } from 'cron-parser';
+import { nextTime, type CronSchedule } from '../functions/schedule-sync/cron.js';
+import { checkPingSchedule, fieldErrorsText, PING_DEFAULT_SCHEDULE } from '../functions/schedule-sync/ping-validation.js';
 import type { WireEvent } from './cloudevent-wire.js';
 import { startListWatch, type KubeObject, type ListWatch } from './kube-watch.js';
 import { pingSourceSchema, resolveSink, sendCloudEvent, type PingSourceResource, type SinkResolver } from './sources.js';
@@ -65,7 +68,9 @@ export interface PingScheduler {
 interface Entry {
   source: PingSourceResource;
   specKey: string;
+  /** spec.schedule as written, and what it parses to. */
   schedule?: string;
+  cron?: CronSchedule;
   timer?: NodeJS.Timeout;
   next?: Date;
 }
@@ -91,11 +96,10 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
 
   const arm = (key: string, entry: Entry, after: Date): void => {
     const { namespace, name } = entry.source.metadata as { namespace: string; name: string };
-    let next: Date;
-    try {
-      next = nextFire(entry.schedule!, entry.source.spec.timezone, after);
-    } catch (err) {
-      observe({ kind: 'invalid', namespace, name, reason: (err as Error).message });
+    const next = nextTime(entry.cron!, after);
+    if (!next) {
+      // robfig/cron's Next gives the zero time: the adapter never fires it.
+      observe({ kind: 'invalid', namespace, name, reason: `schedule ${JSON.stringify(entry.schedule)} matches no time in the next five years` });
       return;
     }
     entry.next = next;
@@ -190,11 +194,10 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
     if (existing) cancel(existing);
     const entry: Entry = { source, specKey };
     entries.set(key, entry);
-    let schedule: string;
+    let cron: CronSchedule;
     let sinkUri: string | undefined;
     try {
-      schedule = validateSchedule(source.spec.schedule ?? '* * * * *');
-      nextFire(schedule, source.spec.timezone, new Date());
+      cron = pingSchedule(source.spec);
       if (source.spec.data !== undefined && source.spec.dataBase64 !== undefined) throw new Error('spec.data and spec.dataBase64 are mutually exclusive');
       makePingEvent(source);
     } catch (err) {
@@ -208,7 +211,8 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
     } catch (err) {
       void writeStatus(source, false, 'NotFound', (err as Error).message);
     }
-    entry.schedule = schedule;
+    entry.schedule = source.spec.schedule || PING_DEFAULT_SCHEDULE;
+    entry.cron = cron;
     arm(key, entry, new Date());
     if (sinkUri) void writeStatus(source, true, '', '', sinkUri);
   };
@@ -305,46 +309,12 @@ export function makePingEvent(source: PingSourceResource, now: Date = new Date()
   return data ? { attributes, data } : { attributes };
 }
 
-const DESCRIPTORS: Record<string, string> = {
-  '@yearly': '0 0 1 1 *',
-  '@annually': '0 0 1 1 *',
-  '@monthly': '0 0 1 * *',
-  '@weekly': '0 0 * * 0',
-  '@daily': '0 0 * * *',
-  '@midnight': '0 0 * * *',
-  '@hourly': '0 * * * *',
-};
-
-/** Checks a schedule against what Knative's PingSource accepts and returns it in cron-parser form. */
-export function validateSchedule(schedule: string): string {
-  const trimmed = schedule.trim();
-  if (trimmed.startsWith('@')) {
-    const expanded = DESCRIPTORS[trimmed.toLowerCase()];
-    if (!expanded) throw new Error(`schedule ${JSON.stringify(schedule)}: descriptor not supported (${Object.keys(DESCRIPTORS).join(', ')}; no @every)`);
-    return expanded;
-  }
-  const fields = trimmed.split(/\s+/);
-  if (fields.length !== 5 && fields.length !== 6) throw new Error(`schedule ${JSON.stringify(schedule)}: expected 5 fields, or 6 with leading seconds, got ${fields.length}`);
-  for (const f of fields) {
-    if (/#/.test(f) || /(^|[,/-])\d*L(W)?($|[,/-])/i.test(f) || /\d+W/i.test(f) || /(^|[,/])H($|[(,/])/i.test(f)) {
-      throw new Error(`schedule ${JSON.stringify(schedule)}: field ${JSON.stringify(f)} uses L, W, # or H, which Knative does not accept`);
-    }
-  }
-  return trimmed;
-}
-
-/** The first fire time strictly after `after`. */
-export function nextFire(schedule: string, timezone: string | undefined, after: Date): Date {
-  if (timezone) {
-    try {
-      new Intl.DateTimeFormat('en', { timeZone: timezone });
-    } catch {
-      throw new Error(`timezone ${JSON.stringify(timezone)} is not an IANA time zone`);
-    }
-  }
-  try {
-    return CronExpressionParser.parse(schedule, { currentDate: after, ...(timezone ? { tz: timezone } : {}) }).next().toDate();
-  } catch (err) {
-    throw new Error(`schedule ${JSON.stringify(schedule)}: ${(err as Error).message}`, { cause: err });
-  }
+/**
+ * What the adapter runs for a PingSource: its schedule (defaulted) with
+ * spec.timezone; throws what the webhook would answer when it refuses them.
+ */
+export function pingSchedule(spec: { schedule?: string; timezone?: string }): CronSchedule {
+  const check = checkPingSchedule(spec.schedule || PING_DEFAULT_SCHEDULE, spec.timezone || undefined);
+  if (!check.ok) throw new Error(`Knative's webhook refuses this PingSource: ${fieldErrorsText(check.errors)}`);
+  return check.schedule;
 }

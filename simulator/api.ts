@@ -15,6 +15,7 @@ import {
   type StatusCause,
 } from './errors.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
+import { admitKnative } from './knative-admission.js';
 import { apiVersionOf, resourceKey, type ResourceRegistry, type ResourceType } from './resources.js';
 import { matchesFields, matchesLabels, type FieldRequirement, type LabelSelector } from './selectors.js';
 import type { Store } from './store.js';
@@ -157,6 +158,7 @@ export class ObjectApi {
     if (t.kind !== 'Pod' && obj.spec !== undefined) meta.generation = 1;
     applyDefaults(t, obj);
     validateObject(t, obj);
+    admitKnative(t, obj);
     if (opts.dryRun) return withTypeMeta(t, obj);
     const stored = this.store.put(resourceKey(t), withTypeMeta(t, obj));
     return withTypeMeta(t, stored);
@@ -270,6 +272,7 @@ export class ObjectApi {
     if (t.kind === 'Pod' && opts.subresource !== 'status') validatePodUpdate(current, next);
     this.validateMeta(t, next, false);
     validateObject(t, next);
+    admitKnative(t, next);
     if (opts.dryRun) return withTypeMeta(t, next);
     // No-op writes keep the resourceVersion, as the real server does.
     const strip = (o: KubeObject): KubeObject => {

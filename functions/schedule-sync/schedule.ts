@@ -1,48 +1,48 @@
-// Checks a checkpoint schedule the way the PingSource webhook will: five cron
-// fields, or six with seconds first; no `L`, `#`, `H` or `@every`. cron-parser
-// does the parsing; it is more permissive (it takes four fields, L, # and H),
-// so those rules are checked here first.
-import { CronExpressionParser } from 'cron-parser';
+// Checks a checkpoint schedule annotation the way Knative's PingSource webhook
+// will check the PingSource made from it (ping-validation.ts): five cron fields
+// or six with seconds first, @yearly…@hourly but no @every, a CRON_TZ= prefix
+// or the time zone annotation. On top, kcr refuses an empty annotation (the
+// PingSource would default it to every minute) and a schedule that never fires.
+import { ANNOTATIONS } from '../core/kubernetes/annotations.js';
+import { nextTime } from './cron.js';
+import { checkPingSchedule, fieldErrorsText, type FieldError } from './ping-validation.js';
 
 export type ScheduleCheck = { ok: true; nextRuns: Date[] } | { ok: false; problem: string };
 
+// Month and weekday names hold the letters of Quartz's L, W and H (JUL, WED, THU): dropped before looking for them.
 const NAMES = /JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT/g;
-const MACROS = new Set(['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@midnight', '@hourly']);
+const QUARTZ = [
+  ['L', '"L" (last)'],
+  ['W', '"W" (nearest weekday)'],
+  ['#', '"#" (nth weekday)'],
+  ['H', '"H" (hash)'],
+] as const;
 
 export function checkSchedule(schedule: string, timezone?: string, from: Date = new Date()): ScheduleCheck {
   const expr = schedule.trim();
-  if (expr === '') return { ok: false, problem: 'the schedule is empty' };
-  if (timezone !== undefined && !isTimeZone(timezone)) return { ok: false, problem: `unknown time zone ${JSON.stringify(timezone)} (use an IANA name such as Europe/Paris)` };
-  if (expr.startsWith('@')) {
-    if (expr.startsWith('@every')) return { ok: false, problem: `"@every" is not accepted by PingSource; write a cron expression such as "*/5 * * * *"` };
-    if (!MACROS.has(expr)) return { ok: false, problem: `unknown schedule macro ${JSON.stringify(expr)}` };
-  } else {
-    if (/^(CRON_)?TZ=/.test(expr)) return { ok: false, problem: `a time zone prefix is not accepted in the schedule; use the kcr.io/checkpoint-timezone annotation` };
-    const fields = expr.split(/\s+/);
-    if (fields.length !== 5 && fields.length !== 6) {
-      return { ok: false, problem: `${fields.length} fields in ${JSON.stringify(expr)}: a schedule has 5 fields (minute hour day month weekday), or 6 with seconds first` };
-    }
-    for (const [i, field] of fields.entries()) {
-      // Month and weekday names (JUL, THU) hold the letters L and H: drop them first.
-      const bare = field.toUpperCase().replace(NAMES, '');
-      for (const [token, why] of [['L', '"L" (last)'], ['#', '"#" (nth weekday)'], ['H', '"H" (hash)']] as const) {
-        if (bare.includes(token)) return { ok: false, problem: `field ${i + 1} (${JSON.stringify(field)}) uses ${why}, which PingSource does not accept` };
-      }
-    }
+  if (expr === '') return { ok: false, problem: 'the schedule is empty (a PingSource would default it to every minute)' };
+  const check = checkPingSchedule(expr, timezone);
+  if (!check.ok) {
+    const why = hint(expr, timezone, check.errors);
+    return { ok: false, problem: `Knative's PingSource webhook would refuse it: ${fieldErrorsText(check.errors).replaceAll('\n', '; ')}${why ? ` (${why})` : ''}` };
   }
-  try {
-    const parsed = CronExpressionParser.parse(expr, { currentDate: from, ...(timezone ? { tz: timezone } : {}) });
-    return { ok: true, nextRuns: [parsed.next().toDate(), parsed.next().toDate()] };
-  } catch (err) {
-    return { ok: false, problem: `invalid schedule ${JSON.stringify(expr)}: ${err instanceof Error ? err.message : String(err)}` };
-  }
+  const first = nextTime(check.schedule, from);
+  const second = first && nextTime(check.schedule, first);
+  if (!first || !second) return { ok: false, problem: `${JSON.stringify(expr)} never fires: no time in the next five years matches it` };
+  return { ok: true, nextRuns: [first, second] };
 }
 
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
+/** What the user most likely meant, for the refusals that have a usual cause. */
+function hint(expr: string, timezone: string | undefined, errors: FieldError[]): string | undefined {
+  if (errors.some((e) => e.path === 'spec.timezone')) return `${ANNOTATIONS.timezone} or a CRON_TZ= prefix must name an IANA time zone such as Europe/Paris, in its exact case`;
+  if (timezone && /^(CRON_)?TZ=/.test(expr)) return `the time zone is given twice: drop the prefix or ${ANNOTATIONS.timezone}`;
+  if (expr.includes('@every')) return 'for an interval write a cron expression such as "*/5 * * * *"';
+  if (expr.startsWith('@')) return 'the descriptors are @yearly, @annually, @monthly, @weekly, @daily, @midnight and @hourly, in lower case';
+  const fields = expr.split(/\s+/).filter((f) => !f.includes('='));
+  if (fields.length === 7) return 'a seventh field (year) is Quartz syntax';
+  for (const field of fields) {
+    const bare = field.toUpperCase().replace(NAMES, '');
+    for (const [token, what] of QUARTZ) if (bare.includes(token)) return `${what} is Quartz or Jenkins syntax, not cron's`;
   }
+  return undefined;
 }

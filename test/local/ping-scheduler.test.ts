@@ -3,7 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
 import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
 import { dataOf } from '../../local/cloudevent-wire.js';
-import { makePingEvent, nextFire, startPingScheduler, validateSchedule, type PingObservation, type PingScheduler } from '../../local/ping-scheduler.js';
+import { makePingEvent, pingSchedule, startPingScheduler, type PingObservation, type PingScheduler } from '../../local/ping-scheduler.js';
+import { nextTime } from '../../functions/schedule-sync/cron.js';
+import { ACCEPTED, REFUSED } from '../schedule-sync/webhook-cases.js';
+import { apiError } from '../simulator/helpers.js';
 import { startSubscriber, type Subscriber } from './support.js';
 
 let cluster: SimulatedCluster;
@@ -121,10 +124,25 @@ describe('ping scheduler against the simulated cluster', () => {
     await expect(scheduler.fireNow('default', 'nope')).rejects.toThrow(/PingSource default\/nope is not known/);
   });
 
-  it('reports an invalid schedule on the PingSource status and does not schedule it', async () => {
-    await api.create(pingSource('bad', { schedule: '0 0 L * *', sink: { uri: `${sink.url}bad` } }));
+  it('never sees a schedule the webhook refuses: the simulated API server answers the create with its 400', async () => {
+    const refused = await apiError(() => api.create(pingSource('refused', { schedule: '0 0 L * *', sink: { uri: `${sink.url}refused` } })));
+    expect(refused.code).toBe(400);
+    expect(refused.body.message).toMatch(/^admission webhook "validation.webhook.eventing.knative.dev" denied the request: validation failed: invalid value: failed to parse int from L/);
+    expect(scheduler.scheduled().map((s) => s.name)).not.toContain('refused');
+  });
+
+  it('leaves unscheduled a schedule that matches no time, as robfig/cron does', async () => {
+    await api.create(pingSource('february-30', { schedule: '0 0 30 2 *', sink: { uri: `${sink.url}never` } }));
+    await until(() => seen.some((o) => o.kind === 'invalid' && o.name === 'february-30'), 'invalid observation');
+    expect(seen.find((o) => o.kind === 'invalid' && o.name === 'february-30')).toMatchObject({ reason: 'schedule "0 0 30 2 *" matches no time in the next five years' });
+    expect(scheduler.scheduled().map((s) => s.name)).not.toContain('february-30');
+    await api.delete(pingSource('february-30', {}));
+  });
+
+  it('reports an invalid spec on the PingSource status and does not schedule it', async () => {
+    await api.create(pingSource('bad', { schedule: '* * * * *', data: 'a', dataBase64: 'Yg==', sink: { uri: `${sink.url}bad` } }));
     await until(() => seen.some((o) => o.kind === 'invalid' && o.name === 'bad'), 'invalid observation');
-    expect(seen.find((o) => o.kind === 'invalid' && o.name === 'bad')).toMatchObject({ reason: expect.stringMatching(/L, W, # or H/) });
+    expect(seen.find((o) => o.kind === 'invalid' && o.name === 'bad')).toMatchObject({ reason: expect.stringMatching(/mutually exclusive/) });
     expect(scheduler.scheduled().map((s) => s.name)).not.toContain('bad');
     type Status = { status?: { conditions?: { type: string; status: string; reason?: string }[] } };
     let status: Status['status'];
@@ -138,19 +156,19 @@ describe('ping scheduler against the simulated cluster', () => {
 });
 
 describe('schedules and events', () => {
-  it.each(['*/10 * * * *', '*/10 * * * * *', '0 30 9 * * MON-FRI', '0 0 * jul *', '@hourly', '0 0 ? * *'])('accepts %s', (s) => {
-    expect(() => nextFire(validateSchedule(s), undefined, new Date())).not.toThrow();
+  it.each(ACCEPTED.map((c) => [c.schedule, c.timezone ?? '', c] as const))('runs %s %s as the adapter would', (_, __, c) => {
+    expect(nextTime(pingSchedule(c), new Date('2026-11-30T00:00:00Z'))).toBeInstanceOf(Date);
   });
 
-  it.each(['0 0 L * *', '0 0 * * 5L', '0 0 15W * *', '0 0 * * 1#2', 'H * * * *', '@every 10s', '* * * *', '* * * * * * *'])('rejects %s', (s) => {
-    expect(() => validateSchedule(s)).toThrow(/schedule/);
+  it.each(REFUSED.map((c) => [c.schedule, c.timezone ?? '', c] as const))('refuses %s %s with the webhook\'s error', (_, __, c) => {
+    expect(() => pingSchedule(c)).toThrow(`Knative's webhook refuses this PingSource: ${c.error}`);
   });
 
-  it('honours spec.timezone', () => {
-    const after = new Date('2025-01-15T12:00:00Z');
-    expect(nextFire('0 9 * * *', 'Asia/Tokyo', after).toISOString()).toBe('2025-01-16T00:00:00.000Z');
-    expect(nextFire('0 9 * * *', undefined, after).toISOString()).toBe('2025-01-16T09:00:00.000Z');
-    expect(() => nextFire('0 9 * * *', 'Mars/Olympus', after)).toThrow(/not an IANA time zone/);
+  it('defaults an empty schedule to every minute and honours spec.timezone, UTC without one', () => {
+    const after = new Date('2025-01-15T12:00:30Z');
+    expect(nextTime(pingSchedule({}), after)?.toISOString()).toBe('2025-01-15T12:01:00.000Z');
+    expect(nextTime(pingSchedule({ schedule: '0 9 * * *', timezone: 'Asia/Tokyo' }), after)?.toISOString()).toBe('2025-01-16T00:00:00.000Z');
+    expect(nextTime(pingSchedule({ schedule: '0 9 * * *' }), after)?.toISOString()).toBe('2025-01-16T09:00:00.000Z');
   });
 
   it('sends the decoded bytes of dataBase64 and no data when none is set', () => {
