@@ -1,6 +1,7 @@
 // The whole kcr chain on one machine, no cluster: the simulated cluster, a
 // node-agent process per node, embedded S3, a registry (Debian's docker-registry when
-// installed, else an OCI layout directory), every function as its own HTTP
+// installed, its storage under the state directory and its garbage collected
+// on a schedule; else an OCI layout directory), every function as its own HTTP
 // server, the local broker routing by eventing/*.yaml, the ping scheduler and
 // the ApiServerSources of sources/*.yaml. The functions are configured through
 // the same environment variables as in a cluster.
@@ -14,6 +15,7 @@ import { startSimulatedCluster, type SimulatedCluster, type SimulatedClusterOpti
 import { FUNCTIONS, type FunctionName } from '../functions/catalog.js';
 import { serveFunction, type RunningFunction } from '../functions/core/runtime/server.js';
 import { createLogger, type Logger } from '../functions/core/runtime/logger.js';
+import { errorMessage } from '../functions/core/runtime/errors.js';
 import { S3ObjectStore } from '../functions/core/storage/s3.js';
 import { DEFAULT_BUCKET } from '../functions/core/storage/layout.js';
 import { startEmbeddedS3, type EmbeddedS3 } from './embedded-s3.js';
@@ -47,7 +49,16 @@ export interface StackOptions {
   onS3Request?: (req: IncomingMessage, url: URL) => void;
   /** Simulated container memory per container (the checkpoint size). */
   containerDataBytes?: number;
+  /**
+   * How often docker-registry's garbage collection runs (stop, collect, start
+   * on the same port), which frees the blobs of the images retention deleted;
+   * 0 never (tests call `registry.server.collectGarbage()` themselves).
+   */
+  registryGcIntervalMs?: number;
 }
+
+/** Until collected, every layer ever pushed stays on disk (the demo's 10 s checkpoints grew it ~290 MB a minute). */
+export const DEFAULT_REGISTRY_GC_INTERVAL_MS = 5 * 60_000;
 
 export interface Stack {
   cluster: SimulatedCluster;
@@ -75,8 +86,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   };
   try {
     const layoutDir = join(stateDir, 'oci-layout');
-    const registryServer = options.registryBinary ? await startRegistryServer({ binary: options.registryBinary }) : undefined;
-    if (registryServer) stops.push(() => registryServer.stop());
+    const registryServer = options.registryBinary ? await startRegistryServer({ binary: options.registryBinary, dir: join(stateDir, 'registry') }) : undefined;
+    if (registryServer) {
+      stops.push(() => registryServer.stop());
+      const every = options.registryGcIntervalMs ?? DEFAULT_REGISTRY_GC_INTERVAL_MS;
+      if (every > 0) stops.push(scheduleGarbageCollection(registryServer, every, fileLogger('registry')));
+    }
 
     const cluster = await startSimulatedCluster({
       stateDir: join(stateDir, 'cluster'),
@@ -179,4 +194,17 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     if (options.logToStderr) return createLogger(name, level, pino.destination(2));
     return createLogger(name, level, createWriteStream(join(logsDir, `${name}.log`), { flags: 'a' }));
   }
+}
+
+/** Collects the registry's garbage every `everyMs`; returns what stops it. */
+export function scheduleGarbageCollection(registry: RegistryServer, everyMs: number, log: Logger): () => Promise<void> {
+  const timer = setInterval(() => {
+    const started = performance.now();
+    registry.collectGarbage().then(
+      () => log.info({ ms: Math.round(performance.now() - started) }, `garbage collection of ${registry.host} done`),
+      (err: unknown) => log.error({ err: errorMessage(err) }, `garbage collection of ${registry.host} failed: ${errorMessage(err)}`),
+    );
+  }, everyMs);
+  timer.unref();
+  return async () => clearInterval(timer);
 }

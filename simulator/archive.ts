@@ -12,9 +12,9 @@ export interface ArchiveInput {
   podUid: string;
   container: string;
   containerId: string;
-  /** Image the container runs, as in the pod spec. */
+  /** The image the container's root filesystem comes from: the spec image, or after a restore the checkpoint's base image (never the checkpoint image). */
   image: string;
-  /** Image reference with digest (`repo@sha256:…`). */
+  /** That image's reference with digest (`repo@sha256:…`), or its bare ID. */
   imageRef: string;
   podIP: string;
   sandboxId: string;

@@ -86,6 +86,12 @@ interface RuntimeContainer {
   everStarted: boolean;
   state: ContainerState;
   restoredFrom?: string;
+  /**
+   * What a restored container's root filesystem comes from: the checkpoint's
+   * base image (config.dump), which CRI-O creates it from, so its own
+   * checkpoints name that image, never the checkpoint image in the pod spec.
+   */
+  rootfs?: RootfsImage;
   logs: string[];
   previousLogs: string[];
   backoffMs: number;
@@ -106,6 +112,13 @@ interface RuntimePod {
   /** Evicted or otherwise finished by the kubelet: no more restarts. */
   final: boolean;
   terminating: boolean;
+}
+
+interface RootfsImage {
+  /** config.dump's rootfsImageName: the image reference the workload asked for. */
+  name: string;
+  /** config.dump's rootfsImageRef: that image's ID. */
+  ref: string;
 }
 
 const MAX_LOG_LINES = 2000;
@@ -280,7 +293,7 @@ export class Kubelet {
     const image = c.image;
     const stale = (): boolean => this.stopped || c.attempt !== attempt || this.pods.get(p.uid) !== p || p.final || p.terminating;
     void (async () => {
-      let restored: { state: ContainerState; ref: string; checkpointedAt: string } | undefined;
+      let restored: { state: ContainerState; ref: string; checkpointedAt: string; rootfs: RootfsImage } | undefined;
       let imageID: string;
       try {
         const resolved = await resolveImage(image, this.opts.imageSources);
@@ -303,7 +316,7 @@ export class Kubelet {
           } catch (err) {
             throw new CreateContainerError(`restoring container ${c.name} from ${image}: ${err instanceof Error ? err.message : String(err)}`);
           }
-          restored = { state: decoded.state, ref: image, checkpointedAt: decoded.header.checkpointedAt };
+          restored = { state: decoded.state, ref: image, checkpointedAt: decoded.header.checkpointedAt, rootfs: rootfsOf(files.get('config.dump'), image) };
         }
       } catch (err) {
         if (stale()) return;
@@ -353,6 +366,7 @@ export class Kubelet {
       if (restored) {
         c.state = restored.state;
         c.restoredFrom = restored.ref;
+        c.rootfs = restored.rootfs;
         this.log(p, c, `restored from checkpoint image ${restored.ref} (checkpointed ${restored.checkpointedAt}): counter=${c.state.counter}`);
       } else {
         c.state = {
@@ -362,6 +376,7 @@ export class Kubelet {
           crashOnRestore: false,
         };
         c.restoredFrom = undefined;
+        c.rootfs = undefined;
         this.log(p, c, `starting fresh: counter=0`);
       }
       const pod = this.currentPod(p);
@@ -691,8 +706,8 @@ export class Kubelet {
       podUid: p.uid,
       container,
       containerId: c.id,
-      image: c.image,
-      imageRef: c.imageID,
+      image: c.rootfs?.name ?? c.image,
+      imageRef: c.rootfs?.ref ?? c.imageID,
       podIP: p.podIP,
       sandboxId: p.sandboxId,
       restartCount: c.restartCount,
@@ -706,6 +721,22 @@ export class Kubelet {
     const body = JSON.stringify({ items: [`/var/lib/kubelet/checkpoints/${fileName}`] });
     return { status: 200, contentType: 'application/json', body };
   }
+}
+
+/** The base image a checkpoint archive's config.dump names, which CRI-O restores the container's root filesystem from. */
+function rootfsOf(configDump: Buffer | undefined, image: string): RootfsImage {
+  let config: unknown;
+  try {
+    config = configDump ? JSON.parse(configDump.toString('utf8')) : undefined;
+  } catch (err) {
+    throw new CreateContainerError(`checkpoint image ${image}: config.dump is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const name = isRecord(config) ? (config.rootfsImageName ?? config.rootfsImage) : undefined;
+  const ref = isRecord(config) ? config.rootfsImageRef : undefined;
+  if (typeof name !== 'string' || !name || typeof ref !== 'string' || !ref) {
+    throw new CreateContainerError(`checkpoint image ${image}: the archive's config.dump names no rootfs image to restore onto`);
+  }
+  return { name, ref };
 }
 
 class CreateContainerError extends Error {

@@ -37,7 +37,7 @@ import { RegistryAuthError, RegistryError } from './registry.js';
 import { TransientError, errorMessage } from '../core/runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
 import { ImageRecord } from './image-record.js';
-import { pruneCheckpoints } from './retention.js';
+import { pruneCheckpoints, type PodLister } from './retention.js';
 
 export const FUNCTION_NAME = 'build-image';
 
@@ -50,8 +50,15 @@ export interface BuildImageDeps {
   compression?: LayerCompression;
   /** The platform the checkpoint runs on: CRIU images are architecture-specific. */
   platform?: Platform;
-  /** Committed checkpoints kept per container after a build; 0 or unset keeps all. */
-  retention?: number;
+  /** Unset keeps every checkpoint. */
+  retention?: Retention;
+}
+
+export interface Retention {
+  /** Committed checkpoints kept per container after a build; 0 keeps all. */
+  keep: number;
+  /** The pods whose images are never pruned. */
+  pods: PodLister;
 }
 
 /** The outcome of one build, for logs and tests. */
@@ -242,10 +249,10 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
         return { failed: reason };
       },
     );
-    if (deps.retention) {
+    if (deps.retention && deps.retention.keep > 0) {
       const ref = { namespace: data.namespace, workload: data.workload, container: data.container };
       try {
-        await pruneCheckpoints({ store: deps.store, target: deps.target, log: ctx.log }, ref, deps.retention, data.id);
+        await pruneCheckpoints({ store: deps.store, target: deps.target, pods: deps.retention.pods, log: ctx.log }, ref, deps.retention.keep, data.id);
       } catch (err) {
         // The build's outcome stands; what was not pruned now is pruned by the next pass.
         ctx.log.warn({ err: errorMessage(err) }, `retention: pruning ${data.namespace}/${data.workload.kind}/${data.workload.name}/${data.container} failed: ${errorMessage(err)}`);

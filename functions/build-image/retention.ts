@@ -9,6 +9,12 @@
 // orphaned. Uncommitted checkpoints (an upload in flight) and the checkpoint
 // just built are never touched; files left of a pruned checkpoint (a bad
 // marker written afterwards) go too.
+// A checkpoint whose image a pod still references (spec or status, by index
+// or manifest digest, in any phase but Succeeded/Failed) is never pruned: a
+// restored pod's restart or reschedule pulls that image again. Pods are listed
+// only when something with an image would go, in the checkpoint's namespace
+// (the only one restore-pod patches pods in).
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ImageTarget } from './image-target.js';
 import { getJsonIfParsable, type ObjectStore } from '../core/storage/object-store.js';
@@ -17,11 +23,23 @@ import { ARTIFACT_FILES, artifactKey, type CheckpointLocation } from '../core/st
 import { errorMessage } from '../core/runtime/errors.js';
 import { ImageRecord } from './image-record.js';
 
+/** The API server's pod list: build-image's only API call. */
+export interface PodLister {
+  listPods(namespace: string, labelSelector?: string, fieldSelector?: string): Promise<V1Pod[]>;
+}
+
 export interface RetentionDeps {
   store: ObjectStore;
   target: ImageTarget;
+  pods: PodLister;
   log: Logger;
 }
+
+/** Pods that may still start containers: ended ones never pull again. */
+const NOT_ENDED = 'status.phase!=Succeeded,status.phase!=Failed';
+
+/** Whether a pod references the image; the first call lists the namespace's pods, a failed list fails the pass. */
+type InUse = (image: ImageRecord) => Promise<boolean>;
 
 /** A checkpoint's files in S3, by name. */
 type Files = ReadonlySet<string>;
@@ -36,9 +54,10 @@ const PRUNED_FILES = ['image', 'manifest', 'archive', 'bad'] as const;
  */
 export async function pruneCheckpoints(deps: RetentionDeps, ref: ContainerRef, keep: number, current: string): Promise<void> {
   const all = await new CheckpointCatalog(deps.store).checkpointFiles(ref);
+  const inUse = imagesInUse(deps.pods, ref.namespace);
   const uncommitted = all.filter(([id, files]) => id !== current && !files.has(ARTIFACT_FILES.manifest));
   // Only where manifest.json is gone: next to one, prune.json is stale (the checkpoint was stored anew after its prune) and the image its own again.
-  for (const [id, files] of uncommitted.filter(([, files]) => files.has(ARTIFACT_FILES.prune))) await finishPrune(deps, { ...ref, id }, files);
+  for (const [id, files] of uncommitted.filter(([, files]) => files.has(ARTIFACT_FILES.prune))) await finishPrune(deps, { ...ref, id }, files, inUse);
 
   const committed = all.filter(([, files]) => files.has(ARTIFACT_FILES.manifest));
   // Leftovers of a checkpoint pruned before restore-pod marked it bad: no manifest, no upload in flight, no prune record (finished above).
@@ -48,8 +67,13 @@ export async function pruneCheckpoints(deps: RetentionDeps, ref: ContainerRef, k
     const loc: CheckpointLocation = { ...ref, id };
     // An image.json that is not JSON names no image; any other read failure stops the prune (retried by the next pass).
     const raw = files.has(ARTIFACT_FILES.image) ? await getJsonIfParsable(deps.store, artifactKey(loc, 'image')) : undefined;
-    const record = raw === undefined ? undefined : ImageRecord.safeParse(raw);
-    const image = record?.success && ownImage(deps, record.data) ? record.data : undefined;
+    const parsed = raw === undefined ? undefined : ImageRecord.safeParse(raw);
+    const recorded = parsed?.success ? parsed.data : undefined;
+    if (recorded && (await inUse(recorded))) {
+      deps.log.debug({ checkpointId: id, reference: recorded.reference }, `retention: keeping checkpoint ${id}: a pod uses ${recorded.reference}`);
+      continue;
+    }
+    const image = recorded && ownImage(deps, recorded) ? recorded : undefined;
     if (image) await deps.store.putJson(artifactKey(loc, 'prune'), image);
     await removeFiles(deps, loc, files);
     if (image) await removeImage(deps, loc, image);
@@ -58,11 +82,12 @@ export async function pruneCheckpoints(deps: RetentionDeps, ref: ContainerRef, k
 }
 
 /** The rest of a prune a crash or a failed image deletion interrupted: S3 leftovers, the image, then the record. */
-async function finishPrune(deps: RetentionDeps, loc: CheckpointLocation, files: Files): Promise<void> {
+async function finishPrune(deps: RetentionDeps, loc: CheckpointLocation, files: Files, inUse: InUse): Promise<void> {
   const record = ImageRecord.safeParse(await getJsonIfParsable(deps.store, artifactKey(loc, 'prune')));
   await removeFiles(deps, loc, files);
   if (record.success && ownImage(deps, record.data)) {
-    await removeImage(deps, loc, record.data);
+    // A pod started from it after all (patched by a restore that read image.json just before the prune): the image waits in prune.json until that pod ends.
+    if (!(await inUse(record.data))) await removeImage(deps, loc, record.data);
     return;
   }
   // Names no image this target holds (written by hand, or the target changed since): nothing left to retry.
@@ -90,4 +115,40 @@ async function removeImage(deps: RetentionDeps, loc: CheckpointLocation, image: 
 
 function ownImage(deps: RetentionDeps, image: ImageRecord): boolean {
   return image.target === deps.target.kind && image.host === deps.target.host;
+}
+
+/** Lists the namespace's pods once, at the first question: most passes have nothing with an image to delete. */
+function imagesInUse(pods: PodLister, namespace: string): InUse {
+  let digests: Promise<ReadonlySet<string>> | undefined;
+  return async (image) => {
+    const used = await (digests ??= pods.listPods(namespace, undefined, NOT_ENDED).then(podImageDigests));
+    return used.has(image.indexDigest) || used.has(image.manifestDigest);
+  };
+}
+
+/** `…@sha256:<hex>` at the end of an image reference or image ID (`docker-pullable://repo@sha256:…` too). */
+const DIGEST = /@(sha256:[0-9a-f]{64})$/;
+
+/**
+ * The digests every pod that has not ended references: what its containers
+ * run or will pull (spec, by the index digest restore-pod patches in) and what
+ * the runtime resolved (status imageID, often the platform manifest's digest).
+ */
+export function podImageDigests(pods: readonly V1Pod[]): Set<string> {
+  const digests = new Set<string>();
+  for (const pod of pods) {
+    // Checked here too, whatever the list's field selector did: the answer decides what is deleted.
+    if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+    const spec = pod.spec;
+    const status = pod.status;
+    const references = [
+      ...[...(spec?.initContainers ?? []), ...(spec?.containers ?? []), ...(spec?.ephemeralContainers ?? [])].map((c) => c.image),
+      ...[...(status?.initContainerStatuses ?? []), ...(status?.containerStatuses ?? []), ...(status?.ephemeralContainerStatuses ?? [])].flatMap((s) => [s.image, s.imageID]),
+    ];
+    for (const reference of references) {
+      const digest = reference && DIGEST.exec(reference)?.[1];
+      if (digest) digests.add(digest);
+    }
+  }
+  return digests;
 }

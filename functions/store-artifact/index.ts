@@ -1,5 +1,5 @@
 // store-artifact as a process: S3 from KCR_S3_*, the API (in-cluster or KUBECONFIG), node-agents from KCR_NODE_AGENT_*, then the runtime.
-import { InClusterPods } from './in-cluster-pods.js';
+import { InClusterPods } from '../core/kubernetes/in-cluster-pods.js';
 import { NodeAgentClient, type PodLister } from './node-agent-client.js';
 import { S3ObjectStore, s3OptionsFromEnv } from '../core/storage/s3.js';
 import { readEnv } from '../core/runtime/config.js';

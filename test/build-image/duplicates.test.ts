@@ -19,7 +19,7 @@ import { optionalBinary } from '../support/binaries.js';
 import { MemoryStore } from '../support/memory-store.js';
 import { startRegistry, startRegistryProxy, type RegistryProxy, type TestRegistry } from '../support/registry.js';
 import { startSink } from '../support/sink.js';
-import { keyOf, makeFixture, seed, storedEvent, testContext, type Fixture } from './fixtures.js';
+import { keyOf, makeFixture, retain, seed, storedEvent, testContext, type Fixture } from './fixtures.js';
 
 const registryBinary = optionalBinary('docker-registry');
 const ctx = testContext();
@@ -59,7 +59,7 @@ describe('duplicates of one checkpoint.stored in one instance', () => {
     const store = new MemoryStore();
     const fixture = await makeFixture();
     seed(store, fixture);
-    const handler = createBuildImage({ store, target, repoPrefix: 'kcr', retention: 3 });
+    const handler = createBuildImage({ store, target, repoPrefix: 'kcr', retention: retain(3) });
 
     const answers = await Promise.all(Array.from({ length: 50 }, () => handler.handle(storedEvent(fixture.data), ctx)));
     const record = ImageRecord.parse(await store.getJson(keyOf(fixture, 'image')));
@@ -101,7 +101,7 @@ describe('duplicates of one checkpoint.stored in one instance', () => {
     const store = new UnreachableStore();
     seed(store, fixture);
     for (const retention of [undefined, 2]) {
-      const handler = createBuildImage({ store, target: new OciLayout(dir, 'kcr.local'), repoPrefix: 'kcr', ...(retention ? { retention } : {}) });
+      const handler = createBuildImage({ store, target: new OciLayout(dir, 'kcr.local'), repoPrefix: 'kcr', ...(retention ? { retention: retain(retention) } : {}) });
       const answers = await Promise.allSettled(Array.from({ length: 3 }, () => handler.handle(storedEvent(fixture.data), ctx)));
       for (const a of answers) {
         expect(a.status).toBe('rejected');
@@ -111,7 +111,7 @@ describe('duplicates of one checkpoint.stored in one instance', () => {
 
     // Over HTTP, the runtime answers 503 so the broker retries.
     const sink = await startSink();
-    const handler = createBuildImage({ store, target: new OciLayout(dir, 'kcr.local'), repoPrefix: 'kcr', retention: 2 });
+    const handler = createBuildImage({ store, target: new OciLayout(dir, 'kcr.local'), repoPrefix: 'kcr', retention: retain(2) });
     const fn = await serveFunction(handler, { port: 0, host: '127.0.0.1', sink: sink.url, logger: createLogger('build-image', 'silent') });
     try {
       const res = await fetch(fn.url, {

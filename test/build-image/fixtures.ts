@@ -1,8 +1,12 @@
 // Small kubelet-style checkpoint archives (CRI-O layout) and the stored event
 // and manifest.json that store-artifact would have written for them.
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
+import type { V1Pod } from '@kubernetes/client-node';
 import tar from 'tar-stream';
+import type { Retention } from '../../functions/build-image/handler.js';
 import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
 import { EventTypes, type CheckpointStoredData } from '../../functions/core/contract/events.js';
 import { artifactKey, DEFAULT_BUCKET, s3Uri } from '../../functions/core/storage/layout.js';
@@ -146,4 +150,18 @@ async function collect(stream: AsyncIterable<unknown>): Promise<Buffer> {
 /** The stored event as the runtime hands it to the handler (data already checked). */
 export function storedEvent(data: CheckpointStoredData): IncomingEvent<typeof EventTypes.checkpointStored> {
   return { type: EventTypes.checkpointStored, data, id: `evt-${data.id}`, source: '/kcr/store-artifact', extensions: { kcrcheckpointid: data.id } };
+}
+
+/** Retention of the newest `keep` checkpoints, with the pods the API lists (none unless given). */
+export function retain(keep: number, pods: V1Pod[] = []): Retention {
+  return { keep, pods: { listPods: async () => pods } };
+}
+
+/** A loopback port nothing listens on: connecting is refused (ECONNREFUSED), as while the registry restarts. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

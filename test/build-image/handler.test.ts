@@ -17,7 +17,7 @@ import { TransientError } from '../../functions/core/runtime/errors.js';
 import { optionalBinary } from '../support/binaries.js';
 import { MemoryStore } from '../support/memory-store.js';
 import { startRegistry, startRegistryProxy, type RegistryProxy, type TestRegistry } from '../support/registry.js';
-import { keyOf, makeFixture, seed, storedEvent, tarEntries, testContext, type Fixture } from './fixtures.js';
+import { closedPort, keyOf, makeFixture, seed, storedEvent, tarEntries, testContext, type Fixture } from './fixtures.js';
 
 const run = promisify(execFile);
 const registryBinary = optionalBinary('docker-registry');
@@ -205,7 +205,7 @@ describe.skipIf(!registryBinary)('build-image against docker-registry', () => {
   });
 
   it('answers an unreachable registry with a TransientError (the broker retries)', async () => {
-    const gone = new RegistryClient({ baseUrl: 'http://127.0.0.1:9', timeoutMs: 2000 });
+    const gone = new RegistryClient({ baseUrl: `http://127.0.0.1:${await closedPort()}`, timeoutMs: 2000 });
     const handler = createBuildImage({ store, target: gone, repoPrefix: 'kcr' });
     await expect(handler.handle(storedEvent(fixture.data), ctx)).rejects.toThrow(TransientError);
     expect(await store.stat(keyOf(fixture, 'image'))).toBeUndefined();

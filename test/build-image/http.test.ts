@@ -17,7 +17,7 @@ import { optionalBinary } from '../support/binaries.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { startS3, type S3Fixture } from '../support/s3.js';
 import { startSink, type TestSink } from '../support/sink.js';
-import { keyOf, makeFixture, type Fixture } from './fixtures.js';
+import { closedPort, keyOf, makeFixture, type Fixture } from './fixtures.js';
 import { scrape } from '../support/metrics.js';
 
 const registryBinary = optionalBinary('docker-registry');
@@ -60,6 +60,8 @@ describe.skipIf(!registryBinary)('build-image over HTTP with S3 (s3rver) and doc
       KCR_S3_BUCKET: BUCKET,
       KCR_REGISTRY_URL: registry.host,
       KCR_REGISTRY_REPO_PREFIX: 'checkpoints/kcr',
+      // No API server here, which retention needs (retention.test.ts covers it).
+      KCR_CHECKPOINT_RETENTION: '0',
     };
   });
   afterAll(async () => {
@@ -107,7 +109,7 @@ describe.skipIf(!registryBinary)('build-image over HTTP with S3 (s3rver) and doc
   it('answers 503 when the registry is unreachable, so the broker retries', async () => {
     const fixture = await makeFixture({ pod: 'http-unreachable', podUid: 'uid-http-unreachable' });
     await seedS3(store, fixture);
-    const fn = await serve({ KCR_REGISTRY_URL: '127.0.0.1:9', KCR_REGISTRY_TIMEOUT_MS: '2000' });
+    const fn = await serve({ KCR_REGISTRY_URL: `127.0.0.1:${await closedPort()}`, KCR_REGISTRY_TIMEOUT_MS: '2000' });
     try {
       const res = await post(fn, cloudEvent(fixture));
       expect(res.status).toBe(503);
@@ -119,6 +121,17 @@ describe.skipIf(!registryBinary)('build-image over HTTP with S3 (s3rver) and doc
 });
 
 describe('build-image configuration', () => {
+  it('refuses to start with retention but no API to list pods with, and needs none without retention', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kcr-layout-env-'));
+    try {
+      const env = { KCR_OCI_LAYOUT_DIR: dir, KCR_S3_ENDPOINT: 'http://127.0.0.1:1', KCR_S3_ACCESS_KEY: 'a', KCR_S3_SECRET_KEY: 'b' };
+      await expect(buildImageFromEnv(env)).rejects.toThrow(/KUBERNETES_SERVICE_HOST is unset.*KUBECONFIG/);
+      await expect(buildImageFromEnv({ ...env, KCR_CHECKPOINT_RETENTION: '0' })).resolves.toBeDefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('writes to the OCI layout when no registry is configured', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kcr-layout-env-'));
     try {

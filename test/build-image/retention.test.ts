@@ -10,7 +10,9 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { ImageTarget } from '../../functions/build-image/image-target.js';
 import { OciLayout } from '../../functions/build-image/oci-layout.js';
 import { RegistryClient } from '../../functions/build-image/registry.js';
+import type { V1Pod } from '@kubernetes/client-node';
 import { createBuildImage } from '../../functions/build-image/handler.js';
+import { podImageDigests, type PodLister } from '../../functions/build-image/retention.js';
 import { ImageRecord } from '../../functions/build-image/image-record.js';
 import { EventTypes } from '../../functions/core/contract/events.js';
 import { TransientError } from '../../functions/core/runtime/errors.js';
@@ -19,7 +21,7 @@ import { artifactKey, checkpointPrefix } from '../../functions/core/storage/layo
 import { optionalBinary } from '../support/binaries.js';
 import { MemoryStore } from '../support/memory-store.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
-import { keyOf, makeFixture, seed, storedEvent, testContext, type Fixture } from './fixtures.js';
+import { keyOf, makeFixture, retain, seed, storedEvent, testContext, type Fixture } from './fixtures.js';
 
 const ctx = testContext();
 const registryBinary = optionalBinary('docker-registry');
@@ -48,7 +50,7 @@ describe('retention with an OCI layout', () => {
 
   it("keeps a container's newest N committed checkpoints, in S3 and in the layout, and nothing else of theirs", async () => {
     const store = new MemoryStore();
-    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: 2 });
+    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: retain(2) });
     const mine = await history(4);
     const other = (await history(3, { container: 'sidecar' }))[0]!;
     // An upload in flight: an archive without its manifest, older than everything.
@@ -79,7 +81,7 @@ describe('retention with an OCI layout', () => {
 
   it('never prunes the checkpoint it has just built, even an old one replayed', async () => {
     const store = new MemoryStore();
-    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: 1 });
+    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: retain(1) });
     const [old, newer] = await history(2);
     for (const f of [newer!, old!]) {
       seed(store, f);
@@ -91,7 +93,7 @@ describe('retention with an OCI layout', () => {
 
   it("removes a bad marker left of a checkpoint it pruned earlier", async () => {
     const store = new MemoryStore();
-    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: 1 });
+    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: retain(1) });
     const [first, second, third] = await history(3);
     for (const f of [first!, second!]) {
       seed(store, f);
@@ -109,7 +111,7 @@ describe('retention with an OCI layout', () => {
   it('keeps everything when retention is 0 or unset', async () => {
     for (const retention of [0, undefined]) {
       const store = new MemoryStore();
-      const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', ...(retention !== undefined ? { retention } : {}) });
+      const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', ...(retention !== undefined ? { retention: retain(retention) } : {}) });
       const fixtures = await history(3);
       for (const f of fixtures) {
         seed(store, f);
@@ -128,7 +130,7 @@ describe('retention with an OCI layout', () => {
         return layout.removeImage(...args);
       },
     });
-    const handler = createBuildImage({ store, target: failing, repoPrefix: 'kcr', retention: 1 });
+    const handler = createBuildImage({ store, target: failing, repoPrefix: 'kcr', retention: retain(1) });
     const [first, second, third] = await history(3);
     for (const f of [first!, second!]) {
       seed(store, f);
@@ -158,7 +160,7 @@ describe('retention with an OCI layout', () => {
         return layout.removeImage(...args);
       },
     });
-    const handler = createBuildImage({ store, target: observing, repoPrefix: 'kcr', retention: 1 });
+    const handler = createBuildImage({ store, target: observing, repoPrefix: 'kcr', retention: retain(1) });
     const [first, second] = await history(2);
     for (const f of [first!, second!]) {
       seed(store, f);
@@ -170,7 +172,7 @@ describe('retention with an OCI layout', () => {
 
   it('finishes a prune that stopped half-way (a crash), leaving nothing of it', async () => {
     const store = new MemoryStore();
-    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: 1 });
+    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: retain(1) });
     const [first, second, third] = await history(3);
     seed(store, first!);
     await handler.handle(storedEvent(first!.data), ctx);
@@ -197,6 +199,160 @@ describe('retention with an OCI layout', () => {
   });
 });
 
+describe('retention and the pods that use checkpoint images', () => {
+  let dir: string;
+  let layout: OciLayout;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kcr-retention-pods-'));
+    layout = new OciLayout(dir, 'kcr.local');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The API as retention sees it: the pods listed, every call recorded, and an outage that can be switched on. */
+  function api(pods: V1Pod[] = []) {
+    const calls: unknown[][] = [];
+    const state = { pods, down: false };
+    const lister: PodLister = {
+      listPods: async (...args) => {
+        calls.push(args);
+        if (state.down) throw new TransientError('list pods in shop: connect ECONNREFUSED 10.96.0.1:443');
+        return state.pods;
+      },
+    };
+    return { calls, state, lister };
+  }
+  const pod = (phase: string, spec: string[], status: { image?: string; imageID?: string }[] = []): V1Pod => ({
+    metadata: { name: 'redis-0', namespace: 'shop' },
+    spec: { containers: spec.map((image, i) => ({ name: `c${i}`, image })) },
+    status: { phase, containerStatuses: status.map((s, i) => ({ name: `c${i}`, image: s.image ?? '', imageID: s.imageID ?? '', ready: true, restartCount: 0 })) },
+  });
+
+  async function buildAll(handler: ReturnType<typeof createBuildImage>, store: MemoryStore, fixtures: Fixture[]): Promise<ImageRecord[]> {
+    const records = [];
+    for (const f of fixtures) {
+      seed(store, f);
+      expect((await handler.handle(storedEvent(f.data), ctx))[0]?.type).toBe(EventTypes.imageBuilt);
+      records.push(await recordOf(store, f));
+    }
+    return records;
+  }
+
+  it('keeps a checkpoint whose image a pod runs, in S3 and in the layout, until that pod has ended', async () => {
+    const store = new MemoryStore();
+    const { state, lister } = api();
+    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: { keep: 1, pods: lister } });
+    const fixtures = await history(5);
+    const [first] = await buildAll(handler, store, fixtures.slice(0, 1));
+    // restore-pod patched the pod to the first checkpoint's image, by its index digest.
+    state.pods = [pod('Running', [first!.reference, 'docker.io/library/busybox:1'])];
+    await buildAll(handler, store, fixtures.slice(1, 4));
+
+    expect(keysOf(store, fixtures[0]!)).toEqual([keyOf(fixtures[0]!, 'archive'), keyOf(fixtures[0]!, 'image'), keyOf(fixtures[0]!, 'manifest')].sort());
+    expect(await layout.hasManifest(first!.repository, first!.indexDigest)).toBe(true);
+    expect(readdirSync(join(dir, 'blobs', 'sha256'))).toContain(first!.layer.digest.slice('sha256:'.length));
+    // Retention goes on for the rest.
+    expect(keysOf(store, fixtures[1]!)).toEqual([]);
+    expect(keysOf(store, fixtures[2]!)).toEqual([]);
+    expect(keysOf(store, fixtures[3]!)).toHaveLength(3);
+
+    state.pods = [pod('Succeeded', [first!.reference])];
+    await buildAll(handler, store, fixtures.slice(4));
+    expect(keysOf(store, fixtures[0]!)).toEqual([]);
+    expect(await layout.hasManifest(first!.repository, first!.indexDigest)).toBe(false);
+  });
+
+  it("counts a pod's status imageID (the platform manifest's digest) and pods not running yet", async () => {
+    const store = new MemoryStore();
+    const { state, lister } = api();
+    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: { keep: 1, pods: lister } });
+    const fixtures = await history(4);
+    const [first, second] = await buildAll(handler, store, fixtures.slice(0, 2));
+    expect(keysOf(store, fixtures[0]!)).toEqual([]);
+    state.pods = [
+      pod('Running', ['docker.io/library/redis:7'], [{ image: 'docker.io/library/redis:7', imageID: `docker-pullable://kcr.local/${second!.repository}@${second!.manifestDigest}` }]),
+      pod('Pending', ['docker.io/library/redis:7']),
+    ];
+    const [third] = await buildAll(handler, store, fixtures.slice(2, 3));
+    state.pods.push(pod('Pending', [third!.reference]));
+    await buildAll(handler, store, fixtures.slice(3));
+    expect(keysOf(store, fixtures[1]!)).toHaveLength(3);
+    expect(keysOf(store, fixtures[2]!)).toHaveLength(3);
+    expect(await layout.hasManifest(second!.repository, second!.indexDigest)).toBe(true);
+    expect(await layout.hasManifest(third!.repository, third!.indexDigest)).toBe(true);
+    expect(await layout.hasManifest(first!.repository, first!.indexDigest)).toBe(false);
+  });
+
+  it("lists the pods of the checkpoint's namespace that have not ended, once per pass, and only when an image would go", async () => {
+    const store = new MemoryStore();
+    const { calls, lister } = api();
+    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: { keep: 2, pods: lister } });
+    const fixtures = await history(4);
+    await buildAll(handler, store, fixtures.slice(0, 2));
+    expect(calls).toEqual([]);
+    await buildAll(handler, store, fixtures.slice(2));
+    expect(calls).toEqual([
+      ['shop', undefined, 'status.phase!=Succeeded,status.phase!=Failed'],
+      ['shop', undefined, 'status.phase!=Succeeded,status.phase!=Failed'],
+    ]);
+  });
+
+  it('deletes nothing that has an image while the API cannot list pods, and catches up afterwards', async () => {
+    const store = new MemoryStore();
+    const { state, lister } = api();
+    const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: { keep: 1, pods: lister } });
+    const fixtures = await history(4);
+    state.down = true;
+    // The builds succeed all the same: retention only logs its failure.
+    const records = await buildAll(handler, store, fixtures.slice(0, 3));
+    for (const [i, f] of fixtures.slice(0, 3).entries()) {
+      expect(keysOf(store, f)).toHaveLength(3);
+      expect(await layout.hasManifest(records[i]!.repository, records[i]!.indexDigest)).toBe(true);
+    }
+    state.down = false;
+    await buildAll(handler, store, fixtures.slice(3));
+    expect(fixtures.filter((f) => keysOf(store, f).length > 0)).toEqual(fixtures.slice(3));
+  });
+
+  it('leaves an image waiting in prune.json alone while a pod uses it', async () => {
+    const store = new MemoryStore();
+    const { state, lister } = api();
+    let refuse = true;
+    const failing: ImageTarget = Object.assign(Object.create(layout) as OciLayout, {
+      removeImage: async (...args: Parameters<OciLayout['removeImage']>) => {
+        if (refuse) throw new Error('registry read-only');
+        return layout.removeImage(...args);
+      },
+    });
+    const handler = createBuildImage({ store, target: failing, repoPrefix: 'kcr', retention: { keep: 1, pods: lister } });
+    const fixtures = await history(4);
+    const [first] = await buildAll(handler, store, fixtures.slice(0, 2));
+    expect(keysOf(store, fixtures[0]!)).toEqual([pruneKeyOf(fixtures[0]!)]);
+    // A restore read image.json just before the prune, and patched the pod afterwards.
+    state.pods = [pod('Running', [first!.reference])];
+    refuse = false;
+    await buildAll(handler, store, fixtures.slice(2, 3));
+    expect(keysOf(store, fixtures[0]!)).toEqual([pruneKeyOf(fixtures[0]!)]);
+    expect(await layout.hasManifest(first!.repository, first!.indexDigest)).toBe(true);
+
+    state.pods = [];
+    await buildAll(handler, store, fixtures.slice(3));
+    expect(keysOf(store, fixtures[0]!)).toEqual([]);
+    expect(await layout.hasManifest(first!.repository, first!.indexDigest)).toBe(false);
+  });
+
+  it('reads digests from spec images and status image IDs, of pods that have not ended', () => {
+    const digest = (c: string) => `sha256:${c.repeat(64)}`;
+    const digests = podImageDigests([
+      pod('Running', [`reg:5000/kcr/shop/x@${digest('a')}`, 'redis:7'], [{ image: 'redis:7', imageID: `docker-pullable://redis@${digest('b')}` }]),
+      { spec: { containers: [], initContainers: [{ name: 'init', image: `reg/init@${digest('c')}` }] }, status: { phase: 'Pending' } },
+      pod('Unknown', [`reg/u@${digest('d')}`]),
+      pod('Failed', [`reg/f@${digest('e')}`]),
+      pod('Succeeded', [`reg/s@${digest('f')}`]),
+    ]);
+    expect([...digests].sort()).toEqual([digest('a'), digest('b'), digest('c'), digest('d')]);
+  });
+});
+
 describe.skipIf(!registryBinary)('retention with docker-registry', () => {
   let registry: TestRegistry;
   beforeAll(async () => {
@@ -209,7 +365,7 @@ describe.skipIf(!registryBinary)('retention with docker-registry', () => {
   it('deletes the pruned images from the registry', async () => {
     const store = new MemoryStore();
     const client = new RegistryClient({ baseUrl: registry.url });
-    const handler = createBuildImage({ store, target: client, repoPrefix: 'retention', retention: 1 });
+    const handler = createBuildImage({ store, target: client, repoPrefix: 'retention', retention: retain(1) });
     const fixtures = await history(3);
     const records = [];
     for (const f of fixtures) {
@@ -227,7 +383,7 @@ describe.skipIf(!registryBinary)('retention with docker-registry', () => {
     const store = new MemoryStore();
     const gate = await startGate(registry.url);
     try {
-      const handler = createBuildImage({ store, target: new RegistryClient({ baseUrl: gate.url, timeoutMs: 2000 }), repoPrefix: 'outage', retention: 2 });
+      const handler = createBuildImage({ store, target: new RegistryClient({ baseUrl: gate.url, timeoutMs: 2000 }), repoPrefix: 'outage', retention: retain(2) });
       const direct = new RegistryClient({ baseUrl: registry.url });
       const fixtures = await history(9);
       const built = fixtures.slice(0, 3);

@@ -114,7 +114,8 @@ const EXPECTED: Record<string, { subject: Subject; grants: Record<string, string
   },
   // list the node-agent pods of kcr-system; get the checkpointed pod, anywhere, to check its owner.
   'store-artifact': { subject: sa('store-artifact'), grants: { 'core/pods in kcr-system': ['list'], 'core/pods': ['get'] } },
-  'build-image': { subject: sa('build-image'), grants: {} },
+  // list pods, anywhere: retention keeps the checkpoint images pods use.
+  'build-image': { subject: sa('build-image'), grants: { 'core/pods': ['list'] } },
   'event-archive': { subject: sa('event-archive'), grants: {} },
   'node-agent': { subject: sa('node-agent'), grants: {} },
   'kcr-workloads ApiServerSource': {
@@ -153,6 +154,7 @@ describe('RBAC', () => {
     ['kcr-request-checkpoint', 'core/nodes/proxy', /kubelet checkpoint API/],
     ['kcr-request-checkpoint', 'apps/deployments', /opts? in/],
     ['kcr-store-artifact-pods', 'core/pods', /owner/],
+    ['kcr-build-image-pods', 'core/pods', /retention.*image in use/s],
   ])('%s: the %s rule says why, in a comment above it', (role, resource, why) => {
     expect(ruleComments('ClusterRole', role).get(resource)).toMatch(why);
   });
@@ -163,7 +165,7 @@ describe('RBAC', () => {
     named(docs, 'v1', 'ServiceAccount', name);
   });
 
-  it.each(['build-image', 'event-archive'])('%s gets no API token at all', (name) => {
+  it.each(['event-archive'])('%s gets no API token at all', (name) => {
     expect(named(docs, 'v1', 'ServiceAccount', name).automountServiceAccountToken).toBe(false);
     const svc = named(docs, 'serving.knative.dev/v1', 'Service', name);
     expect((svc.spec as { template: { spec: { automountServiceAccountToken?: boolean } } }).template.spec.automountServiceAccountToken).toBe(false);
