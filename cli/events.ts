@@ -1,18 +1,21 @@
 // `kcr events list | show | replay`: reads the event archive in S3 and sends
-// archived events again.
+// archived events again (archiving the copies it sends past the broker).
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { ObjectStore } from '../functions/core/storage/object-store.js';
 import { readEnv } from '../functions/core/runtime/config.js';
 import { ConfigError, errorMessage } from '../functions/core/runtime/errors.js';
+import { parseRawRequest } from '../functions/core/runtime/parse.js';
 import {
   CHECKPOINT_ID_EXTENSION,
+  EVENTS_PREFIX,
+  archiveEvent,
   checkArchived,
   isDeadLetter,
   isDeadLetterKey,
   type StructuredEvent,
 } from '../functions/event-archive/archived-event.js';
 import { findById, selectEvents, type ArchivedObject, type EventFilter, type TimeRange } from './archive-query.js';
-import { replayEvent, send, toBinary } from './replay.js';
+import { destinationOf, replayEvent, send, toBinary } from './replay.js';
 import { formatTable } from './table.js';
 import { parseTimeArg } from './time.js';
 import { UsageError } from './errors.js';
@@ -107,8 +110,8 @@ export function addEventsCommand(program: Command, io: CliIo): Command {
     'events',
   )
     .option('--limit <n>', 'replay at most this many events (the newest)', positiveInt)
-    .addOption(new Option('--broker <url>', 'the broker ingress to send to (local or cluster)').argParser(httpUrl).conflicts('to'))
-    .addOption(new Option('--to <url>', "one function's URL to send to directly").argParser(httpUrl))
+    .addOption(new Option('--broker <url>', 'the broker ingress to send to (default: $KCR_BROKER_URL, then $K_SINK); event-archive archives what it receives').argParser(httpUrl).conflicts('to'))
+    .addOption(new Option('--to <url>', "one function's URL to send to directly; kcr archives each copy the function answered, as event-archive would").argParser(httpUrl))
     .option('--dry-run', 'print what would be sent, send nothing')
     .option('--json', 'print JSON for scripts')
     .action(async (ids: string[], opts: ReplayOptions, cmd: Command) => replay(io, ids, opts, cmd));
@@ -250,14 +253,18 @@ interface ReplayLine {
   subject?: string;
   target: string;
   status: number | 'dry-run' | 'error';
+  /** Key of the copy kcr archived itself (sent with --to, past the broker). */
+  archived?: string;
+  archiveError?: string;
   error?: string;
   headers?: Record<string, string>;
   body?: string;
 }
 
 async function replay(io: CliIo, ids: string[], opts: ReplayOptions, cmd: Command): Promise<void> {
-  const target = opts.broker ?? opts.to;
-  if (!target) throw new UsageError('replay needs a destination: --broker <url> or --to <function url>');
+  const destination = destinationOf(opts, io.env);
+  if (!destination) throw new UsageError('replay needs a destination: --broker <url>, --to <function url>, or $KCR_BROKER_URL / $K_SINK');
+  const target = destination.url;
   const filter = filterOf(opts);
   const hasSelection = Object.keys(filter).length > 0 || opts.since !== undefined || opts.until !== undefined;
   if (ids.length && (filter.types || filter.subject || filter.checkpointId)) {
@@ -300,7 +307,17 @@ async function replay(io: CliIo, ids: string[], opts: ReplayOptions, cmd: Comman
       continue;
     }
     const result = await send(target, message, fetchImpl, SEND_TIMEOUT_MS);
-    lines.push({ ...base, status: result.status ?? 'error', ...(result.error ? { error: result.error } : {}) });
+    const line: ReplayLine = { ...base, status: result.status ?? 'error', ...(result.error ? { error: result.error } : {}) };
+    // The broker has event-archive archive what arrives; past it, kcr archives the copy itself, in
+    // event-archive's form, once the function answered (any answer: the copy arrived).
+    if (!destination.broker && result.status !== undefined) {
+      try {
+        for (const received of parseRawRequest(message.headers, message.body)) line.archived = await archiveEvent(store, received);
+      } catch (err) {
+        line.archiveError = errorMessage(err);
+      }
+    }
+    lines.push(line);
   }
 
   if (opts.json) io.stdout.write(`${JSON.stringify(lines, null, 2)}\n`);
@@ -313,10 +330,15 @@ async function replay(io: CliIo, ids: string[], opts: ReplayOptions, cmd: Comman
       ),
     );
     if (opts.dryRun) for (const l of lines) io.stdout.write(`\n# ${l.originalId} → POST ${target}\n${JSON.stringify({ headers: l.headers, body: l.body }, null, 2)}\n`);
+    const archived = lines.filter((l) => l.archived).length;
+    if (archived) io.stdout.write(`archived ${archived} of them in s3://${store.bucket}/${EVENTS_PREFIX}, as event-archive archives what the broker receives\n`);
   }
+  const unarchived = lines.filter((l) => l.archiveError);
+  for (const l of unarchived) io.stderr.write(`replay of ${l.originalId} reached ${target}, but was not archived: ${l.archiveError}\n`);
   const failed = lines.filter((l) => l.status === 'error' || (typeof l.status === 'number' && (l.status < 200 || l.status > 299)));
   if (failed.length) {
     for (const l of failed) io.stderr.write(`replay of ${l.originalId} (${l.key}) to ${target} failed: ${l.error ?? `HTTP ${l.status}`}\n`);
     throw new Error(`${failed.length} of ${lines.length} replayed events were not accepted`);
   }
+  if (unarchived.length) throw new Error(`${unarchived.length} of ${lines.length} replayed events were not archived`);
 }

@@ -40,3 +40,16 @@ export async function send(target: string, message: BinaryMessage, fetchImpl: ty
     return { ok: false, error: `POST ${target} failed: ${errorMessage(err)}` };
   }
 }
+
+export interface Destination {
+  url: string;
+  /** Whether it is the broker (which archives what it receives), not one function. */
+  broker: boolean;
+}
+
+/** `--to` (a function), else `--broker`, else $KCR_BROKER_URL, else $K_SINK (the local mode's env file sets both). */
+export function destinationOf(opts: { to?: string; broker?: string }, env: NodeJS.ProcessEnv): Destination | undefined {
+  if (opts.to) return { url: opts.to, broker: false };
+  const broker = opts.broker ?? env.KCR_BROKER_URL ?? env.K_SINK;
+  return broker ? { url: broker, broker: true } : undefined;
+}

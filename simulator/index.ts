@@ -11,7 +11,7 @@ import { ObjectApi } from './api.js';
 import { ApiError } from './errors.js';
 import { writeKubeconfig } from './kubeconfig.js';
 import { DEFAULT_CUSTOM_RESOURCES, ResourceRegistry, resourceKey, splitApiVersion, type CustomResourceDefinitionInput, type ResourceType } from './resources.js';
-import { ApiServer, type DenyRule, type NodeBackend } from './server.js';
+import { ApiServer, type ConnectionDrop, type DenyRule, type NodeBackend } from './server.js';
 import { Controllers } from './controllers.js';
 import { EventRecorder } from './events.js';
 import type { ImageSource } from './images.js';
@@ -66,6 +66,8 @@ export interface SimulatedCluster {
   resetApiCalls(): void;
   /** Make the next `count` API calls matching verb/resource/path fail with `code`. */
   failNext(rule: { verb?: string; resource?: string; path?: RegExp; count?: number; code: number; reason?: string; message?: string; retryAfterSeconds?: number }): void;
+  /** Drop the connection of the next `count` API calls matching verb/resource/path, before or after serving them (see ConnectionDrop). */
+  dropNext(rule: { verb?: string; resource?: string; path?: RegExp; count?: number; when: ConnectionDrop }): void;
   clearFailures(): void;
   /** Deny the kubeconfig user a permission (e.g. create nodes/proxy); returns an undo function. */
   denyPermission(rule: DenyRule): () => void;
@@ -286,6 +288,9 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
     failNext(rule) {
       server.failures.push({ ...rule, remaining: rule.count ?? 1 });
     },
+    dropNext({ when, ...rule }) {
+      server.failures.push({ ...rule, drop: when, remaining: rule.count ?? 1 });
+    },
     clearFailures() {
       server.failures.length = 0;
     },
@@ -454,7 +459,7 @@ export function nodeObject(name: string, index: number): KubeObject {
   };
 }
 
-export type { ResourceType, KubeObject, ImageSource, CheckpointFailure, ContainerSnapshot, DenyRule, FlagValue, CustomResourceDefinitionInput };
+export type { ResourceType, KubeObject, ImageSource, CheckpointFailure, ConnectionDrop, ContainerSnapshot, DenyRule, FlagValue, CustomResourceDefinitionInput };
 export { ApiError, clone, splitApiVersion };
 export { decodePages, encodePages, PAGES_MAGIC } from './state.js';
 export { buildCheckpointArchive, readTar } from './archive.js';

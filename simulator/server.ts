@@ -56,18 +56,24 @@ export interface DenyRule {
   user?: string;
 }
 
-export interface FailureRule {
+/**
+ * Where an injected fault drops the connection: before the request is served
+ * (nothing happened), or once it was served, after the answer's headers (the
+ * work is done, its answer lost).
+ */
+export type ConnectionDrop = 'before-answer' | 'mid-answer';
+
+interface FailureMatch {
   verb?: string;
   /** Resource plural, optionally with subresource: `pods`, `nodes/proxy`, `deployments`. */
   resource?: string;
   /** Tested against the request path (without query). */
   path?: RegExp;
   remaining: number;
-  code: number;
-  reason?: string;
-  message?: string;
-  retryAfterSeconds?: number;
 }
+
+/** An API error with this status, or a dropped connection. */
+export type FailureRule = FailureMatch & ({ code: number; reason?: string; message?: string; retryAfterSeconds?: number } | { drop: ConnectionDrop });
 
 export interface ApiServerOptions {
   tokens: Map<string, string>;
@@ -224,7 +230,7 @@ export class ApiServer {
     this.bump(info.verb, info.subresource ? `${qualified}/${info.subresource}` : qualified);
 
     this.authorize(user, info, t);
-    this.injectFailure(info, path);
+    if (this.injectFailure(info, path, req, res)) return;
 
     const body = method === 'GET' || method === 'DELETE' || method === 'HEAD' ? await readBody(req, true) : await readBody(req, false);
     await this.dispatch(req, res, t, info, query, body);
@@ -263,18 +269,32 @@ export class ApiServer {
     throw new ApiError(403, 'Forbidden', message, details);
   }
 
-  private injectFailure(info: RequestInfo, path: string): void {
-    const res = info.subresource ? `${info.resource}/${info.subresource}` : info.resource;
+  /** Throws the API error of the first matching rule; true when it dropped the connection instead. */
+  private injectFailure(info: RequestInfo, path: string, req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    const resource = info.subresource ? `${info.resource}/${info.subresource}` : info.resource;
     const rule = this.failures.find(
       (f) =>
         f.remaining > 0 &&
         (f.verb === undefined || f.verb === info.verb) &&
-        (f.resource === undefined || f.resource === res || f.resource === info.resource) &&
+        (f.resource === undefined || f.resource === resource || f.resource === info.resource) &&
         (f.path === undefined || f.path.test(path)),
     );
-    if (!rule) return;
+    if (!rule) return false;
     rule.remaining--;
     if (rule.remaining <= 0) this.failures.splice(this.failures.indexOf(rule), 1);
+    if ('drop' in rule) {
+      if (rule.drop === 'before-answer') {
+        req.socket.destroy();
+        return true;
+      }
+      // Served as usual, but the connection closes once the headers are out.
+      res.end = (() => {
+        res.flushHeaders();
+        res.socket?.end();
+        return res;
+      }) as typeof res.end;
+      return false;
+    }
     const reason = rule.reason ?? reasonForCode(rule.code);
     const message = rule.message ?? defaultFailureMessage(rule.code, info);
     const details: Record<string, unknown> = {};

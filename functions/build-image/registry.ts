@@ -9,6 +9,7 @@ import { request as httpsRequest } from 'node:https';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { TransientError } from '../core/runtime/errors.js';
+import { requestFailure, timeoutError } from '../core/runtime/transient.js';
 import { MediaTypes } from './checkpoint-image.js';
 import { BlobMismatchError, type BlobRef, type ImageDigests, type ImageTarget, type StoredManifest } from './image-target.js';
 
@@ -141,7 +142,11 @@ export class RegistryClient implements ImageTarget {
       return undefined;
     }
     if (res.status !== 200) throw await this.failure(res, what);
-    const bytes = Buffer.from(await res.arrayBuffer());
+    const bytes = Buffer.from(
+      await res.arrayBuffer().catch((err: unknown) => {
+        throw requestFailure(`${what}: the answer broke off`, err);
+      }),
+    );
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     const mediaType = (res.headers.get('content-type') ?? '').split(';')[0]?.trim() || 'application/octet-stream';
     return { mediaType, digest, bytes };
@@ -272,7 +277,7 @@ export class RegistryClient implements ImageTarget {
       // A body that failed on its own (its source, or a digest check upstream) is not the registry's fault.
       const bodyError = body?.errored;
       if (bodyError) throw bodyError;
-      throw new TransientError(`${opts.what}: registry ${this.host} unreachable: ${describeFetchError(err)}`, { cause: err });
+      throw requestFailure(`${opts.what}: registry ${this.host} unreachable`, err);
     }
   }
 
@@ -303,9 +308,11 @@ export class RegistryClient implements ImageTarget {
     try {
       res = await this.fetchFn(url, { headers, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
-      throw new TransientError(`${tokenWhat}: unreachable: ${describeFetchError(err)}`, { cause: err });
+      throw requestFailure(`${tokenWhat}: unreachable`, err);
     }
-    const text = await res.text();
+    const text = await res.text().catch((err: unknown) => {
+      throw requestFailure(`${tokenWhat}: the answer broke off`, err);
+    });
     if (res.status === 401 || res.status === 403) throw new RegistryAuthError(`${tokenWhat}: refused the ${this.describeAuth()}: ${res.status} ${text.slice(0, 300)}`, res.status);
     if (res.status === 429 || res.status >= 500) throw new TransientError(`${tokenWhat}: ${res.status} ${text.slice(0, 300)}`);
     if (res.status !== 200) throw new RegistryError(`${tokenWhat}: ${res.status} ${text.slice(0, 300)}`, res.status);
@@ -450,16 +457,6 @@ function errorCodes(text: string): string[] {
   }
 }
 
-function describeFetchError(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = err.cause instanceof Error ? err.cause : undefined;
-    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-    if (err.name === 'TimeoutError') return 'timed out';
-    return cause ? `${cause.message}${code && !cause.message.includes(code) ? ` (${code})` : ''}` : err.message;
-  }
-  return String(err);
-}
-
 /** Sends `body` with backpressure (chunked) and answers with a fetch Response; fails when the socket idles for `idleMs`. */
 function streamRequest(method: string, url: string, headers: Record<string, string>, body: Readable, idleMs: number): Promise<Response> {
   return new Promise((resolve, reject) => {
@@ -475,7 +472,7 @@ function streamRequest(method: string, url: string, headers: Record<string, stri
       if (empty) res.resume();
       resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, headers: out }));
     });
-    req.setTimeout(idleMs, () => req.destroy(new Error(`no progress for ${idleMs} ms`)));
+    req.setTimeout(idleMs, () => req.destroy(timeoutError(`no progress for ${idleMs} ms`)));
     req.once('error', reject);
     pipelineAsync(body, req).catch(reject);
   });

@@ -1,10 +1,13 @@
 // The archived form of a CloudEvent and where it lives under `events/`: shared by
-// the event-archive function (writer) and `kcr events` (reader, replay).
+// the event-archive function (writer) and `kcr events` (reader, replay, and
+// writer of the replays it sends straight to a function, past the broker).
 import { createHash } from 'node:crypto';
 import { CloudEvent } from 'cloudevents';
 import { checkData, isContractType, type EventType } from '../core/contract/events.js';
-import { errorMessage } from '../core/runtime/errors.js';
+import { TransientError, errorMessage } from '../core/runtime/errors.js';
+import type { RawEvent } from '../core/runtime/handler.js';
 import { eventKey } from '../core/storage/layout.js';
+import type { ObjectStore } from '../core/storage/object-store.js';
 
 export const EVENTS_PREFIX = 'events/';
 /** Events that arrive without `time` (see archiveKey). */
@@ -56,6 +59,39 @@ export function toStructured(event: ArchivableEvent): StructuredEvent {
     datacontenttype: 'application/json',
     data: event.data,
   };
+}
+
+const CORE_ATTRIBUTES = new Set(['specversion', 'id', 'source', 'type', 'subject', 'time', 'datacontenttype', 'dataschema', 'data']);
+
+/** The key-relevant view of an event as received (the runtime's RawEvent). */
+function archivable(event: RawEvent): ArchivableEvent {
+  const a = event.attributes;
+  const extensions = Object.fromEntries(Object.entries(a).filter(([k, v]) => !CORE_ATTRIBUTES.has(k) && v !== undefined && v !== null).map(([k, v]) => [k, String(v)]));
+  return {
+    type: event.type,
+    id: event.id,
+    source: event.source,
+    ...(typeof a.subject === 'string' ? { subject: a.subject } : {}),
+    ...(typeof a.time === 'string' ? { time: a.time } : {}),
+    data: a.data,
+    extensions,
+  };
+}
+
+/**
+ * Stores an event as received, in structured form, under its archiveKey; the
+ * key is returned. Same event, same key, same bytes: a redelivery overwrites
+ * with identical content. S3's transient failures stay TransientError.
+ */
+export async function archiveEvent(store: ObjectStore, event: RawEvent): Promise<string> {
+  const key = archiveKey(archivable(event));
+  try {
+    await store.putJson(key, event.attributes);
+  } catch (err) {
+    const message = `archiving event ${event.id} (${event.type}) to s3://${store.bucket}/${key} failed: ${errorMessage(err)}`;
+    throw err instanceof TransientError ? new TransientError(message, { cause: err }) : new Error(message, { cause: err });
+  }
+  return key;
 }
 
 /** Whether the extensions (an IncomingEvent's, or a structured event itself) mark a dead letter. */

@@ -1,7 +1,8 @@
 // request-checkpoint: asks the kubelet, through the API server, to checkpoint
 // every selected container of an opted-in workload (on schedule) or of one of
 // its pods (on demand), as the API server has them.
-// Replicas are independent: one failing does not stop the others.
+// Replicas are independent: one failing does not stop the others, and one
+// failing transiently is retried alone (HeldAttempts).
 import pLimit from 'p-limit';
 import type { V1Pod } from '@kubernetes/client-node';
 import { EventTypes, type CheckpointCreatedData, type OwnerKind } from '../core/contract/events.js';
@@ -38,21 +39,64 @@ interface Target {
   container: string;
 }
 
-type Outcome = { kind: 'created'; data: CheckpointCreatedData } | { kind: 'failed'; reason: string; transient: boolean; target: Target };
+type Outcome = { kind: 'created'; data: CheckpointCreatedData; target: Target } | Failure;
+type Failure = { kind: 'failed'; reason: string; transient: boolean; target: Target };
+
+const isTransientFailure = (o: Outcome): o is Failure => o.kind === 'failed' && o.transient;
+
+/**
+ * A container that failed transiently (a dropped connection, API 429/5xx) makes
+ * the whole event a 503, so the broker retries it; the outcomes that stand
+ * (checkpoints taken, permanent failures) wait here, by the event's source and
+ * id, which the broker's retry repeats: the retry checkpoints only the
+ * containers that failed, and emits every outcome once all are settled. A
+ * retry that reaches another instance finds nothing here and checkpoints every
+ * container again: a second checkpoint (its own id), never a lost one, and the
+ * first one's archive stays on its node, as after an answer that broke off.
+ */
+interface HeldAttempts {
+  attempts: number;
+  settled: Map<string, Outcome>;
+  expires: number;
+}
+
+/**
+ * How many attempts of one event may hold checkpoints taken back while other
+ * containers keep failing transiently. The last one emits them, with
+ * checkpoint.failed for the others: a node that stays unreachable must not make
+ * the broker give up on the whole event, losing the other nodes' checkpoints.
+ */
+const MAX_ATTEMPTS_HOLDING_CHECKPOINTS = 3;
+/** How long settled outcomes wait for a retry: beyond the broker's whole schedule (10 retries from 0.2 s, doubling: 3.4 min). */
+const HOLD_MS = 10 * 60_000;
+
+function targetKey(target: Target): string {
+  return `${target.pod.spec?.nodeName}/${target.pod.metadata?.namespace}/${target.pod.metadata?.name}/${target.container}`;
+}
 
 export function createRequestCheckpoint(deps: RequestCheckpointDeps): FunctionHandler<Accepted> {
   const limit = pLimit(deps.concurrency);
   // CRIU freezes the process: a second request for a container being
   // checkpointed joins the one in flight instead of freezing it again.
   const inFlight = new Map<string, Promise<Outcome>>();
+  const held = new Map<string, HeldAttempts>();
 
   function checkpointOnce(target: Target, ctx: HandlerContext): Promise<Outcome> {
-    const key = `${target.pod.spec?.nodeName}/${target.pod.metadata?.namespace}/${target.pod.metadata?.name}/${target.container}`;
+    const key = targetKey(target);
     const running = inFlight.get(key);
     if (running) return running;
     const p = limit(() => checkpoint(deps, target, ctx)).finally(() => inFlight.delete(key));
     inFlight.set(key, p);
     return p;
+  }
+
+  /** Takes the earlier attempts at this event out of `held` (a 503 puts them back), dropping expired ones. */
+  function takeHeld(eventKey: string): HeldAttempts | undefined {
+    const now = Date.now();
+    for (const [k, h] of held) if (h.expires <= now) held.delete(k);
+    const earlier = held.get(eventKey);
+    held.delete(eventKey);
+    return earlier;
   }
 
   return {
@@ -61,22 +105,37 @@ export function createRequestCheckpoint(deps: RequestCheckpointDeps): FunctionHa
     emits: true,
     async handle(event, ctx) {
       const resolved = await resolveTargets(deps, event);
-      if ('failure' in resolved) return [resolved.failure];
+      const eventKey = `${event.source} ${event.id}`;
+      const earlier = takeHeld(eventKey);
+      const settled = earlier?.settled ?? new Map<string, Outcome>();
+      if ('failure' in resolved) return [...[...settled.values()].map(toEvent), resolved.failure];
       const { targets, skipped } = resolved;
       if (skipped.length) ctx.log.info({ skipped }, 'containers not checkpointed this time');
-      if (targets.length === 0) {
+      const fresh = targets.filter((t) => !settled.has(targetKey(t)));
+      if (earlier) ctx.log.info({ attempt: earlier.attempts + 1, settled: settled.size, retried: fresh.length }, 'retry: checkpointing only the containers that failed transiently');
+      const outcomes = [...settled.values(), ...(await Promise.all(fresh.map((t) => checkpointOnce(t, ctx))))];
+      if (outcomes.length === 0) {
         ctx.log.info('no running container to checkpoint');
         return [];
       }
-      const outcomes = await Promise.all(targets.map((t) => checkpointOnce(t, ctx)));
-      // Retrying the whole event would freeze the containers that succeeded
-      // again: only when every container failed transiently does the broker retry.
-      if (outcomes.every((o) => o.kind === 'failed' && o.transient)) {
-        throw new TransientError(`no container checkpointed: ${(outcomes[0] as { reason: string }).reason}`);
+      const transient = outcomes.filter(isTransientFailure);
+      if (transient.length) {
+        const attempts = (earlier?.attempts ?? 0) + 1;
+        const created = outcomes.filter((o) => o.kind === 'created').length;
+        if (created === 0 || attempts < MAX_ATTEMPTS_HOLDING_CHECKPOINTS) {
+          const standing = outcomes.filter((o) => !isTransientFailure(o));
+          held.set(eventKey, { attempts, settled: new Map(standing.map((o) => [targetKey(o.target), o])), expires: Date.now() + HOLD_MS });
+          throw new TransientError(`${transient.length} of ${outcomes.length} containers not checkpointed, for the broker to retry (${created} checkpoints taken wait for them): ${transient[0]!.reason}`);
+        }
+        ctx.log.warn({ attempts, failing: transient.length, created }, 'containers still failing transiently: emitting the checkpoints taken, and checkpoint.failed for the others');
       }
-      return outcomes.map((o) => (o.kind === 'created' ? events.checkpointCreated(o.data, { source: NAME }) : failedEvent(o.target, o.reason)));
+      return outcomes.map(toEvent);
     },
   };
+}
+
+function toEvent(outcome: Outcome): KcrEvent {
+  return outcome.kind === 'created' ? events.checkpointCreated(outcome.data, { source: NAME }) : failedEvent(outcome.target, outcome.reason);
 }
 
 /**
@@ -148,6 +207,7 @@ async function checkpoint(deps: RequestCheckpointDeps, target: Target, ctx: Hand
       const podUid = pod.metadata?.uid ?? '';
       outcome = {
         kind: 'created',
+        target,
         data: {
           id: checkpointId({ podUid, container, checkpointedAt: timestamp }),
           namespace,

@@ -1,6 +1,7 @@
 // What a kubelet checkpoint answer means for kcr (ARCHITECTURE.md): 200 is a
 // checkpoint; 401/403, 404 and 500 are permanent for this tick; 429 and other
-// 5xx from the API server are transient.
+// 5xx from the API server are transient, as a call without an answer is (a
+// connection error: Kubernetes.checkpoint throws TransientError).
 import { statusMessage } from '../core/kubernetes/kubernetes.js';
 
 export type KubeletFailure = { transient: true; reason: string } | { transient: false; reason: string };

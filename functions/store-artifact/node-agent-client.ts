@@ -1,8 +1,8 @@
 // Client of the node-agent DaemonSet: streams a kubelet archive off a node and
-// asks for its deletion. Failures are classified for the handler: unreachable,
-// timed out, 5xx or a body cut short → TransientError (the broker retries);
-// 404 → ArchiveGoneError; 400/401/403 → NodeAgentRefusedError (retrying the
-// same request cannot help).
+// asks for its deletion. Failures are classified for the handler: a connection
+// error (runtime/transient.ts), 5xx or a body cut short → TransientError (the
+// broker retries); 404 → ArchiveGoneError; 400/401/403 → NodeAgentRefusedError
+// (retrying the same request cannot help).
 import { request, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Transform, type Readable } from 'node:stream';
@@ -11,6 +11,7 @@ import { KUBELET_ARCHIVE_NAME } from '../core/contract/kubelet-archive.js';
 import { isServing } from '../core/kubernetes/pods.js';
 import { readEnv } from '../core/runtime/config.js';
 import { ConfigError, TransientError, errorMessage } from '../core/runtime/errors.js';
+import { requestFailure, timeoutError } from '../core/runtime/transient.js';
 import { tokenGetter } from '../core/runtime/token.js';
 
 export class ArchiveGoneError extends Error {
@@ -193,8 +194,8 @@ export class NodeAgentClient implements ArchiveSource {
         reject(err);
         return;
       }
-      req.on('timeout', () => req.destroy(new TransientError(`node-agent ${method} ${url} was idle for ${this.timeoutMs} ms`)));
-      req.on('error', (err) => reject(err instanceof TransientError ? err : new TransientError(`node-agent ${method} ${url} failed: ${errorMessage(err)}`, { cause: err })));
+      req.on('timeout', () => req.destroy(timeoutError(`idle for ${this.timeoutMs} ms`)));
+      req.on('error', (err) => reject(requestFailure(`node-agent ${method} ${url} failed`, err)));
       req.on('response', resolve);
       req.end();
     });

@@ -170,6 +170,15 @@ describe('kcr events', () => {
   });
 
   describe('replay', () => {
+    // Copies sent with --to are archived (replay-archive.test.ts): removed after each test, so every test replays the same archive.
+    afterEach(async () => {
+      const store = new S3ObjectStore(s3.storeOptions(BUCKET));
+      for await (const { key } of store.list('events/')) {
+        const archived = (await store.getJson(key)) as { kcrreplayof?: string };
+        if (archived.kcrreplayof !== undefined) await store.remove(key);
+      }
+    });
+
     it('sends a copy with a new id and kcrreplayof, keeping everything else', async () => {
       const r = await kcr('events', 'replay', 'ev-created-1', '--to', sink.url);
       expect(r.stderr).toBe('');
@@ -180,7 +189,9 @@ describe('kcr events', () => {
       expect(sent.kcrreplayof).toBe('ev-created-1');
       expect(sent).toMatchObject({ type: 'io.kcr.checkpoint.created', source: '/kcr/request-checkpoint', subject: 'default/counter-7d9f8-abcde/app', time: '2026-11-23T18:15:05.000Z', kcrcheckpointid: created.id });
       expect(sent.data).toEqual(created);
-      expect(r.stdout).toMatch(new RegExp(`^sent 1 event to ${sink.url}\\nORIGINAL ID\\s+NEW ID\\s+TYPE\\s+SUBJECT\\s+STATUS\\nev-created-1\\s+${sent.id}\\s+io\\.kcr\\.checkpoint\\.created\\s+default/counter-7d9f8-abcde/app\\s+202\\n$`));
+      expect(r.stdout).toMatch(
+        new RegExp(`^sent 1 event to ${sink.url}\\nORIGINAL ID\\s+NEW ID\\s+TYPE\\s+SUBJECT\\s+STATUS\\nev-created-1\\s+${sent.id}\\s+io\\.kcr\\.checkpoint\\.created\\s+default/counter-7d9f8-abcde/app\\s+202\\narchived 1 of them in s3://${BUCKET}/events/, as event-archive archives what the broker receives\\n$`),
+      );
     });
 
     it('replays a dead letter without the knativeerror* extensions', async () => {
@@ -217,7 +228,7 @@ describe('kcr events', () => {
       sink.status = 500;
       const r = await kcr('events', 'replay', 'ev-ping-1', '--to', sink.url);
       expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(/ev-ping-1\s+\S+\s+dev\.knative\.sources\.ping\s+default\/Deployment\/counter\s+500\n$/);
+      expect(r.stdout).toMatch(/ev-ping-1\s+\S+\s+dev\.knative\.sources\.ping\s+default\/Deployment\/counter\s+500\n/);
       expect(r.stderr).toContain(`replay of ev-ping-1 (events/2026/11/23/18/2026-11-23T180010.000Z-ev-ping-1.json) to ${sink.url} failed: HTTP 500`);
       expect(r.stderr).toContain('kcr: 1 of 1 replayed events were not accepted');
     });
@@ -243,7 +254,7 @@ describe('kcr events', () => {
   describe('usage and configuration', () => {
     it('exits 2 on usage errors, with a precise message', async () => {
       const noTarget = await kcr('events', 'replay', 'ev-ping-1');
-      expect(noTarget).toMatchObject({ code: 2, stderr: 'kcr: replay needs a destination: --broker <url> or --to <function url>\n' });
+      expect(noTarget).toMatchObject({ code: 2, stderr: 'kcr: replay needs a destination: --broker <url>, --to <function url>, or $KCR_BROKER_URL / $K_SINK\n' });
       const both = await kcr('events', 'replay', 'ev-ping-1', '--to', sink.url, '--broker', sink.url);
       expect(both.code).toBe(2);
       expect(both.stderr).toMatch(/option '--broker <url>' cannot be used with option '--to <url>'/);

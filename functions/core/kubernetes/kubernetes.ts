@@ -1,6 +1,7 @@
 // The Kubernetes adapter: every call kcr makes to the API server, over
 // @kubernetes/client-node, with errors mapped to kcr's outcomes (404 → absent,
-// 429/5xx/network → TransientError, 409 → ConflictError, other 4xx → KubeApiError).
+// 429/5xx/a connection error → TransientError, 409 → ConflictError, other 4xx →
+// KubeApiError).
 import http from 'node:http';
 import https from 'node:https';
 import {
@@ -17,7 +18,8 @@ import {
   type V1Pod,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
-import { TransientError, errorMessage } from '../runtime/errors.js';
+import { TransientError } from '../runtime/errors.js';
+import { requestFailure, timeoutError } from '../runtime/transient.js';
 import { KeepAliveAgents } from './keepalive.js';
 import { ConflictError, isTransientStatus, KubeApiError, statusMessage } from './errors.js';
 
@@ -160,8 +162,10 @@ export class Kubernetes {
    * POST /api/v1/nodes/{node}/proxy/checkpoint/{ns}/{pod}/{container}?timeout=N.
    * Issued directly with the KubeConfig's credentials: client-node's
    * connectPostNodeProxyWithPath percent-encodes the slashes of the path and
-   * has no timeout parameter. Network failures and timeouts throw TransientError;
-   * every HTTP answer is returned for the caller to classify.
+   * has no timeout parameter. A connection that fails, times out or breaks
+   * off before the whole answer throws TransientError (whether the kubelet
+   * checkpointed is then unknown); every HTTP answer is returned for the
+   * caller to classify.
    */
   async checkpoint(node: string, namespace: string, pod: string, container: string, timeoutSeconds: number): Promise<CheckpointOutcome> {
     const cluster = this.kubeConfig.getCurrentCluster();
@@ -179,10 +183,10 @@ export class Kubernetes {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
+        res.on('error', (err) => reject(requestFailure(`${what}: the answer broke off`, err)));
       });
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on('error', (err) => reject(new TransientError(`${what}: ${errorMessage(err)}`, { cause: err })));
+      req.on('timeout', () => req.destroy(timeoutError(`no answer within ${timeoutMs} ms`)));
+      req.on('error', (err) => reject(requestFailure(what, err)));
       req.end();
     });
     if (status === 200) {
@@ -228,13 +232,6 @@ function classify(what: string, err: unknown): Error {
     if (err.code === 409) return new ConflictError(message, { cause: err });
     return new KubeApiError(message, err.code);
   }
-  if (isNetworkError(err)) return new TransientError(`${what}: ${errorMessage(err)}`, { cause: err });
-  return err instanceof Error ? err : new Error(`${what}: ${errorMessage(err)}`);
-}
-
-/** No HTTP answer at all: connection refused or reset, DNS, timeout. */
-function isNetworkError(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const code = (err as { code?: unknown }).code ?? (err.cause as { code?: unknown } | undefined)?.code;
-  return err.name === 'FetchError' || err.name === 'AbortError' || err.name === 'TimeoutError' || (typeof code === 'string' && /^E[A-Z]+/.test(code));
+  // No HTTP answer, or none that could be read.
+  return requestFailure(what, err);
 }

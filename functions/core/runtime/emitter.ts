@@ -1,12 +1,14 @@
 // Sends result events to the broker at K_SINK (binary mode), retrying with
-// exponential backoff. When every try fails the caller answers 503, so the
-// broker redelivers the input and nothing is lost. Plain node:http with a
-// keep-alive agent: about a third of fetch's CPU per event, on the hot path
-// of every function.
+// exponential backoff: any answer but a 2xx, and connection errors, are tried
+// again; a request that cannot work (TLS, a bad URL) fails at once. Either way
+// the caller answers 503, so the broker redelivers the input and nothing is
+// lost. Plain node:http with a keep-alive agent: about a third of fetch's CPU
+// per event, on the hot path of every function.
 import http from 'node:http';
 import https from 'node:https';
 import { HTTP, type CloudEvent } from 'cloudevents';
 import { TransientError, errorMessage } from './errors.js';
+import { isConnectionError } from './transient.js';
 
 export interface EmitterOptions {
   sink: string;
@@ -31,6 +33,7 @@ export function createEmitter({ sink, retries, backoffMs, timeoutMs }: EmitterOp
         if (status >= 200 && status < 300) return;
         lastError = `HTTP ${status}`;
       } catch (err) {
+        if (!isConnectionError(err)) throw new Error(`could not send ${event.type} ${event.id} to ${sink}: ${errorMessage(err)}`, { cause: err });
         lastError = errorMessage(err);
       }
     }

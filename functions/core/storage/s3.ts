@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { ObjectNotFoundError, type ObjectInfo, type ObjectStore, type UploadOptions, type UploadResult } from './object-store.js';
 import { ENV, readEnv } from '../runtime/config.js';
 import { TransientError, errorMessage } from '../runtime/errors.js';
+import { isConnectionError } from '../runtime/transient.js';
 
 const MiB = 1024 * 1024;
 /** S3's minimum size of every part but the last. */
@@ -29,7 +30,6 @@ export interface S3ObjectStoreOptions {
   logger?: Logger;
 }
 
-const TRANSIENT_NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_SOCKET', 'ECONNABORTED']);
 const TRANSIENT_S3_CODES = new Set(['SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout', 'Throttling', 'ThrottlingException', 'RequestTimeTooSkewed', 'OperationAborted', 'XMinioServerNotInitialized']);
 const NOT_FOUND_CODES = new Set(['NoSuchKey', 'NotFound']);
 
@@ -52,8 +52,9 @@ function httpStatus(err: unknown): number | undefined {
 }
 
 export function isTransientS3Error(err: unknown): boolean {
+  if (isConnectionError(err)) return true;
   const code = errorCode(err);
-  if (code !== undefined && (TRANSIENT_NET_CODES.has(code) || TRANSIENT_S3_CODES.has(code))) return true;
+  if (code !== undefined && TRANSIENT_S3_CODES.has(code)) return true;
   const status = httpStatus(err);
   return status !== undefined && (status >= 500 || status === 429 || status === 408);
 }
