@@ -2,28 +2,32 @@
 // to its latest good checkpoint image (by digest); the kubelet recreates the
 // container and CRI-O/containerd restore it. A pod that replaces an evicted or
 // lost one inherits that pod's checkpoints. A loop guard falls back to older
-// checkpoints and finally to a cold start.
+// checkpoints and finally to a cold start; on a node whose runtime cannot
+// restore, nothing is patched. The decisions are plan.ts's; this file reads
+// what they need and applies them.
 import type { V1Pod } from '@kubernetes/client-node';
 import { EventTypes } from '../core/contract/events.js';
-import { events, type KcrEvent } from '../core/contract/build.js';
-import { ConflictError, type Kubernetes } from '../core/kubernetes/kubernetes.js';
+import type { KcrEvent } from '../core/contract/build.js';
+import { ConflictError, KubeApiError } from '../core/kubernetes/errors.js';
 import { buildEvent } from '../core/kubernetes/events.js';
 import { isOptedIn } from '../core/kubernetes/annotations.js';
-import { CheckpointCatalog, type ContainerRef, type DisruptionRecord, type RestorableCheckpoint } from '../core/storage/checkpoint-catalog.js';
+import { CheckpointCatalog, type ContainerRef, type DisruptionRecord } from '../core/storage/checkpoint-catalog.js';
 import { disruptionOf, recentFailures, type ContainerFailure } from './container-failure.js';
 import { podOwner, type PodOwner } from '../core/kubernetes/pods.js';
-import { containerImage, hasStarted, readRestoreState, restoredFromKey, restoreStateKey, type RestoreState } from './restore-state.js';
+import { containerImage, readRestoreState, restoredFromKey, restoreStateKey } from './restore-state.js';
+import { candidateSearch, planFailure, refusalOf, replacementPlan, replacementRecord, SOURCE, templateHash, type KubeEventSpec, type Plan, type Refusal } from './plan.js';
+import { runtimeSupport } from './runtime-support.js';
+import type { RestorePodKube } from './kube-port.js';
 import { TransientError, errorMessage } from '../core/runtime/errors.js';
-import { checkpointIdTime } from '../core/contract/checkpoint-id.js';
 import { keyName } from '../core/storage/layout.js';
 import type { NamespaceExclusion } from '../core/kubernetes/excluded-namespaces.js';
 import type { FunctionHandler, HandlerContext } from '../core/runtime/handler.js';
 import type { ObjectStore } from '../core/storage/object-store.js';
 
-export const NAME = 'restore-pod';
+export const NAME = SOURCE;
 
 export interface RestorePodDeps {
-  kube: Kubernetes;
+  kube: RestorePodKube;
   store: ObjectStore;
   /** A restored container that fails again within this window counts against its checkpoint. */
   windowMs: number;
@@ -45,18 +49,14 @@ interface PodContext {
   now: Date;
   /** Opt-in of each workload read during this event. */
   optIns: Map<string, Promise<boolean>>;
+  /** Why each node read during this event cannot restore (undefined: it can, or cannot be told). */
+  unsupported: Map<string, Promise<string | undefined>>;
+  /** Refusals this instance told of: a pod's updates repeat a failure until it restarts again. */
+  reported: Set<string>;
 }
 
-/** One change to one container, ready to patch. */
-interface Plan {
-  container: string;
-  image: string;
-  state: RestoreState;
-  restoredFrom?: string;
-  outcome: KcrEvent;
-  kubeEvent: { type: 'Normal' | 'Warning'; reason: string; message: string };
-  markBad?: { id: string; reason: string };
-}
+/** Refusals remembered per instance, oldest forgotten first. */
+const MAX_REPORTED = 1000;
 
 export function createRestorePod(deps: RestorePodDeps): FunctionHandler<Accepted> {
   // Events of one pod are handled one at a time: each run reads the pod afresh,
@@ -64,6 +64,7 @@ export function createRestorePod(deps: RestorePodDeps): FunctionHandler<Accepted
   const running = new Map<string, Promise<void>>();
   const waiting = new Map<string, Promise<KcrEvent[]>>();
   const excluded = deps.excluded ?? (() => false);
+  const reported = new Set<string>();
 
   function serialize(key: string, work: () => Promise<KcrEvent[]>): Promise<KcrEvent[]> {
     if (waiting.has(key)) return waiting.get(key)!.then(() => []);
@@ -106,7 +107,7 @@ export function createRestorePod(deps: RestorePodDeps): FunctionHandler<Accepted
       const ending = event.type === EventTypes.resourceDelete || posted.status?.phase === 'Failed' || !!posted.metadata?.deletionTimestamp;
       return serialize(`${ending ? 'end' : 'live'}/${namespace}/${name}/${uid}`, async () => {
         const now = (deps.now ?? (() => new Date()))();
-        const pc: PodContext = { deps, catalog: memoized(new CheckpointCatalog(deps.store)), ctx, now, optIns: new Map() };
+        const pc: PodContext = { deps, catalog: memoized(new CheckpointCatalog(deps.store)), ctx, now, optIns: new Map(), unsupported: new Map(), reported };
         const live = await deps.kube.getPod(namespace, name);
         if (!ending) return live ? restoreLivePod(pc, namespace, name, live) : [];
         if (live && uid && live.metadata?.uid === uid) {
@@ -155,23 +156,46 @@ async function optedIn(pc: PodContext, pod: V1Pod | undefined, owner: PodOwner, 
 async function restoreLivePod(pc: PodContext, namespace: string, name: string, read?: V1Pod, attempt = 0): Promise<KcrEvent[]> {
   const pod = read ?? (await pc.deps.kube.getPod(namespace, name));
   if (!pod || pod.metadata?.deletionTimestamp || pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded') return [];
+  // Whether a restore can work depends on the node's runtime: a pod not bound
+  // yet waits for the update that binds it (a container that failed ran, so its pod is bound).
+  const node = pod.spec?.nodeName;
+  if (!node) return [];
   const owner = podOwner(pod);
   if (!(await optedIn(pc, pod, owner, namespace))) return [];
-  const plans: Plan[] = [];
+  let plans: Plan[] = [];
   for (const failure of recentFailures(pod, pc.now, pc.deps.windowMs)) {
-    const plan = await planFailure(pc, pod, owner, failure);
+    const plan = await planFailureOf(pc, pod, owner, failure);
     if (plan) plans.push(plan);
   }
-  if (plans.length === 0 && !hasAnyRestoreState(pod) && owner.kind !== 'Pod') plans.push(...(await planReplacement(pc, pod, owner)));
+  let claim: DisruptionRecord | undefined;
+  if (plans.length === 0 && !hasAnyRestoreState(pod) && owner.kind !== 'Pod') ({ plans, claim } = await planReplacement(pc, pod, owner));
   if (plans.length === 0) return [];
-  try {
-    return await apply(pc, pod, owner, plans);
-  } catch (err) {
-    // The pod changed between our read and our patch (status updates are frequent): read again.
-    if (err instanceof ConflictError && attempt < 8) return restoreLivePod(pc, namespace, name, undefined, attempt + 1);
-    if (err instanceof ConflictError) throw new TransientError(err.message, { cause: err });
-    throw err;
+
+  // A checkpoint image on a runtime that cannot restore would leave the container failing to start.
+  const restoring = plans.filter(isRestore);
+  const why = restoring.length ? await unsupportedRuntime(pc, node) : undefined;
+  // Told once per failure, and once per replacement pod, however many updates repeat it.
+  const occasion = claim ? 'replacement' : undefined;
+  const refused = why ? restoring.map((plan) => ({ key: `${pod.metadata?.uid ?? ''}/${plan.container}/${occasion ?? plan.state.seenRestarts}`, plan, refusal: refusalOf(pod, plan, node, why) })) : [];
+  // What remains goes ahead (a cold start needs no restore); a replacement's plans all restore, so it claims nothing and another pod may inherit.
+  if (why) plans = plans.filter((p) => !isRestore(p));
+  const out: KcrEvent[] = [];
+  if (plans.length) {
+    if (claim) await pc.catalog.putDisruption({ ...claim, claimedBy: { pod: name, uid: pod.metadata?.uid ?? '' } });
+    try {
+      out.push(...(await apply(pc, pod, owner, plans)));
+    } catch (err) {
+      // The pod changed between our read and our patch (status updates are frequent): read again.
+      if (err instanceof ConflictError && attempt < 8) return restoreLivePod(pc, namespace, name, undefined, attempt + 1);
+      if (err instanceof ConflictError) throw new TransientError(err.message, { cause: err });
+      throw err;
+    }
   }
+  return [...out, ...(await report(pc, pod, refused))];
+}
+
+function isRestore(plan: Plan): plan is Plan & { restoredFrom: string } {
+  return plan.restoredFrom !== undefined;
 }
 
 function hasAnyRestoreState(pod: V1Pod): boolean {
@@ -182,108 +206,63 @@ function refOf(owner: PodOwner, pod: V1Pod, container: string): ContainerRef {
   return { namespace: pod.metadata?.namespace ?? 'default', workload: { kind: owner.kind, name: owner.name }, container };
 }
 
-async function planFailure(pc: PodContext, pod: V1Pod, owner: PodOwner, failure: ContainerFailure): Promise<Plan | undefined> {
-  const { container } = failure;
-  const state = readRestoreState(pod, container);
-  if (state && failure.restartCount <= state.seenRestarts) return undefined; // handled already (a redelivery)
-  const podName = pod.metadata?.name ?? '';
-  const image = containerImage(pod, container) ?? '';
-  const restartsAfterPatch = failure.restartCount + 1;
-  if (state?.gaveUpAt && pc.now.getTime() - Date.parse(state.gaveUpAt) < pc.deps.windowMs) {
-    // It already fell back to a cold start: keep out of its way until the window passes.
-    return undefined;
-  }
-  // Failing again soon after a restore blames the checkpoint it was restored from.
-  const sameCycle = !!state?.current && failure.at.getTime() - Date.parse(state.restoredAt) <= pc.deps.windowMs;
-  const tried = sameCycle && state ? state.tried : [];
-  const originalImage = state?.originalImage ?? image;
-  const markBad = sameCycle && state?.current ? { id: state.current, reason: `container ${container} of ${podName} failed again after restore: ${failure.reason}` } : undefined;
-  const ref = refOf(owner, pod, container);
+/** Reads the one checkpoint the failure's plan needs, then plans. */
+async function planFailureOf(pc: PodContext, pod: V1Pod, owner: PodOwner, failure: ContainerFailure): Promise<Plan | undefined> {
+  const snapshot = { pod, failure, state: readRestoreState(pod, failure.container), now: pc.now, windowMs: pc.deps.windowMs, maxAttempts: pc.deps.maxAttempts };
+  const search = candidateSearch(snapshot);
+  const candidate = search && (await pc.catalog.newestOfPod(refOf(owner, pod, failure.container), search.pod, search.exclude));
+  return planFailure(snapshot, candidate ? [candidate] : []);
+}
 
-  let candidate: RestorableCheckpoint | undefined;
-  if (tried.length < pc.deps.maxAttempts) {
-    const source = state?.sourcePod ?? podName;
-    candidate = await pc.catalog.newestOfPod(ref, source, new Set([...tried, ...(markBad ? [markBad.id] : [])]));
+/** Why the node's container runtime cannot restore, read once per event; undefined when it can or cannot be told. */
+function unsupportedRuntime(pc: PodContext, node: string): Promise<string | undefined> {
+  let why = pc.unsupported.get(node);
+  if (!why) {
+    why = runtimeOf(pc, node).then((version) => {
+      const support = version === undefined ? undefined : runtimeSupport(version);
+      return support && !support.restores ? support.why : undefined;
+    });
+    pc.unsupported.set(node, why);
   }
-  const base = { namespace: ref.namespace, pod: podName, container };
-  if (!candidate) {
-    const why = tried.length >= pc.deps.maxAttempts ? `${tried.length} checkpoints failed to restore (${tried.join(', ')})` : tried.length ? `no older restorable checkpoint after ${tried.join(', ')}` : 'no restorable checkpoint';
-    const reason = `${failure.reason}; ${why}${image !== originalImage ? ': cold start from the original image' : ''}`;
-    return {
-      container,
-      image: originalImage,
-      state: { tried, restoredAt: pc.now.toISOString(), seenRestarts: image !== originalImage ? restartsAfterPatch : failure.restartCount, originalImage, gaveUpAt: pc.now.toISOString(), ...(state?.sourcePod ? { sourcePod: state.sourcePod } : {}) },
-      outcome: events.restoreFailed({ ...base, ...(state?.current ? { checkpointId: state.current } : {}), stage: 'restore', reason }, { source: NAME }),
-      kubeEvent: { type: 'Warning', reason: 'RestoreFailed', message: `Container ${container}: ${reason}` },
-      ...(markBad ? { markBad } : {}),
-    };
+  return why;
+}
+
+/** The node's `containerRuntimeVersion`; undefined when the port cannot read nodes, the node is gone, or RBAC forbids the read. */
+async function runtimeOf(pc: PodContext, node: string): Promise<string | undefined> {
+  const { kube } = pc.deps;
+  if (!kube.nodeInfo) return undefined;
+  try {
+    return (await kube.nodeInfo(node))?.containerRuntimeVersion;
+  } catch (err) {
+    // Restoring as before the check existed beats not restoring at all; the log says what to grant.
+    if (err instanceof KubeApiError && err.code === 403) {
+      pc.ctx.log.warn({ node, err: errorMessage(err) }, 'cannot read the node to check its container runtime: grant restore-pod "get" on "nodes"');
+      return undefined;
+    }
+    throw err;
   }
-  return {
-    container,
-    image: candidate.image,
-    restoredFrom: candidate.id,
-    state: { tried: [candidate.id, ...tried], current: candidate.id, restoredAt: pc.now.toISOString(), seenRestarts: restartsAfterPatch, originalImage, ...(state?.sourcePod ? { sourcePod: state.sourcePod } : {}) },
-    outcome: events.podRestored({ ...base, checkpointId: candidate.id, image: candidate.image, strategy: 'in-place' }, { source: NAME }),
-    kubeEvent: { type: 'Normal', reason: 'Restored', message: `Container ${container} restored from checkpoint ${candidate.id} (${failure.reason})` },
-    ...(markBad ? { markBad } : {}),
-  };
 }
 
 /**
  * A new pod of an opted-in workload that stands in for a disrupted one inherits
  * its checkpoints: those taken of the disrupted pod's uid (what S3 committed,
  * not what an event claimed), by a pod created after the newest of them (the
- * disrupted pod still ran then), and for a Deployment soon after the disruption.
+ * disrupted pod still ran then), and for a Deployment soon after the
+ * disruption. `claim` is the record to mark as taken once the plans apply.
  */
-async function planReplacement(pc: PodContext, pod: V1Pod, owner: PodOwner): Promise<Plan[]> {
-  const namespace = pod.metadata?.namespace ?? 'default';
-  const podName = pod.metadata?.name ?? '';
-  const uid = pod.metadata?.uid ?? '';
-  const created = Date.parse(String(pod.metadata?.creationTimestamp ?? ''));
-  const hash = templateHash(pod);
-  const ttl = pc.deps.replacementTtlMs ?? 60 * 60 * 1000;
-  const records = await pc.catalog.disruptions(namespace, owner.kind, owner.name);
-  const record = records.find(
-    (r) =>
-      (r.claimedBy === undefined || r.claimedBy.uid === uid) &&
-      r.podUid !== uid &&
-      r.templateHash === hash &&
-      pc.now.getTime() - Date.parse(r.at) <= ttl &&
-      // A StatefulSet's replacement has the same name; a Deployment's comes after the loss.
-      (owner.kind === 'StatefulSet' ? r.pod === podName : Number.isNaN(created) || created >= Date.parse(r.at) - 60_000),
-  );
-  if (!record) return [];
+async function planReplacement(pc: PodContext, pod: V1Pod, owner: PodOwner): Promise<{ plans: Plan[]; claim?: DisruptionRecord }> {
+  const records = await pc.catalog.disruptions(pod.metadata?.namespace ?? 'default', owner.kind, owner.name);
+  const record = replacementRecord(pod, owner, records, pc.now, pc.deps.replacementTtlMs ?? 60 * 60 * 1000);
+  if (!record) return { plans: [] };
   const plans: Plan[] = [];
   for (const c of pod.spec?.containers ?? []) {
     const candidate = await pc.catalog.newestOfPod(refOf(owner, pod, c.name), record.pod, new Set(), record.podUid);
     if (!candidate) continue;
-    // Creation times have second precision, like the id's.
-    if (Number.isNaN(created) || created < checkpointIdTime(candidate.id).getTime()) {
-      pc.ctx.log.warn({ pod: podName, checkpointId: candidate.id, from: record.pod }, 'pod is older than the disrupted pod\'s checkpoint: not its replacement');
-      continue;
-    }
-    plans.push({
-      container: c.name,
-      image: candidate.image,
-      restoredFrom: candidate.id,
-      state: {
-        tried: [candidate.id],
-        current: candidate.id,
-        restoredAt: pc.now.toISOString(),
-        seenRestarts: hasStarted(pod, c.name) ? (pod.status?.containerStatuses?.find((s) => s.name === c.name)?.restartCount ?? 0) + 1 : 0,
-        originalImage: c.image ?? '',
-        sourcePod: record.pod,
-      },
-      outcome: events.podRestored({ namespace, pod: podName, container: c.name, checkpointId: candidate.id, image: candidate.image, strategy: 'replacement' }, { source: NAME }),
-      kubeEvent: { type: 'Normal', reason: 'Restored', message: `Container ${c.name} restored from checkpoint ${candidate.id} of ${record.pod} (${record.reason})` },
-    });
+    const plan = replacementPlan(pod, c.name, record, candidate, pc.now);
+    if (plan) plans.push(plan);
+    else pc.ctx.log.warn({ pod: pod.metadata?.name, checkpointId: candidate.id, from: record.pod }, 'pod is older than the disrupted pod\'s checkpoint: not its replacement');
   }
-  if (plans.length) await pc.catalog.putDisruption({ ...record, claimedBy: { pod: podName, uid } });
-  return plans;
-}
-
-function templateHash(pod: V1Pod): string {
-  return pod.metadata?.labels?.['pod-template-hash'] ?? pod.metadata?.labels?.['controller-revision-hash'] ?? '';
+  return plans.length ? { plans, claim: record } : { plans };
 }
 
 /** One patch for all the pod's changes, guarded by the resourceVersion read: a concurrent change gives 409. */
@@ -302,14 +281,36 @@ async function apply(pc: PodContext, pod: V1Pod, owner: PodOwner, plans: Plan[])
   });
   for (const p of plans) {
     if (p.markBad) await pc.catalog.markBad({ ...refOf(owner, pod, p.container), id: p.markBad.id }, p.markBad.reason, pc.now);
-    try {
-      await pc.deps.kube.createEvent(buildEvent({ apiVersion: 'v1', kind: 'Pod', metadata: pod.metadata }, { ...p.kubeEvent, fieldPath: `spec.containers{${p.container}}`, component: NAME, now: pc.now }));
-    } catch (err) {
-      pc.ctx.log.warn({ err: errorMessage(err) }, 'could not record the Kubernetes Event');
-    }
+    await recordEvent(pc, pod, p.container, p.kubeEvent);
     pc.ctx.log.info({ pod: name, container: p.container, image: p.image, checkpointId: p.restoredFrom }, p.kubeEvent.reason);
   }
   return plans.map((p) => p.outcome);
+}
+
+/** Tells of restores the node's runtime cannot do, each `key` once in this instance; nothing was patched. */
+async function report(pc: PodContext, pod: V1Pod, refused: { key: string; plan: Plan; refusal: Refusal }[]): Promise<KcrEvent[]> {
+  const out: KcrEvent[] = [];
+  for (const { key, plan, refusal } of refused) {
+    if (pc.reported.has(key)) continue;
+    await recordEvent(pc, pod, plan.container, refusal.kubeEvent);
+    pc.ctx.log.warn({ pod: pod.metadata?.name, container: plan.container, node: pod.spec?.nodeName, checkpointId: plan.restoredFrom }, refusal.kubeEvent.message);
+    pc.reported.add(key);
+    for (const old of pc.reported) {
+      if (pc.reported.size <= MAX_REPORTED) break;
+      pc.reported.delete(old);
+    }
+    out.push(refusal.outcome);
+  }
+  return out;
+}
+
+/** A core/v1 Event on the pod's container; an Event that cannot be recorded only costs the story, not the restore. */
+async function recordEvent(pc: PodContext, pod: V1Pod, container: string, spec: KubeEventSpec): Promise<void> {
+  try {
+    await pc.deps.kube.createEvent(buildEvent({ apiVersion: 'v1', kind: 'Pod', metadata: pod.metadata }, { ...spec, fieldPath: `spec.containers{${container}}`, component: NAME, now: pc.now }));
+  } catch (err) {
+    pc.ctx.log.warn({ err: errorMessage(err) }, 'could not record the Kubernetes Event');
+  }
 }
 
 /**

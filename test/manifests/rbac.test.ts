@@ -110,6 +110,7 @@ const EXPECTED: Record<string, { subject: Subject; grants: Record<string, string
       'apps/deployments': ['get'],
       'apps/statefulsets': ['get'],
       'core/events': ['create'],
+      'core/nodes': ['get'],
     },
   },
   // list the node-agent pods of kcr-system; get the checkpointed pod, anywhere, to check its owner.
