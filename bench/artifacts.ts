@@ -30,9 +30,9 @@ import { Annotations } from '../functions/build-image/checkpoint-image.js';
 import { startNodeAgent, type NodeAgent } from '../node-agent/server.js';
 import { startSimulatedCluster, type SimulatedCluster } from '../simulator/index.js';
 import { parseResources } from '../local/yaml-docs.js';
-import { writeCheckpointArchive } from '../test/support/archives.js';
+import { writeCheckpointArchive } from '../simulator/archive-writer.js';
 import { findBinary } from '../local/binaries.js';
-import { startRegistry, type TestRegistry } from '../test/support/registry.js';
+import { startRegistryServer, type RegistryServer } from '../local/registry-server.js';
 import { WorkerResult, type BenchCheckpoint, type WorkerJob } from './kcr-job.js';
 import type { S3ServerInfo } from './s3-server.js';
 import { mib, MiB, rate, runCommand, seconds, timed } from './support.js';
@@ -90,7 +90,7 @@ interface Services {
   kubeconfig: string;
   s3: S3ServerInfo;
   agent: NodeAgent;
-  registry: TestRegistry;
+  registry: RegistryServer;
   worker: string;
 }
 
@@ -242,7 +242,7 @@ async function runKcr(services: Services, archive: Archive, variant: Variant, ru
 }
 
 /** The seed operator's sequence with Debian buildah (vfs, a private root), timed as a whole and per step. */
-async function runBuildah(buildah: string, dir: string, registry: TestRegistry, archive: Archive, run: number): Promise<BuildahOutcome> {
+async function runBuildah(buildah: string, dir: string, registry: RegistryServer, archive: Archive, run: number): Promise<BuildahOutcome> {
   const root = join(dir, `buildah-${run}`);
   const global = ['--storage-driver', 'vfs', '--root', join(root, 'root'), '--runroot', join(root, 'runroot')];
   // Nothing is RUN, so no namespaces are needed; chroot isolation keeps buildah from asking for them anyway.
@@ -391,7 +391,7 @@ async function main(): Promise<void> {
   mkdirSync(checkpoints, { recursive: true });
   let s3: Awaited<ReturnType<typeof startS3Server>> | undefined;
   let agent: NodeAgent | undefined;
-  let registry: TestRegistry | undefined;
+  let registry: RegistryServer | undefined;
   let cluster: SimulatedCluster | undefined;
   const progress = (s: string) => console.error(s);
   try {
@@ -406,7 +406,7 @@ async function main(): Promise<void> {
     s3 = await startS3Server();
     // allowDelete off: every contender reads the same file.
     agent = await startNodeAgent({ dir: checkpoints, token: TOKEN, allowDelete: false, logger: pino({ level: 'silent' }) });
-    registry = await startRegistry(registryBinary);
+    registry = await startRegistryServer({ binary: registryBinary });
     cluster = await startSimulatedCluster({ stateDir: join(dir, 'cluster'), nodes: [NODE] });
     const services: Services = { kubeconfig: cluster.kubeconfigPath, s3: s3.info, agent, registry, worker: compiled.value };
 

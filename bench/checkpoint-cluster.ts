@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startSimulatedCluster, type KubeObject } from '../simulator/index.js';
 import { ANNOTATIONS } from '../functions/core/kubernetes/annotations.js';
-import { deployment } from '../test/support/workloads.js';
+import { deployment } from '../simulator/workloads.js';
 
 export interface ClusterSpec {
   nodes: string[];

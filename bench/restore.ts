@@ -24,7 +24,7 @@ import { startSimulatedCluster, type KubeObject, type SimulatedCluster } from '.
 import { startEmbeddedS3, type EmbeddedS3 } from '../local/embedded-s3.js';
 import { makeResourceEvent } from '../local/apiserver-source.js';
 import { encodeBinary } from '../local/cloudevent-wire.js';
-import { deployment } from '../test/support/workloads.js';
+import { deployment } from '../simulator/workloads.js';
 import { EventTypes } from '../functions/core/contract/events.js';
 import {
   BUCKET_OF,

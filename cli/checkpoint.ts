@@ -7,7 +7,7 @@ import type { CheckpointRequestedData } from '../functions/core/contract/events.
 import { errorMessage } from '../functions/core/runtime/errors.js';
 import { UsageError } from './errors.js';
 import { httpUrl } from './options.js';
-import { send, toBinary } from './replay.js';
+import { destinationOf, send, toBinary } from './replay.js';
 import type { CliIo } from './io.js';
 
 const SEND_TIMEOUT_MS = 30_000;
@@ -57,7 +57,7 @@ export function requestedData(target: string, namespace: string, container?: str
 }
 
 async function checkpoint(io: CliIo, target: string, opts: CheckpointOptions): Promise<void> {
-  const destination = opts.to ?? opts.broker ?? io.env.KCR_BROKER_URL ?? io.env.K_SINK;
+  const destination = destinationOf(opts, io.env)?.url;
   if (!destination) throw new UsageError('checkpoint needs a destination: --broker <url>, --to <request-checkpoint url>, or $KCR_BROKER_URL / $K_SINK');
   const data = requestedData(target, opts.namespace, opts.container);
   let event: KcrEvent;

@@ -16,7 +16,7 @@ import {
 } from '../functions/event-archive/archived-event.js';
 import { findById, selectEvents, type ArchivedObject, type EventFilter, type TimeRange } from './archive-query.js';
 import { destinationOf, replayEvent, send, toBinary } from './replay.js';
-import { formatTable } from './table.js';
+import { formatTable } from '../local/table.js';
 import { parseTimeArg } from './time.js';
 import { UsageError } from './errors.js';
 import { httpUrl } from './options.js';

@@ -5,7 +5,7 @@ import { addCheckpointCommand } from './checkpoint.js';
 import { addEventsCommand } from './events.js';
 import { UsageError } from './errors.js';
 import { openS3Store, type CliIoInput } from './io.js';
-import { checkLocalEnv, localModeGone } from './local-env.js';
+import { checkLocalEnv, localModeGone } from '../local/env-file.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;

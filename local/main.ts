@@ -10,10 +10,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import { startStack, type Stack } from './stack.js';
 import { runDemo, type StepResult } from './demo.js';
 import { Timeline } from './timeline.js';
-import { formatTable } from '../cli/table.js';
+import { formatTable } from './table.js';
 import { findBinary } from './binaries.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
-import { liveEnvFile, staleEnvFile } from '../cli/local-env.js';
+import { liveEnvFile, staleEnvFile } from './env-file.js';
 
 const positive = (v: string) => {
   const n = Number(v);

@@ -5,7 +5,7 @@
 // robfig/cron does not take. The API server answers a refusal with the
 // webhook's own Status: 400 BadRequest, "admission webhook … denied the request:
 // validation failed: <apis.FieldError>", the field path inside the message.
-import { checkPingSchedule, fieldErrorsText, PING_DEFAULT_SCHEDULE } from '../functions/schedule-sync/ping-validation.js';
+import { checkPingSchedule, fieldErrorsText, PING_DEFAULT_SCHEDULE } from '../functions/core/knative/ping-validation.js';
 import { ApiError, invalid } from './errors.js';
 import type { ResourceType } from './resources.js';
 import { isRecord, type KubeObject } from './types.js';

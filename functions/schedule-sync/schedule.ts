@@ -4,8 +4,8 @@
 // or the time zone annotation. On top, kcr refuses an empty annotation (the
 // PingSource would default it to every minute) and a schedule that never fires.
 import { ANNOTATIONS } from '../core/kubernetes/annotations.js';
-import { nextTime } from './cron.js';
-import { checkPingSchedule, fieldErrorsText, type FieldError } from './ping-validation.js';
+import { nextTime } from '../core/knative/cron.js';
+import { checkPingSchedule, fieldErrorsText, type FieldError } from '../core/knative/ping-validation.js';
 
 export type ScheduleCheck = { ok: true; nextRuns: Date[] } | { ok: false; problem: string };
 

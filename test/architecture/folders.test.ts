@@ -1,7 +1,7 @@
 // The shape of the tree, as README's "Repository layout" describes it: no
 // folder-level import cycle among the product's folders, functions depend on
-// functions/core and never on each other, and no product folder reaches into
-// the tests.
+// functions/core and never on each other, and neither a product folder nor a
+// benchmark reaches into the tests.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -89,8 +89,8 @@ describe('the folders', () => {
     expect([...(graph.get('functions/core')?.entries() ?? [])].map(([to, via]) => `${to}: ${via}`)).toEqual([]);
   });
 
-  it('no product folder imports the tests', () => {
-    const intoTests = [...graph.entries()].flatMap(([from, edges]) => [...edges.entries()].filter(([to]) => to === 'test').map(([, via]) => `${from}: ${via}`));
+  it('no product folder, nor the benchmarks, imports the tests', () => {
+    const intoTests = [...folderGraph([...PRODUCT, 'bench']).entries()].flatMap(([from, edges]) => [...edges.entries()].filter(([to]) => to === 'test').map(([, via]) => `${from}: ${via}`));
     expect(intoTests).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@ import { createLogger } from '../../functions/core/runtime/logger.js';
 import { serveFunction, type RunningFunction } from '../../functions/core/runtime/server.js';
 import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
 import { startSink, type TestSink } from '../support/sink.js';
-import { deployment, runningPods } from '../support/workloads.js';
+import { deployment, runningPods } from '../../simulator/workloads.js';
 
 let sink: TestSink;
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../cli/run.js';
-import { liveEnvFile, staleEnvFile } from '../../cli/local-env.js';
+import { liveEnvFile, staleEnvFile } from '../../local/env-file.js';
 
 let dir: string;
 let deadUrl: string;

@@ -15,7 +15,7 @@ import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
 import type { CheckpointCreatedData } from '../../functions/core/contract/events.js';
 import type { FunctionName } from '../../functions/catalog.js';
 import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
-import { deployment, runningPods, statefulSet } from '../support/workloads.js';
+import { deployment, runningPods, statefulSet } from '../../simulator/workloads.js';
 import { optionalBinary } from '../support/binaries.js';
 import { artifactKey, checkpointPrefix } from '../../functions/core/storage/layout.js';
 

@@ -4,7 +4,7 @@ import { KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-n
 import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
 import { dataOf } from '../../local/cloudevent-wire.js';
 import { makePingEvent, pingSchedule, startPingScheduler, type PingObservation, type PingScheduler } from '../../local/ping-scheduler.js';
-import { nextTime } from '../../functions/schedule-sync/cron.js';
+import { nextTime } from '../../functions/core/knative/cron.js';
 import { ACCEPTED, REFUSED } from '../schedule-sync/webhook-cases.js';
 import { apiError } from '../simulator/helpers.js';
 import { startSubscriber, type Subscriber } from './support.js';

@@ -16,7 +16,7 @@ import { createLogger } from '../../functions/core/runtime/logger.js';
 import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
 import { ImageRecord } from '../../functions/build-image/image-record.js';
 import { artifactKey } from '../../functions/core/storage/layout.js';
-import { deployment, runningPods } from '../support/workloads.js';
+import { deployment, runningPods } from '../../simulator/workloads.js';
 import { optionalBinary } from '../support/binaries.js';
 
 const registryBinary = optionalBinary('docker-registry');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveArchiveName, startNodeAgent, type NodeAgent } from '../../node-agent/server.js';
-import { writeCheckpointArchive } from '../support/archives.js';
+import { writeCheckpointArchive } from '../../simulator/archive-writer.js';
 import { rawRequest } from '../support/http.js';
 import { capturingLogger } from '../support/logs.js';
 

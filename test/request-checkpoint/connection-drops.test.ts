@@ -11,7 +11,7 @@ import { createLogger } from '../../functions/core/runtime/logger.js';
 import type { CheckpointCreatedData, FailedData } from '../../functions/core/contract/events.js';
 import { startLocalBroker, type BrokerObservation } from '../../local/broker.js';
 import { startSink, type TestSink } from '../support/sink.js';
-import { deployment, runningPods } from '../support/workloads.js';
+import { deployment, runningPods } from '../../simulator/workloads.js';
 
 const NS = 'default';
 const OPT_IN = { 'kcr.io/checkpoint-restore-schedule': '0 0 1 1 *' };

@@ -11,7 +11,7 @@ import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
 import type { CheckpointCreatedData, FailedData } from '../../functions/core/contract/events.js';
 import { scrape } from '../support/metrics.js';
 import { startSink, type TestSink } from '../support/sink.js';
-import { deployment, runningPods } from '../support/workloads.js';
+import { deployment, runningPods } from '../../simulator/workloads.js';
 import { namespaceExclusion } from '../../functions/core/kubernetes/excluded-namespaces.js';
 
 const NS = 'default';

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { startStack, type Stack } from '../../local/stack.js';
 import { events as build } from '../../functions/core/contract/build.js';
 import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
-import { deployment, runningPods, statefulSet } from '../support/workloads.js';
+import { deployment, runningPods, statefulSet } from '../../simulator/workloads.js';
 import { optionalBinary } from '../support/binaries.js';
 
 const NS = 'default';

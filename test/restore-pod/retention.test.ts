@@ -16,7 +16,7 @@ import { resolveImage, type ImageSource } from '../../simulator/images.js';
 import { events as build } from '../../functions/core/contract/build.js';
 import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
 import { artifactKey, type CheckpointLocation } from '../../functions/core/storage/layout.js';
-import { deployment, runningPods } from '../support/workloads.js';
+import { deployment, runningPods } from '../../simulator/workloads.js';
 import { optionalBinary } from '../support/binaries.js';
 
 const NS = 'default';

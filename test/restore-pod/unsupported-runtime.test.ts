@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startStack, type Stack } from '../../local/stack.js';
 import { events as build } from '../../functions/core/contract/build.js';
 import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
-import { deployment, runningPods } from '../support/workloads.js';
+import { deployment, runningPods } from '../../simulator/workloads.js';
 import { optionalBinary } from '../support/binaries.js';
 
 const NS = 'default';

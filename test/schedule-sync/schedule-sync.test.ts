@@ -6,7 +6,7 @@ import { createScheduleSync, resyncAll } from '../../functions/schedule-sync/han
 import { serveFunction, type RunningFunction } from '../../functions/core/runtime/server.js';
 import { createLogger } from '../../functions/core/runtime/logger.js';
 import { startSink, type TestSink } from '../support/sink.js';
-import { apiServerEvent, deployment, statefulSet } from '../support/workloads.js';
+import { apiServerEvent, deployment, statefulSet } from '../../simulator/workloads.js';
 
 const NS = 'default';
 const SCHEDULE = 'kcr.io/checkpoint-restore-schedule';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkSchedule } from '../../functions/schedule-sync/schedule.js';
-import { checkPingSchedule, fieldErrorsText } from '../../functions/schedule-sync/ping-validation.js';
-import { nextTime, parseCron } from '../../functions/schedule-sync/cron.js';
+import { checkPingSchedule, fieldErrorsText } from '../../functions/core/knative/ping-validation.js';
+import { nextTime, parseCron } from '../../functions/core/knative/cron.js';
 import { pingSourceName } from '../../functions/schedule-sync/ping-source.js';
 import { ACCEPTED, REFUSED } from './webhook-cases.js';
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ArchiveInvalidError, decodeStatsDump, inspectCheckpointArchive } from '../../functions/store-artifact/checkpoint-archive.js';
-import { checkpointArchiveStream, encodeStatsDump, SAMPLE_STATS, type ArchiveSpec } from '../support/archives.js';
+import { checkpointArchiveStream, encodeStatsDump, SAMPLE_STATS, type ArchiveSpec } from '../../simulator/archive-writer.js';
 
 const base: ArchiveSpec = { pod: 'redis-0', namespace: 'shop', podUid: '5f0c-uid', container: 'redis' };
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inspectCheckpointArchive } from '../../functions/store-artifact/checkpoint-archive.js';
-import { writeCheckpointArchive } from '../support/archives.js';
+import { writeCheckpointArchive } from '../../simulator/archive-writer.js';
 import { optionalBinary } from '../support/binaries.js';
 
 const checkpointctl = optionalBinary('checkpointctl');

@@ -9,7 +9,7 @@ import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { InClusterPods } from '../../functions/store-artifact/in-cluster-pods.js';
+import { InClusterPods } from '../../functions/core/kubernetes/in-cluster-pods.js';
 import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
 import { NodeAgentClient, NodeAgentLookupError, nodeAgentLocator, nodeAgentPods } from '../../functions/store-artifact/node-agent-client.js';
 import { checkpointId, kubeletArchiveName, KUBELET_CHECKPOINT_DIR, type CheckpointCreatedData } from '../../functions/core/contract/index.js';
@@ -18,7 +18,7 @@ import type { IncomingEvent } from '../../functions/core/runtime/handler.js';
 import { createStoreArtifact } from '../../functions/store-artifact/handler.js';
 import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
 import { MemoryStore } from '../support/memory-store.js';
-import { runningPods } from '../support/workloads.js';
+import { runningPods } from '../../simulator/workloads.js';
 
 const NS = 'kcr-system';
 const SELECTOR = 'app.kubernetes.io/part-of=kcr,app.kubernetes.io/component=node-agent';

@@ -12,7 +12,7 @@ import { createLogger } from '../../functions/core/runtime/logger.js';
 import { serveFunction, type RunningFunction } from '../../functions/core/runtime/server.js';
 import { createStoreArtifact } from '../../functions/store-artifact/handler.js';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/server.js';
-import { writeCheckpointArchive } from '../support/archives.js';
+import { writeCheckpointArchive } from '../../simulator/archive-writer.js';
 import { startS3, type S3Fixture } from '../support/s3.js';
 import { scrape } from '../support/metrics.js';
 import { startSink, type TestSink } from '../support/sink.js';

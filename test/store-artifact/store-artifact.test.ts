@@ -17,7 +17,7 @@ import type { HandlerContext, IncomingEvent } from '../../functions/core/runtime
 import { createStoreArtifact, type CheckpointManifest, type PodReader } from '../../functions/store-artifact/handler.js';
 import type { V1Pod } from '@kubernetes/client-node';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/server.js';
-import { SAMPLE_STATS, writeCheckpointArchive, type ArchiveSpec } from '../support/archives.js';
+import { SAMPLE_STATS, writeCheckpointArchive, type ArchiveSpec } from '../../simulator/archive-writer.js';
 import { capturingLogger } from '../support/logs.js';
 import { startS3, type S3Fixture } from '../support/s3.js';
 

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { readEnv } from '../runtime/config.js';
 import { ConfigError, TransientError, errorMessage } from '../runtime/errors.js';
+import { requestFailure, timeoutError } from '../runtime/transient.js';
 import { isTransientStatus, KubeApiError, statusMessage } from './errors.js';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -67,10 +68,10 @@ export class InClusterPods {
         let text = '';
         res.setEncoding('utf8').on('data', (c: string) => (text += c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        res.on('error', (err) => reject(new TransientError(`${what}: the answer broke off: ${errorMessage(err)}`, { cause: err })));
+        res.on('error', (err) => reject(requestFailure(`${what}: the answer broke off`, err)));
       });
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', (err) => reject(new TransientError(`${what}: ${errorMessage(err)}`, { cause: err })));
+      req.on('timeout', () => req.destroy(timeoutError(`no answer within ${this.timeoutMs} ms`)));
+      req.on('error', (err) => reject(requestFailure(what, err)));
       req.end();
     });
     if (status === 200) return JSON.parse(body) as unknown;

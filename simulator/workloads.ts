@@ -1,6 +1,7 @@
-// Workload objects and waits for tests that run against the simulated cluster.
+// Workload objects, and a wait for their pods, for tests and benchmarks that run
+// against the simulated cluster.
 import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
-import type { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
+import type { Kubernetes } from '../functions/core/kubernetes/kubernetes.js';
 
 export interface WorkloadSpec {
   name: string;

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { criuImage, MAGIC } from '../../simulator/criu.js';
+import { criuImage, MAGIC } from './criu.js';
 
 export interface ArchiveSpec {
   pod: string;
