@@ -1,12 +1,33 @@
 import { defineConfig } from 'vitest/config';
 
+// Tests of pure decisions and static files: no server, no process, no cluster.
+// `npm run test:unit` runs them alone in seconds; `npm test` runs everything.
+const UNIT = [
+  'test/architecture/**/*.test.ts',
+  'test/contract/**/*.test.ts',
+  'test/docs/**/*.test.ts',
+  'test/manifests/{image,rbac,routing,schemas,security}.test.ts',
+  'test/adapters/object-store.test.ts',
+  'test/build-image/checkpoint-image.test.ts',
+  'test/local/filters.test.ts',
+  'test/node-agent/token.test.ts',
+  'test/request-checkpoint/{excluded-namespaces,kubelet-outcome}.test.ts',
+  'test/restore-pod/{checkpoint-catalog,container-failure,handler,plan,restore-state,runtime-support}.test.ts',
+  'test/runtime/secret-placeholders.test.ts',
+  'test/schedule-sync/schedule.test.ts',
+  'test/store-artifact/checkpoint-archive.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Integration tests start servers on loopback; two cores, so keep files few at a time.
     fileParallelism: true,
     maxWorkers: 2,
+    projects: [
+      { extends: true, test: { name: 'unit', include: UNIT } },
+      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: UNIT } },
+    ],
   },
 });
