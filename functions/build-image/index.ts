@@ -2,7 +2,7 @@
 // KCR_REGISTRY_* (a registry) or KCR_OCI_LAYOUT_* (a layout directory), the
 // API (in-cluster or KUBECONFIG) for retention, then the runtime.
 import { resolve } from 'node:path';
-import { InClusterPods } from '../core/kubernetes/in-cluster-pods.js';
+import { podsApiFromEnv } from '../core/kubernetes/in-cluster-pods.js';
 import { S3ObjectStore, s3OptionsFromEnv } from '../core/storage/s3.js';
 import type { ImageTarget } from './image-target.js';
 import { OciLayout } from './oci-layout.js';
@@ -11,7 +11,6 @@ import { parsePlatform } from './checkpoint-image.js';
 import { readEnv } from '../core/runtime/config.js';
 import { ConfigError, errorMessage } from '../core/runtime/errors.js';
 import { createBuildImage, FUNCTION_NAME } from './handler.js';
-import type { PodLister } from './retention.js';
 
 /** A registry when KCR_REGISTRY_URL is set, else the OCI layout directory. */
 export async function imageTargetFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<ImageTarget> {
@@ -57,25 +56,7 @@ export async function buildImageFromEnv(env: NodeJS.ProcessEnv = process.env) {
     repoPrefix: e.KCR_REGISTRY_REPO_PREFIX,
     compression: e.KCR_IMAGE_LAYER_COMPRESSION,
     platform: parsePlatform(e.KCR_IMAGE_PLATFORM),
-    ...(e.KCR_CHECKPOINT_RETENTION > 0 ? { retention: { keep: e.KCR_CHECKPOINT_RETENTION, pods: podsApi(env) } } : {}),
+    // Retention lists pods: an image a pod uses is never pruned.
+    ...(e.KCR_CHECKPOINT_RETENTION > 0 ? { retention: { keep: e.KCR_CHECKPOINT_RETENTION, pods: await podsApiFromEnv(env) } } : {}),
   });
-}
-
-/**
- * The API retention lists pods with (an image a pod uses is never pruned): in
- * a pod, a plain GET with the ServiceAccount token; with KUBECONFIG, the
- * Kubernetes adapter, loaded at the first list, so that a process that never
- * prunes an image (the artifact benchmark's) never pays client-node's ~75 MiB of RSS.
- */
-function podsApi(env: NodeJS.ProcessEnv): PodLister {
-  const c = readEnv(['KUBECONFIG'], env);
-  if (!c.KUBECONFIG) return InClusterPods.fromEnv(env);
-  const kubeconfig = c.KUBECONFIG;
-  let kube: Promise<PodLister> | undefined;
-  return {
-    async listPods(...args) {
-      kube ??= import('../core/kubernetes/kubernetes.js').then(({ Kubernetes }) => Kubernetes.fromEnvironment(kubeconfig));
-      return (await kube).listPods(...args);
-    },
-  };
 }

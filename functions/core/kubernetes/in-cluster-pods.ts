@@ -3,11 +3,13 @@
 // the memory budget of store-artifact (the checkpointed pod, node-agent pods)
 // and build-image (pods that still use a checkpoint image), whose only API
 // calls are these; one GET with the mounted token does the same.
-// Out of the cluster (KUBECONFIG set: the local mode, tests) the Kubernetes
-// adapter serves instead.
+// With KUBECONFIG (the local mode, tests, benchmarks) the same reader serves a
+// kubeconfig whose user has a bearer token; any other kind of user (client
+// certificates, exec plugins) gets the Kubernetes adapter.
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import type { V1Pod } from '@kubernetes/client-node';
 import { readEnv } from '../runtime/config.js';
 import { ConfigError, TransientError, errorMessage } from '../runtime/errors.js';
@@ -19,9 +21,31 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
 export interface InClusterPodsOptions {
   /** `https://host:port` of the API server. */
   server: string;
-  /** Holds `token` (re-read on every call: projected tokens rotate) and `ca.crt`. */
-  serviceAccountDir: string;
+  /** The API server's CA (PEM). */
+  ca: Buffer;
+  /** The bearer token, read on every call: projected tokens rotate. */
+  token: () => string;
   timeoutMs?: number;
+}
+
+/** What store-artifact and build-image read of the API. */
+export interface PodsApi {
+  getPod(namespace: string, name: string): Promise<V1Pod | undefined>;
+  listPods(namespace: string, labelSelector?: string, fieldSelector?: string): Promise<V1Pod[]>;
+}
+
+/**
+ * The pod reader of a function process: in a pod, the ServiceAccount's; with
+ * KUBECONFIG, this reader when its user has a token, else the Kubernetes
+ * adapter (loaded only then: client-node is ~75 MiB of RSS).
+ */
+export async function podsApiFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<PodsApi> {
+  const c = readEnv(['KUBECONFIG'], env);
+  if (!c.KUBECONFIG) return InClusterPods.fromEnv(env);
+  const light = InClusterPods.fromKubeconfig(c.KUBECONFIG);
+  if (light) return light;
+  const { Kubernetes } = await import('./kubernetes.js');
+  return Kubernetes.fromEnvironment(c.KUBECONFIG);
 }
 
 export class InClusterPods {
@@ -29,22 +53,47 @@ export class InClusterPods {
   private readonly timeoutMs: number;
 
   constructor(private readonly options: InClusterPodsOptions) {
-    let ca: Buffer;
-    try {
-      ca = readFileSync(join(options.serviceAccountDir, 'ca.crt'));
-    } catch (err) {
-      throw new ConfigError(`cannot read the ServiceAccount's CA ${join(options.serviceAccountDir, 'ca.crt')} (is the token mounted?): ${errorMessage(err)}`);
-    }
-    this.agent = new Agent({ keepAlive: true, ca });
+    this.agent = new Agent({ keepAlive: true, ca: options.ca });
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  /** From KUBERNETES_SERVICE_HOST/PORT, which Kubernetes sets in every pod. */
+  /** From KUBERNETES_SERVICE_HOST/PORT, which Kubernetes sets in every pod, and the mounted ServiceAccount. */
   static fromEnv(env: NodeJS.ProcessEnv = process.env, serviceAccountDir = SERVICE_ACCOUNT_DIR): InClusterPods {
     const c = readEnv(['KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT'], env);
     if (!c.KUBERNETES_SERVICE_HOST) throw new ConfigError('not in a cluster (KUBERNETES_SERVICE_HOST is unset): set KUBECONFIG');
     const host = c.KUBERNETES_SERVICE_HOST.includes(':') ? `[${c.KUBERNETES_SERVICE_HOST}]` : c.KUBERNETES_SERVICE_HOST;
-    return new InClusterPods({ server: `https://${host}:${c.KUBERNETES_SERVICE_PORT}`, serviceAccountDir });
+    const caPath = join(serviceAccountDir, 'ca.crt');
+    let ca: Buffer;
+    try {
+      ca = readFileSync(caPath);
+    } catch (err) {
+      throw new ConfigError(`cannot read the ServiceAccount's CA ${caPath} (is the token mounted?): ${errorMessage(err)}`);
+    }
+    const tokenPath = join(serviceAccountDir, 'token');
+    return new InClusterPods({ server: `https://${host}:${c.KUBERNETES_SERVICE_PORT}`, ca, token: () => readFileSync(tokenPath, 'utf8').trim() });
+  }
+
+  /**
+   * From a kubeconfig's current context when its user has a bearer token
+   * (`token` or `tokenFile`) and its cluster an https server; undefined for
+   * any other kind of user, which the Kubernetes adapter handles.
+   */
+  static fromKubeconfig(path: string): InClusterPods | undefined {
+    let doc: Kubeconfig;
+    try {
+      doc = parseYaml(readFileSync(path, 'utf8')) as Kubeconfig;
+    } catch (err) {
+      throw new ConfigError(`cannot read KUBECONFIG ${path}: ${errorMessage(err)}`);
+    }
+    const context = doc.contexts?.find((c) => c.name === doc['current-context'])?.context;
+    const cluster = doc.clusters?.find((c) => c.name === context?.cluster)?.cluster;
+    const user = doc.users?.find((u) => u.name === context?.user)?.user;
+    if (!cluster?.server?.startsWith('https://') || !user || (!user.token && !user.tokenFile)) return undefined;
+    const near = (file: string) => resolve(dirname(path), file);
+    const ca = cluster['certificate-authority-data'] ? Buffer.from(cluster['certificate-authority-data'], 'base64') : cluster['certificate-authority'] ? readFileSync(near(cluster['certificate-authority'])) : undefined;
+    if (!ca) return undefined;
+    const { token, tokenFile } = user;
+    return new InClusterPods({ server: cluster.server, ca, token: token ? () => token : () => readFileSync(near(tokenFile!), 'utf8').trim() });
   }
 
   async listPods(namespace: string, labelSelector?: string, fieldSelector?: string): Promise<V1Pod[]> {
@@ -62,7 +111,7 @@ export class InClusterPods {
   }
 
   private async get(url: URL, what: string, absentOk = false): Promise<unknown> {
-    const token = readFileSync(join(this.options.serviceAccountDir, 'token'), 'utf8').trim();
+    const token = this.options.token();
     const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = request(url, { agent: this.agent, headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, timeout: this.timeoutMs }, (res) => {
         let text = '';
@@ -80,4 +129,12 @@ export class InClusterPods {
     if (isTransientStatus(status)) throw new TransientError(message);
     throw new KubeApiError(message, status);
   }
+}
+
+/** The parts of a kubeconfig this reader uses. */
+interface Kubeconfig {
+  'current-context'?: string;
+  contexts?: { name: string; context?: { cluster?: string; user?: string } }[];
+  clusters?: { name: string; cluster?: { server?: string; 'certificate-authority-data'?: string; 'certificate-authority'?: string } }[];
+  users?: { name: string; user?: { token?: string; tokenFile?: string } }[];
 }
