@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { S3ObjectStore, s3OptionsFromEnv } from '../functions/core/storage/s3.js';
 import { FUNCTIONS } from '../functions/catalog.js';
-import { ImageRecord } from '../functions/build-image/image-record.js';
+import { ImageRecord } from '../functions/core/storage/records.js';
 import {
   checkpointId,
   CheckpointStoredData,

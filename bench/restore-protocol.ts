@@ -9,8 +9,7 @@ import { checkpointId } from '../functions/core/contract/checkpoint-id.js';
 import { CheckpointStoredData } from '../functions/core/contract/events.js';
 import { KUBELET_CHECKPOINT_DIR, kubeletArchiveName } from '../functions/core/contract/kubelet-archive.js';
 import { artifactKey, s3Uri, type CheckpointLocation } from '../functions/core/storage/layout.js';
-import { MANIFEST_API_VERSION, type CheckpointManifest } from '../functions/store-artifact/handler.js';
-import type { ImageRecord } from '../functions/build-image/image-record.js';
+import { MANIFEST_API_VERSION, type CheckpointManifest, type ImageRecord } from '../functions/core/storage/records.js';
 
 export const CONTAINER = 'app';
 export const ORIGINAL_IMAGE = `quay.io/kcr/${CONTAINER}:1`;

@@ -5,6 +5,7 @@
 // checkpoint yields byte-identical JSON and therefore the same digests.
 import { createHash } from 'node:crypto';
 import type { CheckpointStoredData } from '../core/contract/events.js';
+import type { ManifestArchive } from '../core/storage/records.js';
 
 export const MediaTypes = {
   layerTar: 'application/vnd.oci.image.layer.v1.tar',
@@ -53,51 +54,8 @@ export const Annotations = {
   runtime: 'io.kcr.runtime',
 } as const;
 
-/** What build-image needs from the manifest.json store-artifact wrote; every field may be absent. */
-export interface ArchiveFacts {
-  rootfsImageName?: string;
-  rootfsImageRef?: string;
-  runtime?: string;
-}
-
-/**
- * Reads the few fields build-image uses from store-artifact's manifest.json,
- * which is owned elsewhere and may grow: unknown or mistyped fields are ignored
- * rather than rejected, because none of them is needed to build a valid image.
- */
-export function archiveFactsFromManifest(manifest: unknown): ArchiveFacts {
-  // `archive` as the brief of store-artifact gives it; its parsed config.dump may sit under it or beside it.
-  const archive = isRecord(manifest) && isRecord(manifest.archive) ? manifest.archive : {};
-  const places = [archive, archive.config, isRecord(manifest) ? manifest.config : undefined].filter(isRecord);
-  const str = (...keys: string[]): string | undefined => {
-    for (const place of places) {
-      for (const key of keys) {
-        const value = place[key];
-        if (typeof value === 'string' && value.length > 0) return value;
-      }
-    }
-    return undefined;
-  };
-  const facts: ArchiveFacts = {};
-  const name = str('rootfsImageName', 'baseImage');
-  const ref = str('rootfsImageRef');
-  const runtime = str('runtime');
-  if (name) facts.rootfsImageName = name;
-  if (ref) facts.rootfsImageRef = ref;
-  if (runtime) facts.runtime = runtime;
-  return facts;
-}
-
-/** The checkpoint id and archive sha256 a manifest.json records, when it records them. */
-export function manifestIdentity(manifest: unknown): { id?: string; sha256?: string } {
-  if (!isRecord(manifest)) return {};
-  const source = isRecord(manifest.data) ? manifest.data : manifest;
-  const out: { id?: string; sha256?: string } = {};
-  if (typeof source.id === 'string') out.id = source.id;
-  const artifact = source.artifact;
-  if (isRecord(artifact) && typeof artifact.sha256 === 'string') out.sha256 = artifact.sha256;
-  return out;
-}
+/** What build-image takes from the archive section of store-artifact's manifest.json. */
+export type ArchiveFacts = Pick<ManifestArchive, 'rootfsImageName' | 'rootfsImageRef' | 'runtime'>;
 
 export function checkpointAnnotations(data: CheckpointStoredData, facts: ArchiveFacts): Record<string, string> {
   const a: Record<string, string> = {

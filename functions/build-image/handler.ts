@@ -19,10 +19,8 @@ import { createGzip } from 'node:zlib';
 import { events, type KcrEvent } from '../core/contract/build.js';
 import { EventTypes, type CheckpointStoredData, type ImageBuiltData } from '../core/contract/events.js';
 import {
-  archiveFactsFromManifest,
   archiveLayer,
   buildCheckpointImage,
-  manifestIdentity,
   MediaTypes,
   repositoryName,
   type CheckpointImage,
@@ -36,7 +34,7 @@ import { ObjectNotFoundError, type ObjectStore } from '../core/storage/object-st
 import { RegistryAuthError, RegistryError } from './registry.js';
 import { TransientError, errorMessage } from '../core/runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
-import { ImageRecord } from './image-record.js';
+import { readImage, readManifest, writeImage, type ImageRecord } from '../core/storage/records.js';
 import { pruneCheckpoints, type PodLister } from './retention.js';
 
 export const FUNCTION_NAME = 'build-image';
@@ -91,12 +89,12 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
       throw new BuildFailure(`archive ${data.artifact.uri} is in bucket ${archive.bucket}, but build-image reads bucket ${deps.store.bucket}`);
     }
     const manifestKey = artifactKey(loc, 'manifest');
-    const manifest = await storeCall(`read ${manifestKey}`, () => deps.store.getJson(manifestKey));
+    const manifest = await storeCall(`read ${manifestKey}`, () => readManifest(deps.store, loc));
     // store-artifact writes manifest.json before it emits `stored`: if it is gone, the checkpoint was deleted.
-    if (manifest === undefined) throw new BuildFailure(`${manifestKey} does not exist (the checkpoint was deleted or never committed)`);
-    const identity = manifestIdentity(manifest);
-    if ((identity.id && identity.id !== data.id) || (identity.sha256 && identity.sha256 !== data.artifact.sha256)) {
-      throw new BuildFailure(`${manifestKey} records checkpoint ${identity.id ?? '?'} sha256 ${identity.sha256 ?? '?'}, the event ${data.id} sha256 ${data.artifact.sha256}`);
+    if (!manifest) throw new BuildFailure(`${manifestKey} does not exist (the checkpoint was deleted or never committed) or is not a checkpoint manifest`);
+    const recorded = manifest.data;
+    if (recorded.id !== data.id || recorded.artifact.sha256 !== data.artifact.sha256) {
+      throw new BuildFailure(`${manifestKey} records checkpoint ${recorded.id} sha256 ${recorded.artifact.sha256}, the event ${data.id} sha256 ${data.artifact.sha256}`);
     }
     let repo: string;
     try {
@@ -106,8 +104,7 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
     }
 
     const imageKey = artifactKey(loc, 'image');
-    const previous = ImageRecord.safeParse(await storeCall(`read ${imageKey}`, () => deps.store.getJson(imageKey)));
-    const prior = previous.success ? previous.data : undefined;
+    const prior = await storeCall(`read ${imageKey}`, () => readImage(deps.store, loc));
     if (prior && prior.repository === repo && prior.host === deps.target.host && prior.layer.mediaType === layerMediaType(compression)) {
       if (await deps.target.hasManifest(repo, prior.indexDigest)) {
         ctx.log.info({ reference: prior.reference }, 'image exists: emitting built again without pushing');
@@ -116,7 +113,7 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
       ctx.log.info({ reference: prior.reference }, 'image.json names an image the target no longer has: rebuilding');
     }
 
-    const facts = archiveFactsFromManifest(manifest);
+    const facts = manifest.archive;
     const mountFrom = prior && prior.host === deps.target.host && prior.repository !== repo ? prior.repository : undefined;
     const started = performance.now();
     const known = knownLayer(data, prior?.layer);
@@ -150,7 +147,7 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
       configDigest: image.config.descriptor.digest,
       layer: { mediaType: image.layer.mediaType, digest: image.layer.digest, size: image.layer.size },
     };
-    await storeCall(`write ${imageKey}`, () => deps.store.putJson(imageKey, record));
+    await storeCall(`write ${imageKey}`, () => writeImage(deps.store, loc, record));
     ctx.log.info({ reference: record.reference, layer: via, mountedFrom: mountFrom }, 'image built');
     return { action: 'built', layer: via, record };
   }

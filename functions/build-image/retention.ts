@@ -17,11 +17,11 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ImageTarget } from './image-target.js';
-import { getJsonIfParsable, type ObjectStore } from '../core/storage/object-store.js';
+import type { ObjectStore } from '../core/storage/object-store.js';
 import { CheckpointCatalog, type ContainerRef } from '../core/storage/checkpoint-catalog.js';
 import { ARTIFACT_FILES, artifactKey, type CheckpointLocation } from '../core/storage/layout.js';
 import { errorMessage } from '../core/runtime/errors.js';
-import { ImageRecord } from './image-record.js';
+import { readImage, readPrune, writePrune, type ImageRecord } from '../core/storage/records.js';
 
 /** The API server's pod list: build-image's only API call. */
 export interface PodLister {
@@ -65,16 +65,14 @@ export async function pruneCheckpoints(deps: RetentionDeps, ref: ContainerRef, k
   const victims = [...committed.slice(keep).filter(([id]) => id !== current), ...leftovers];
   for (const [id, files] of victims) {
     const loc: CheckpointLocation = { ...ref, id };
-    // An image.json that is not JSON names no image; any other read failure stops the prune (retried by the next pass).
-    const raw = files.has(ARTIFACT_FILES.image) ? await getJsonIfParsable(deps.store, artifactKey(loc, 'image')) : undefined;
-    const parsed = raw === undefined ? undefined : ImageRecord.safeParse(raw);
-    const recorded = parsed?.success ? parsed.data : undefined;
+    // An image.json that is not one names no image; any other read failure stops the prune (retried by the next pass).
+    const recorded = files.has(ARTIFACT_FILES.image) ? await readImage(deps.store, loc) : undefined;
     if (recorded && (await inUse(recorded))) {
       deps.log.debug({ checkpointId: id, reference: recorded.reference }, `retention: keeping checkpoint ${id}: a pod uses ${recorded.reference}`);
       continue;
     }
     const image = recorded && ownImage(deps, recorded) ? recorded : undefined;
-    if (image) await deps.store.putJson(artifactKey(loc, 'prune'), image);
+    if (image) await writePrune(deps.store, loc, image);
     await removeFiles(deps, loc, files);
     if (image) await removeImage(deps, loc, image);
     deps.log.info({ checkpointId: id, keep }, `retention: deleted checkpoint ${id}`);
@@ -83,11 +81,11 @@ export async function pruneCheckpoints(deps: RetentionDeps, ref: ContainerRef, k
 
 /** The rest of a prune a crash or a failed image deletion interrupted: S3 leftovers, the image, then the record. */
 async function finishPrune(deps: RetentionDeps, loc: CheckpointLocation, files: Files, inUse: InUse): Promise<void> {
-  const record = ImageRecord.safeParse(await getJsonIfParsable(deps.store, artifactKey(loc, 'prune')));
+  const record = await readPrune(deps.store, loc);
   await removeFiles(deps, loc, files);
-  if (record.success && ownImage(deps, record.data)) {
+  if (record && ownImage(deps, record)) {
     // A pod started from it after all (patched by a restore that read image.json just before the prune): the image waits in prune.json until that pod ends.
-    if (!(await inUse(record.data))) await removeImage(deps, loc, record.data);
+    if (!(await inUse(record))) await removeImage(deps, loc, record);
     return;
   }
   // Names no image this target holds (written by hand, or the target changed since): nothing left to retry.

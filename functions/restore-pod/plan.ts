@@ -6,7 +6,8 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { events, type KcrEvent } from '../core/contract/build.js';
 import { checkpointIdTime } from '../core/contract/checkpoint-id.js';
 import type { PodOwner } from '../core/kubernetes/pods.js';
-import type { DisruptionRecord, RestorableCheckpoint } from '../core/storage/checkpoint-catalog.js';
+import type { RestorableCheckpoint } from '../core/storage/checkpoint-catalog.js';
+import type { DisruptionRecord } from '../core/storage/records.js';
 import type { ContainerFailure } from './container-failure.js';
 import { containerImage, hasStarted, type RestoreState } from './restore-state.js';
 

@@ -6,21 +6,21 @@
 // name and pod uid give, its workload the pod's owner, and spec.dump must name
 // the same pod; otherwise nothing is stored.
 import { Transform, pipeline } from 'node:stream';
-import { getJsonIfParsable, type ObjectStore } from '../core/storage/object-store.js';
+import type { ObjectStore } from '../core/storage/object-store.js';
 import { ArchiveGoneError, NodeAgentLookupError, NodeAgentRefusedError, type ArchiveSource } from './node-agent-client.js';
 import { events, type KcrEvent } from '../core/contract/build.js';
-import { CheckpointStoredData, EventTypes, type CheckpointCreatedData } from '../core/contract/events.js';
+import { EventTypes, type CheckpointCreatedData, type CheckpointStoredData } from '../core/contract/events.js';
 import { parseKubeletArchivePath } from '../core/contract/kubelet-archive.js';
 import { checkpointId } from '../core/contract/checkpoint-id.js';
 import { podOwner } from '../core/kubernetes/pods.js';
 import type { V1Pod } from '@kubernetes/client-node';
 import { ArchiveInvalidError, createArchiveInspector, type CheckpointArchiveInfo } from './checkpoint-archive.js';
 import { artifactKey, s3Uri, type CheckpointLocation } from '../core/storage/layout.js';
+import { MANIFEST_API_VERSION, readManifest, writeManifest, type CheckpointManifest } from '../core/storage/records.js';
 import { BadInputError, TransientError, errorMessage } from '../core/runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
 
 export const STORE_ARTIFACT = 'store-artifact';
-export const MANIFEST_API_VERSION = 'kcr.io/v1alpha1';
 
 /** What store-artifact reads of the API: the checkpointed pod, to check whose checkpoint it is. */
 export interface PodReader {
@@ -34,33 +34,6 @@ export interface StoreArtifactDeps {
   /** Cap on config.dump/spec.dump/stats-dump sizes; default 1 MiB. */
   maxDumpBytes?: number;
   now?: () => Date;
-}
-
-/** manifest.json: the stored event's data under `data` (what readers key on), and what restore and forensics need under `archive`. */
-export interface CheckpointManifest {
-  apiVersion: typeof MANIFEST_API_VERSION;
-  kind: 'CheckpointManifest';
-  data: CheckpointStoredData;
-  archive: {
-    rootfsImageName?: string;
-    rootfsImageRef?: string;
-    rootfsImage?: string;
-    runtime?: string;
-    /** Container id and name as the runtime knew them (config.dump). */
-    containerId?: string;
-    containerName?: string;
-    createdTime?: string;
-    checkpointedTime?: string;
-    /** Who the archive says it is (spec.dump annotations); checked against the event. */
-    container: CheckpointArchiveInfo['container'];
-    /** CRIU dump statistics from stats-dump; `decoded: false` with the reason when unreadable; absent without stats-dump. */
-    criuDumpStats?: CheckpointArchiveInfo['stats'];
-    entries: number;
-    checkpointFiles: number;
-    topLevel: string[];
-  };
-  source: { node: string; archivePath: string };
-  storedAt: string;
 }
 
 /** A permanent failure: reported as io.kcr.checkpoint.failed, stage store. */
@@ -114,7 +87,7 @@ export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<ty
     if (identity) return fail(identity);
 
     await ensureBucket();
-    const committed = await committedManifest(deps.store, manifestKey, data.id);
+    const committed = await committedManifest(deps.store, loc);
     if (committed) {
       log.info({ key: manifestKey }, `checkpoint ${data.id} is already stored; emitting stored again`);
       return [events.checkpointStored({ ...data, artifact: committed.artifact }, common)];
@@ -130,7 +103,7 @@ export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<ty
       if (!(err instanceof StoreFailure)) throw err;
       // Another delivery of this checkpoint may have stored it (and deleted the node's copy) meanwhile:
       // its commit stands, and nothing of it is removed.
-      const meanwhile = await committedManifest(deps.store, manifestKey, data.id);
+      const meanwhile = await committedManifest(deps.store, loc);
       if (meanwhile) {
         log.info({ key: manifestKey, reason: err.message }, `checkpoint ${data.id} was stored by another attempt`);
         return [events.checkpointStored({ ...data, artifact: meanwhile.artifact }, common)];
@@ -141,7 +114,7 @@ export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<ty
     ctx.observe?.('transferSeconds', (performance.now() - started) / 1000, { stage: 'store' });
     ctx.observe?.('archiveBytes', stored.artifact.size);
     const manifest = buildManifest(data, stored.artifact, stored.info, now());
-    await deps.store.putJson(manifestKey, manifest);
+    await writeManifest(deps.store, loc, manifest);
     log.info({ key: manifestKey, size: stored.artifact.size, sha256: stored.artifact.sha256 }, `stored checkpoint ${data.id} (${stored.artifact.size} bytes)`);
 
     // The archive is safe in S3 now; the node copy only fills the node's disk. A failure here changes nothing about the result.
@@ -186,12 +159,10 @@ function nameFits(pod: string, workload: CheckpointCreatedData['workload']): boo
 }
 
 /** The artifact of a complete manifest.json for this checkpoint, or undefined when there is none to trust. */
-async function committedManifest(store: ObjectStore, key: string, id: string): Promise<{ artifact: CheckpointStoredData['artifact'] } | undefined> {
-  // A manifest that is not JSON is no commit: the upload redoes it.
-  const raw = await getJsonIfParsable(store, key);
-  const parsed = CheckpointStoredData.safeParse((raw as { data?: unknown } | undefined)?.data);
-  if (!parsed.success || parsed.data.id !== id) return undefined;
-  return { artifact: parsed.data.artifact };
+async function committedManifest(store: ObjectStore, loc: CheckpointLocation): Promise<{ artifact: CheckpointStoredData['artifact'] } | undefined> {
+  // A manifest that is not one (not JSON, another shape, another id) is no commit: the upload redoes it.
+  const manifest = await readManifest(store, loc);
+  return manifest && manifest.data.id === loc.id ? { artifact: manifest.data.artifact } : undefined;
 }
 
 /**

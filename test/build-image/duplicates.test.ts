@@ -8,7 +8,7 @@ import type { ImageTarget } from '../../functions/build-image/image-target.js';
 import { OciLayout } from '../../functions/build-image/oci-layout.js';
 import { RegistryClient } from '../../functions/build-image/registry.js';
 import { createBuildImage } from '../../functions/build-image/handler.js';
-import { ImageRecord } from '../../functions/build-image/image-record.js';
+import { ImageRecord } from '../../functions/core/storage/records.js';
 import type { KcrEvent } from '../../functions/core/contract/build.js';
 import { EventTypes } from '../../functions/core/contract/events.js';
 import { checkpointPrefix } from '../../functions/core/storage/layout.js';

@@ -10,6 +10,7 @@ import type { Retention } from '../../functions/build-image/handler.js';
 import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
 import { EventTypes, type CheckpointStoredData } from '../../functions/core/contract/events.js';
 import { artifactKey, DEFAULT_BUCKET, s3Uri } from '../../functions/core/storage/layout.js';
+import { MANIFEST_API_VERSION, type CheckpointManifest } from '../../functions/core/storage/records.js';
 import type { MemoryStore } from '../support/memory-store.js';
 import { createLogger } from '../../functions/core/runtime/logger.js';
 import type { HandlerContext, IncomingEvent } from '../../functions/core/runtime/handler.js';
@@ -28,7 +29,7 @@ export interface FixtureSpec {
 export interface Fixture {
   archive: Buffer;
   data: CheckpointStoredData;
-  manifest: Record<string, unknown>;
+  manifest: CheckpointManifest;
   /** The archive's entry names, in order. */
   entries: string[];
 }
@@ -95,16 +96,25 @@ export async function makeFixture(spec: FixtureSpec = {}): Promise<Fixture> {
     checkpointedAt: s.checkpointedAt,
     artifact: { uri: s3Uri(DEFAULT_BUCKET, artifactKey(loc, 'archive')), size: archive.length, sha256: createHash('sha256').update(archive).digest('hex') },
   };
-  const manifest = {
+  const entries = await tarEntries(archive);
+  const manifest: CheckpointManifest = {
+    apiVersion: MANIFEST_API_VERSION,
+    kind: 'CheckpointManifest',
     data,
     archive: {
-      baseImage: 'docker.io/library/redis:7',
+      rootfsImageName: 'docker.io/library/redis:7',
       rootfsImageRef: 'sha256:6f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8',
       runtime: 'runc',
       checkpointedTime: s.checkpointedAt,
+      container: { pod: s.pod, container: s.container },
+      entries: entries.length,
+      checkpointFiles: entries.filter((e) => e.startsWith('checkpoint/')).length,
+      topLevel: [...new Set(entries.map((e) => e.split('/')[0] ?? e))].sort(),
     },
+    source: { node: data.node, archivePath: data.archivePath },
+    storedAt: s.checkpointedAt,
   };
-  return { archive, data, manifest, entries: await tarEntries(archive) };
+  return { archive, data, manifest, entries };
 }
 
 /** Puts the archive and then manifest.json (the commit marker) into the store, as store-artifact does. */

@@ -9,7 +9,7 @@ import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createBuildImage } from '../../functions/build-image/handler.js';
-import { ImageRecord } from '../../functions/build-image/image-record.js';
+import { ImageRecord } from '../../functions/core/storage/records.js';
 import { RegistryClient } from '../../functions/build-image/registry.js';
 import { Annotations, MediaTypes } from '../../functions/build-image/checkpoint-image.js';
 import { EventTypes } from '../../functions/core/contract/events.js';

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OciLayout, REF_NAME_ANNOTATION } from '../../functions/build-image/oci-layout.js';
 import { BlobMismatchError } from '../../functions/build-image/image-target.js';
 import { createBuildImage } from '../../functions/build-image/handler.js';
-import { ImageRecord } from '../../functions/build-image/image-record.js';
+import { ImageRecord } from '../../functions/core/storage/records.js';
 import { Annotations, MediaTypes } from '../../functions/build-image/checkpoint-image.js';
 import { EventTypes } from '../../functions/core/contract/events.js';
 import { optionalBinary } from '../support/binaries.js';

@@ -13,7 +13,7 @@ import { RegistryClient } from '../../functions/build-image/registry.js';
 import type { V1Pod } from '@kubernetes/client-node';
 import { createBuildImage } from '../../functions/build-image/handler.js';
 import { podImageDigests, type PodLister } from '../../functions/build-image/retention.js';
-import { ImageRecord } from '../../functions/build-image/image-record.js';
+import { ImageRecord } from '../../functions/core/storage/records.js';
 import { EventTypes } from '../../functions/core/contract/events.js';
 import { TransientError } from '../../functions/core/runtime/errors.js';
 import { CheckpointCatalog } from '../../functions/core/storage/checkpoint-catalog.js';

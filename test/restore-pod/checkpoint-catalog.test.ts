@@ -6,6 +6,7 @@ import { CheckpointCatalog, type ContainerRef } from '../../functions/core/stora
 import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
 import { artifactKey, type CheckpointLocation } from '../../functions/core/storage/layout.js';
 import { MemoryStore } from '../support/memory-store.js';
+import { commitCheckpoint } from './committed.js';
 
 const REF: ContainerRef = { namespace: 'shop', workload: { kind: 'Deployment', name: 'cart' }, container: 'app' };
 
@@ -34,8 +35,7 @@ async function seed(store: MemoryStore, pod: string, at: string): Promise<Checkp
     checkpointedAt: at,
     artifact: { uri: `s3://${store.bucket}/${artifactKey(loc, 'archive')}`, size: 10, sha256: 'a'.repeat(64) },
   };
-  await store.putJson(artifactKey(loc, 'manifest'), { apiVersion: 'kcr.io/v1alpha1', kind: 'CheckpointManifest', data });
-  await store.putJson(artifactKey(loc, 'image'), { reference: `kcr.local/kcr/shop/deployment-cart-app@sha256:${id.slice(-12).padStart(64, '0')}` });
+  await commitCheckpoint(store, data, 'kcr/shop/deployment-cart-app');
   return loc;
 }
 

@@ -8,7 +8,8 @@ import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
 import { EventTypes } from '../../functions/core/contract/events.js';
 import type { KcrEvent } from '../../functions/core/contract/build.js';
 import { KubeApiError } from '../../functions/core/kubernetes/errors.js';
-import { CheckpointCatalog, type DisruptionRecord } from '../../functions/core/storage/checkpoint-catalog.js';
+import { CheckpointCatalog } from '../../functions/core/storage/checkpoint-catalog.js';
+import type { DisruptionRecord } from '../../functions/core/storage/records.js';
 import { artifactKey, type CheckpointLocation } from '../../functions/core/storage/layout.js';
 import { TransientError } from '../../functions/core/runtime/errors.js';
 import type { IncomingEvent } from '../../functions/core/runtime/handler.js';
@@ -17,6 +18,7 @@ import type { RestorePodKube, WorkloadMeta } from '../../functions/restore-pod/k
 import { restoreStateKey } from '../../functions/restore-pod/restore-state.js';
 import { MemoryStore } from '../support/memory-store.js';
 import { capturingLogger } from '../support/logs.js';
+import { commitCheckpoint } from './committed.js';
 
 const NOW = new Date('2026-11-30T12:00:00Z');
 const NS = 'shop';
@@ -111,8 +113,7 @@ async function seedCheckpoint(store: MemoryStore, pod: string, podUid: string, a
     checkpointedAt: at,
     artifact: { uri: `s3://${store.bucket}/${artifactKey(loc, 'archive')}`, size: 10, sha256: 'a'.repeat(64) },
   };
-  await store.putJson(artifactKey(loc, 'manifest'), data);
-  await store.putJson(artifactKey(loc, 'image'), { reference: `kcr.local/kcr/shop/deployment-cart-app@sha256:${id.slice(-12).padStart(64, '0')}` });
+  await commitCheckpoint(store, data, 'kcr/shop/deployment-cart-app');
   return id;
 }
 

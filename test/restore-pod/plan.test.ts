@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import type { V1Pod } from '@kubernetes/client-node';
 import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
-import type { DisruptionRecord, RestorableCheckpoint } from '../../functions/core/storage/checkpoint-catalog.js';
+import type { RestorableCheckpoint } from '../../functions/core/storage/checkpoint-catalog.js';
+import type { DisruptionRecord } from '../../functions/core/storage/records.js';
 import { candidateSearch, planFailure, refusalOf, replacementPlan, replacementRecord, type FailureSnapshot } from '../../functions/restore-pod/plan.js';
 import { restoreStateKey, type RestoreState } from '../../functions/restore-pod/restore-state.js';
 

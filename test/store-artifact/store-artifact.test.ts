@@ -14,7 +14,8 @@ import { checkpointId, kubeletArchiveName, KUBELET_CHECKPOINT_DIR, type Checkpoi
 import { artifactKey, checkpointPrefix } from '../../functions/core/storage/layout.js';
 import { BadInputError, TransientError } from '../../functions/core/runtime/errors.js';
 import type { HandlerContext, IncomingEvent } from '../../functions/core/runtime/handler.js';
-import { createStoreArtifact, type CheckpointManifest, type PodReader } from '../../functions/store-artifact/handler.js';
+import { createStoreArtifact, type PodReader } from '../../functions/store-artifact/handler.js';
+import type { CheckpointManifest } from '../../functions/core/storage/records.js';
 import type { V1Pod } from '@kubernetes/client-node';
 import { startNodeAgent, type NodeAgent } from '../../node-agent/server.js';
 import { SAMPLE_STATS, writeCheckpointArchive, type ArchiveSpec } from '../../simulator/archive-writer.js';

@@ -2,10 +2,10 @@
 // committed (manifest.json), restorable (image.json), or marked bad. Only
 // images recorded in a committed image.json are ever used, by digest, so a
 // tag pushed by someone else can never be restored from.
-import { z } from 'zod';
-import { CheckpointStoredData, type OwnerKind } from '../contract/events.js';
+import type { OwnerKind } from '../contract/events.js';
 import type { ObjectStore } from './object-store.js';
-import { ARTIFACT_FILES, artifactKey, containerPrefix, disruptionKey, disruptionPrefix, type CheckpointLocation } from './layout.js';
+import { ARTIFACT_FILES, containerPrefix, type CheckpointLocation } from './layout.js';
+import { manifestNames, readDisruptions, readImage, readManifest, writeBad, writeDisruption, type DisruptionRecord } from './records.js';
 
 export interface ContainerRef {
   namespace: string;
@@ -23,24 +23,6 @@ export interface RestorableCheckpoint {
 
 /** Manifests read at once while walking past other pods' checkpoints. */
 const MAX_READ_WINDOW = 8;
-
-const DIGEST_REFERENCE = /^[^@\s]+@sha256:[0-9a-f]{64}$/;
-const ImageJson = z.object({ reference: z.string().regex(DIGEST_REFERENCE) }).loose();
-
-/** The stored event's data, whether manifest.json keeps it at the top or under `checkpoint`/`data`. */
-function checkpointOfManifest(manifest: unknown): z.infer<typeof CheckpointStoredData> | undefined {
-  for (const candidate of [manifest, (manifest as { checkpoint?: unknown } | undefined)?.checkpoint, (manifest as { data?: unknown } | undefined)?.data]) {
-    const r = CheckpointStoredData.safeParse(pickStored(candidate));
-    if (r.success) return r.data;
-  }
-  return undefined;
-}
-
-function pickStored(value: unknown): unknown {
-  if (!value || typeof value !== 'object') return value;
-  const keys = Object.keys(CheckpointStoredData.shape);
-  return Object.fromEntries(Object.entries(value).filter(([k]) => keys.includes(k)));
-}
 
 export class CheckpointCatalog {
   constructor(private readonly store: ObjectStore) {}
@@ -90,45 +72,26 @@ export class CheckpointCatalog {
    * image.json agree with its location and, given `pod` (and `podUid`), it was taken of that pod.
    */
   async read(loc: CheckpointLocation, pod?: string, podUid?: string): Promise<RestorableCheckpoint | undefined> {
-    const manifest = checkpointOfManifest(await this.store.getJson(artifactKey(loc, 'manifest')));
-    if (!manifest) return undefined;
-    // Never across namespaces, workloads or container names, whatever the key says.
-    if (manifest.id !== loc.id || manifest.namespace !== loc.namespace || manifest.container !== loc.container) return undefined;
-    if (manifest.workload.kind !== loc.workload.kind || manifest.workload.name !== loc.workload.name) return undefined;
+    const manifest = await readManifest(this.store, loc);
+    if (!manifest || !manifestNames(manifest, loc)) return undefined;
+    const { pod: takenOf, podUid: takenOfUid } = manifest.data;
     // Another pod's checkpoint (a sibling replica's, an earlier pod's): its image.json is not needed.
-    if ((pod !== undefined && manifest.pod !== pod) || (podUid !== undefined && manifest.podUid !== podUid)) return undefined;
-    const image = ImageJson.safeParse(await this.store.getJson(artifactKey(loc, 'image')));
-    if (!image.success) return undefined;
-    return { id: loc.id, pod: manifest.pod, podUid: manifest.podUid, image: image.data.reference };
+    if ((pod !== undefined && takenOf !== pod) || (podUid !== undefined && takenOfUid !== podUid)) return undefined;
+    const image = await readImage(this.store, loc);
+    if (!image) return undefined;
+    return { id: loc.id, pod: takenOf, podUid: takenOfUid, image: image.reference };
   }
 
   async markBad(loc: CheckpointLocation, reason: string, at: Date): Promise<void> {
-    await this.store.putJson(artifactKey(loc, 'bad'), { id: loc.id, reason, markedAt: at.toISOString() });
+    await writeBad(this.store, loc, { id: loc.id, reason, markedAt: at.toISOString() });
   }
 
   async putDisruption(record: DisruptionRecord): Promise<void> {
-    await this.store.putJson(disruptionKey(record.namespace, record.workload.kind, record.workload.name, record.pod), record);
+    await writeDisruption(this.store, record);
   }
 
+  /** The workload's disruption records, newest first. */
   async disruptions(namespace: string, kind: OwnerKind, name: string): Promise<DisruptionRecord[]> {
-    const out: DisruptionRecord[] = [];
-    for await (const o of this.store.list(disruptionPrefix(namespace, kind, name))) {
-      const r = DisruptionRecord.safeParse(await this.store.getJson(o.key));
-      if (r.success) out.push(r.data);
-    }
-    return out.sort((a, b) => b.at.localeCompare(a.at));
+    return (await readDisruptions(this.store, namespace, kind, name)).sort((a, b) => b.at.localeCompare(a.at));
   }
 }
-
-export const DisruptionRecord = z.object({
-  namespace: z.string(),
-  workload: z.object({ kind: z.enum(['Deployment', 'StatefulSet', 'Pod']), name: z.string() }),
-  pod: z.string(),
-  podUid: z.string(),
-  /** pod-template-hash (Deployment) or controller-revision-hash (StatefulSet): a replacement must run the same template. */
-  templateHash: z.string(),
-  reason: z.string(),
-  at: z.string(),
-  claimedBy: z.object({ pod: z.string(), uid: z.string() }).optional(),
-});
-export type DisruptionRecord = z.infer<typeof DisruptionRecord>;
