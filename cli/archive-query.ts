@@ -45,7 +45,7 @@ const DAY = 24 * HOUR;
  * ranges up to two days, day prefixes beyond (fewer LISTs; keys are filtered by
  * their encoded time anyway).
  */
-export function rangePrefixes(range: { since: Date; until: Date }): string[] {
+function rangePrefixes(range: { since: Date; until: Date }): string[] {
   const span = range.until.getTime() - range.since.getTime();
   if (span < 0) return [];
   const byHour = span <= 2 * DAY;
@@ -77,7 +77,7 @@ async function* keyBatches(store: ObjectStore, range: TimeRange): AsyncGenerator
   }
 }
 
-export async function readArchived(store: ObjectStore, key: string): Promise<ArchivedObject> {
+async function readArchived(store: ObjectStore, key: string): Promise<ArchivedObject> {
   const text = await readText(await store.getStream(key));
   let event: StructuredEvent | undefined;
   try {
@@ -101,7 +101,7 @@ function matchPattern(value: unknown, pattern: string): boolean {
 }
 
 /** Whether an archived object passes the filter. A malformed object passes only an empty filter, so replay can report it. */
-export function matches(obj: ArchivedObject, filter: EventFilter): boolean {
+function matches(obj: ArchivedObject, filter: EventFilter): boolean {
   const hasAttributeFilter = Boolean(filter.types?.length || filter.subject || filter.checkpointId);
   if (filter.deadLetter && !isDeadLetterKey(obj.key) && !(obj.event && isDeadLetter(obj.event))) return false;
   const e = obj.event;

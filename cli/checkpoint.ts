@@ -47,7 +47,7 @@ export function addCheckpointCommand(program: Command, io: CliIo): Command {
 }
 
 /** The event's data for `kind/name`, checked against the contract by the constructor. */
-export function requestedData(target: string, namespace: string, container?: string): CheckpointRequestedData {
+function requestedData(target: string, namespace: string, container?: string): CheckpointRequestedData {
   const slash = target.indexOf('/');
   const kind = KINDS[target.slice(0, slash).toLowerCase()];
   const name = target.slice(slash + 1);

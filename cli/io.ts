@@ -10,7 +10,7 @@ export interface S3Settings {
   bucket: string;
 }
 
-export interface Output {
+interface Output {
   write(text: string): unknown;
 }
 

@@ -16,7 +16,7 @@ export function replayEvent(original: StructuredEvent, newId: string = randomUUI
   return new CloudEvent<unknown>({ ...attrs, id: newId, [REPLAY_OF_EXTENSION]: original.id } as ConstructorParameters<typeof CloudEvent>[0]);
 }
 
-export interface BinaryMessage {
+interface BinaryMessage {
   headers: Record<string, string>;
   body: string;
 }
@@ -29,7 +29,7 @@ export function toBinary(event: CloudEvent<unknown>): BinaryMessage {
   return { headers, body: typeof body === 'string' ? body : body === undefined ? '' : Buffer.from(body as Uint8Array).toString('utf8') };
 }
 
-export type SendResult = { ok: boolean; status?: number; error?: string };
+type SendResult = { ok: boolean; status?: number; error?: string };
 
 export async function send(target: string, message: BinaryMessage, fetchImpl: typeof fetch, timeoutMs: number): Promise<SendResult> {
   try {
@@ -41,7 +41,7 @@ export async function send(target: string, message: BinaryMessage, fetchImpl: ty
   }
 }
 
-export interface Destination {
+interface Destination {
   url: string;
   /** Whether it is the broker (which archives what it receives), not one function. */
   broker: boolean;

@@ -7,11 +7,11 @@ import { UsageError } from './errors.js';
 import { openS3Store, type CliIoInput } from './io.js';
 import { checkLocalEnv, localModeGone } from '../local/env-file.js';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
 
-export function buildProgram(input: CliIoInput): Command {
+function buildProgram(input: CliIoInput): Command {
   const io = { ...input, openStore: input.openStore ?? openS3Store };
   const program = new Command('kcr')
     .description('kcr: transparent checkpoint/restore for Kubernetes workloads')

@@ -23,7 +23,7 @@ const EVENT_TYPES: Record<WatchEventType, string> = {
   DELETED: 'dev.knative.apiserver.resource.delete',
 };
 
-export interface ApiServerSourceOptions {
+interface ApiServerSourceOptions {
   kubeConfig: KubeConfig;
   /** The ApiServerSources to run; default: those in the repository's sources/ directory. */
   sources?: ApiServerSourceResource[];

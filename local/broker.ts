@@ -28,11 +28,11 @@ import {
 export const DEFAULT_EVENTING_DIR = fileURLToPath(new URL('../eventing', import.meta.url));
 
 /** Knative's broker hop limit: the ingress sets it, each reply decrements it. */
-export const DEFAULT_BROKER_TTL = 255;
+const DEFAULT_BROKER_TTL = 255;
 /** Knative truncates knativeerrordata to this many bytes of the response body. */
-export const ERROR_DATA_MAX_BYTES = 1024;
+const ERROR_DATA_MAX_BYTES = 1024;
 
-export interface LocalBrokerOptions {
+interface LocalBrokerOptions {
   /** Brokers and Triggers to serve; default: every Broker/Trigger in `eventingDir`. */
   eventing?: EventingConfig;
   /** Default: the repository's eventing/ directory. */
@@ -68,7 +68,7 @@ export type BrokerObservation =
   | (Delivery & { kind: 'dead-lettered'; deadLetterSink: string; status: number })
   | { kind: 'dropped'; trigger?: string; event: WireEvent; reason: string };
 
-export type BrokerObserver = (observation: BrokerObservation) => void;
+type BrokerObserver = (observation: BrokerObservation) => void;
 
 export interface LocalBroker {
   /** The ingress URL, `http://127.0.0.1:<port>/<namespace>/<broker>` (K_SINK for the functions). */
@@ -102,7 +102,7 @@ interface Attempt {
 
 const RETRYABLE = new Set([404, 408, 409, 429]);
 
-export function isRetryableStatus(status: number): boolean {
+function isRetryableStatus(status: number): boolean {
   return status >= 500 || RETRYABLE.has(status);
 }
 

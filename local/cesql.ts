@@ -12,7 +12,7 @@
 // implicit casts do); a missing attribute or a failed cast is an evaluation
 // error, and Knative treats an erroring expression as not matching.
 
-export type CesqlValue = string | number | boolean;
+type CesqlValue = string | number | boolean;
 
 type Node =
   | { kind: 'literal'; value: CesqlValue }

@@ -79,7 +79,7 @@ function decodeStructured(body: Buffer): WireEvent {
   return { attributes, data: Buffer.from(JSON.stringify(obj.data), 'utf8') };
 }
 
-export function validateAttributes(attributes: Record<string, string>): void {
+function validateAttributes(attributes: Record<string, string>): void {
   if (attributes.specversion !== '1.0') {
     throw new InvalidCloudEventError(`unsupported or missing specversion ${JSON.stringify(attributes.specversion ?? null)} (expected "1.0")`);
   }
@@ -133,7 +133,7 @@ export function dataOf(event: WireEvent): unknown {
   return text;
 }
 
-export function isJson(contentType: string): boolean {
+function isJson(contentType: string): boolean {
   const base = contentType.split(';')[0]!.trim().toLowerCase();
   return base === 'application/json' || base === 'text/json' || base.endsWith('+json');
 }

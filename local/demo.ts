@@ -12,8 +12,8 @@ import { decodePages } from '../simulator/state.js';
 import type { ImageBuiltData } from '../functions/core/contract/events.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
 
-export const DEMO_NAMESPACE = 'default';
-export const DEMO_SCHEDULE = '*/10 * * * * *';
+const DEMO_NAMESPACE = 'default';
+const DEMO_SCHEDULE = '*/10 * * * * *';
 
 export interface StepResult {
   step: string;
@@ -22,7 +22,7 @@ export interface StepResult {
   detail: string;
 }
 
-export interface DemoOptions {
+interface DemoOptions {
   /** Called with each step as it ends. */
   onStep?: (r: StepResult) => void;
   /** Longest wait for any one step. */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { TransformOptions } from 'node:stream';
 import S3rver from 's3rver';
 
-export interface EmbeddedS3Options {
+interface EmbeddedS3Options {
   /** Where objects are kept (default: a new temp directory, removed on stop). */
   dir?: string;
   port?: number;

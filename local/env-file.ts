@@ -7,11 +7,11 @@
 import { readFileSync } from 'node:fs';
 import { errorMessage } from '../functions/core/runtime/errors.js';
 
-export const ENV_FILE_VAR = 'KCR_LOCAL_ENV_FILE';
-export const STOPPED_VAR = 'KCR_LOCAL_STOPPED';
+const ENV_FILE_VAR = 'KCR_LOCAL_ENV_FILE';
+const STOPPED_VAR = 'KCR_LOCAL_STOPPED';
 
 /** The local mode is not running, though the environment says it was used: exit 1. */
-export class LocalModeNotRunning extends Error {
+class LocalModeNotRunning extends Error {
   override readonly name = 'LocalModeNotRunning';
 }
 

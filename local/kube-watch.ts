@@ -23,7 +23,7 @@ export interface KubeObject {
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
-export interface ListWatchOptions {
+interface ListWatchOptions {
   kubeConfig: KubeConfig;
   apiVersion: string;
   kind: string;

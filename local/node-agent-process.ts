@@ -10,7 +10,7 @@ import { stopChild } from './child-process.js';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-export interface NodeAgentProcessOptions {
+interface NodeAgentProcessOptions {
   /** The node's checkpoint directory. */
   dir: string;
   /** The file holding the bearer token. */

@@ -21,9 +21,9 @@ import type { WireEvent } from './cloudevent-wire.js';
 import { startListWatch, type KubeObject, type ListWatch } from './kube-watch.js';
 import { pingSourceSchema, resolveSink, sendCloudEvent, type PingSourceResource, type SinkResolver } from './sources.js';
 
-export const PING_EVENT_TYPE = 'dev.knative.sources.ping';
+const PING_EVENT_TYPE = 'dev.knative.sources.ping';
 
-export interface PingSchedulerOptions {
+interface PingSchedulerOptions {
   kubeConfig: KubeConfig;
   /** Watch one namespace; default all. */
   namespace?: string;
@@ -47,7 +47,7 @@ export type PingObservation =
   | { kind: 'send-failed'; namespace: string; name: string; sink: string; event: WireEvent; error: string }
   | { kind: 'error'; error: string };
 
-export interface ScheduledPing {
+interface ScheduledPing {
   namespace: string;
   name: string;
   schedule: string;

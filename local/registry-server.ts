@@ -32,7 +32,7 @@ export interface RegistryServer {
   stop(): Promise<void>;
 }
 
-export interface RegistryServerOptions {
+interface RegistryServerOptions {
   /** The docker-registry binary (Debian puts it at /usr/bin/docker-registry). */
   binary: string;
   /** An htpasswd file (bcrypt hashes) to require basic auth. */

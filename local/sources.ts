@@ -5,16 +5,16 @@ import { z } from 'zod';
 import { encodeBinary, type WireEvent } from './cloudevent-wire.js';
 import { parseResources, parseYamlDir } from './yaml-docs.js';
 
-export const SOURCES_API_VERSION = 'sources.knative.dev/v1';
-export const DEFAULT_SOURCES_DIR = fileURLToPath(new URL('../sources', import.meta.url));
+const SOURCES_API_VERSION = 'sources.knative.dev/v1';
+const DEFAULT_SOURCES_DIR = fileURLToPath(new URL('../sources', import.meta.url));
 
 const kref = z.object({ apiVersion: z.string().optional(), kind: z.string(), name: z.string(), namespace: z.string().optional() });
-export type SinkRef = z.infer<typeof kref>;
+type SinkRef = z.infer<typeof kref>;
 
-export const sinkSchema = z
+const sinkSchema = z
   .object({ ref: kref.optional(), uri: z.string().optional() })
   .refine((d) => d.ref !== undefined || d.uri !== undefined, 'a sink needs ref or uri');
-export type Sink = z.infer<typeof sinkSchema>;
+type Sink = z.infer<typeof sinkSchema>;
 
 const ceOverrides = z.object({ extensions: z.record(z.string(), z.string()).optional() }).optional();
 
@@ -25,7 +25,7 @@ const labelSelector = z.object({
 
 const metadata = z.object({ name: z.string(), namespace: z.string().optional(), generation: z.number().optional() }).passthrough();
 
-export const apiServerSourceSchema = z.object({
+const apiServerSourceSchema = z.object({
   apiVersion: z.literal(SOURCES_API_VERSION),
   kind: z.literal('ApiServerSource'),
   metadata,
@@ -57,7 +57,7 @@ export const pingSourceSchema = z.object({
 });
 export type PingSourceResource = z.infer<typeof pingSourceSchema>;
 
-export interface SourcesConfig {
+interface SourcesConfig {
   apiServerSources: ApiServerSourceResource[];
   pingSources: PingSourceResource[];
 }
@@ -106,7 +106,7 @@ export function resolveSink(sink: Sink, namespace: string, resolver: SinkResolve
   return sink.uri ? new URL(sink.uri, base.endsWith('/') ? base : `${base}/`).toString() : base;
 }
 
-export interface SendOptions {
+interface SendOptions {
   /** Retries after the first attempt (Knative's adapters: 5 for PingSource). */
   retries: number;
   /** First backoff; doubles each retry. */

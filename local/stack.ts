@@ -26,10 +26,10 @@ import { startPingScheduler, type PingScheduler } from './ping-scheduler.js';
 import { startApiServerSources, type ApiServerSourceAdapter } from './apiserver-source.js';
 import { brokerSinkResolver, loadSourcesDir } from './sources.js';
 
-export const LAYOUT_HOST = 'kcr.local';
-export const KCR_NAMESPACE = 'kcr-system';
+const LAYOUT_HOST = 'kcr.local';
+const KCR_NAMESPACE = 'kcr-system';
 
-export interface StackOptions {
+interface StackOptions {
   /** Where everything is kept: S3 objects, the OCI layout, node checkpoint dirs, logs. */
   stateDir: string;
   nodes?: string[];
@@ -58,7 +58,7 @@ export interface StackOptions {
 }
 
 /** Until collected, every layer ever pushed stays on disk (the demo's 10 s checkpoints grew it ~290 MB a minute). */
-export const DEFAULT_REGISTRY_GC_INTERVAL_MS = 5 * 60_000;
+const DEFAULT_REGISTRY_GC_INTERVAL_MS = 5 * 60_000;
 
 export interface Stack {
   cluster: SimulatedCluster;

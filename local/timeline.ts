@@ -9,7 +9,7 @@ import cliProgress from 'cli-progress';
 import type { BrokerObservation } from './broker.js';
 import { dataOf, type WireEvent } from './cloudevent-wire.js';
 
-export interface TimelineOptions {
+interface TimelineOptions {
   out: NodeJS.WriteStream;
   verbose?: boolean;
   /** Where the archive of a checkpoint is on its node (to know an upload's size). */

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { parseCesql, type CesqlExpression } from './cesql.js';
 import { parseResources, parseYamlDir } from './yaml-docs.js';
 
-export const TRIGGER_API_VERSION = 'eventing.knative.dev/v1';
+const TRIGGER_API_VERSION = 'eventing.knative.dev/v1';
 
 const kref = z.object({
   apiVersion: z.string().optional(),
@@ -32,7 +32,6 @@ const delivery = z.object({
   timeout: z.string().optional(),
   deadLetterSink: destination.optional(),
 });
-export type DeliverySpec = z.infer<typeof delivery>;
 
 export type SubscriptionsApiFilter = {
   exact?: Record<string, string>;
@@ -134,7 +133,7 @@ export function triggerMatches(trigger: TriggerResource, attributes: EventAttrib
 }
 
 /** Compiles (once) a Trigger's filter; a malformed cesql expression throws naming the Trigger. */
-export function compileTriggerFilter(trigger: TriggerResource, origin = ''): EventFilter {
+function compileTriggerFilter(trigger: TriggerResource, origin = ''): EventFilter {
   const cached = compiled.get(trigger);
   if (cached) return cached;
   let filter: EventFilter;

@@ -12,12 +12,11 @@ import { pipeline } from 'node:stream/promises';
 import { pino, type Logger } from 'pino';
 import { KUBELET_ARCHIVE_NAME } from '../functions/core/contract/kubelet-archive.js';
 
-export const DEFAULT_NODE_AGENT_PORT = 10380;
 const ROUTE_PREFIX = '/checkpoints/';
 /** NAME_MAX of Linux file systems: the kubelet cannot have written a longer name. */
 const MAX_NAME_BYTES = 255;
 
-export interface NodeAgentOptions {
+interface NodeAgentOptions {
   /** The checkpoint directory (the kubelet's /var/lib/kubelet/checkpoints). */
   dir: string;
   /** The bearer token clients must present; a function is asked on every request, so a rotated Secret file takes effect. */

@@ -21,7 +21,7 @@ import { matchesFields, matchesLabels, type FieldRequirement, type LabelSelector
 import type { Store } from './store.js';
 import { clone, isRecord, nowRfc3339, type KubeObject, type OwnerReference } from './types.js';
 
-export type PatchType = 'merge' | 'strategic' | 'json';
+type PatchType = 'merge' | 'strategic' | 'json';
 
 export function patchTypeFromContentType(contentType: string | undefined, t: ResourceType): PatchType {
   const ct = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
@@ -48,14 +48,14 @@ export interface DeleteOptions {
   dryRun?: boolean;
 }
 
-export interface ListOptions {
+interface ListOptions {
   labelSelector?: LabelSelector;
   fieldSelector?: FieldRequirement[];
   /** In-process callers (the controllers): any other condition, applied before copying. */
   where?: (o: KubeObject) => boolean;
 }
 
-export interface ApiServerTiming {
+interface ApiServerTiming {
   /** Simulated seconds → real milliseconds for pod termination grace periods. */
   gracePeriodScaleMs: number;
   /** Upper bound on a pod's real termination delay, whatever its grace period. */
@@ -624,7 +624,7 @@ function templateDefaults(spec: Record<string, unknown>): void {
   }
 }
 
-export function applyDefaults(t: ResourceType, obj: KubeObject): void {
+function applyDefaults(t: ResourceType, obj: KubeObject): void {
   if (t.custom) return;
   const spec = obj.spec;
   switch (t.kind) {

@@ -32,7 +32,7 @@ export interface ArchiveSpec {
   extra?: { name: string; content: string | Buffer; type?: 'file' | 'symlink'; linkname?: string }[];
 }
 
-export interface DumpStats {
+interface DumpStats {
   freezing_time: number;
   frozen_time: number;
   memdump_time: number;
@@ -69,7 +69,7 @@ export function encodeStatsDump(stats: DumpStats): Buffer {
   return criuImage('service', MAGIC.stats, [[{ n: 1, message: fields.map(([n, varint]) => ({ n, varint })) }]]);
 }
 
-export function configDump(spec: ArchiveSpec): Record<string, unknown> {
+function configDump(spec: ArchiveSpec): Record<string, unknown> {
   return {
     id: 'b3b1a4d2c5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2',
     name: `k8s_${spec.container}_${spec.pod}_${spec.namespace}_${spec.podUid}_0`,
@@ -82,7 +82,7 @@ export function configDump(spec: ArchiveSpec): Record<string, unknown> {
   };
 }
 
-export function specDump(spec: ArchiveSpec): Record<string, unknown> {
+function specDump(spec: ArchiveSpec): Record<string, unknown> {
   return {
     ociVersion: '1.0.2-dev',
     process: { args: ['redis-server'], cwd: '/data' },

@@ -6,7 +6,7 @@ import tar from 'tar-stream';
 import { coreImage, inventoryImage, pagemapImage, pstreeImage, statsDumpImage } from './criu.js';
 import { encodePages, PAGE_SIZE, type ContainerState } from './state.js';
 
-export interface ArchiveInput {
+interface ArchiveInput {
   namespace: string;
   pod: string;
   podUid: string;
@@ -22,11 +22,6 @@ export interface ArchiveInput {
   createdAt: string;
   checkpointedAt: string;
   state: ContainerState;
-}
-
-export interface ArchiveEntry {
-  name: string;
-  data: Buffer;
 }
 
 async function packTar(entries: { name: string; data?: Buffer; dir?: boolean }[], mtime: Date): Promise<Buffer> {

@@ -32,7 +32,7 @@ function varint(v: number | bigint): Buffer {
 }
 
 /** Encodes a protobuf message from (field number, value) pairs, in order. */
-export function encodeMessage(fields: Field[]): Buffer {
+function encodeMessage(fields: Field[]): Buffer {
   const parts: Buffer[] = [];
   for (const f of fields) {
     if ('varint' in f) {
@@ -61,7 +61,7 @@ export function criuImage(kind: 'common' | 'service', magic: number, entries: Fi
   return Buffer.concat(parts);
 }
 
-export interface DumpStats {
+interface DumpStats {
   freezingTimeUs: number;
   frozenTimeUs: number;
   memdumpTimeUs: number;

@@ -7,7 +7,7 @@ export interface StatusCause {
   field?: string;
 }
 
-export interface StatusDetails {
+interface StatusDetails {
   name?: string;
   group?: string;
   kind?: string;
@@ -56,7 +56,7 @@ export class ApiError extends Error {
 }
 
 /** `pods` / `deployments.apps` — how the API server names a resource in messages. */
-export function qualifiedResource(plural: string, group: string): string {
+function qualifiedResource(plural: string, group: string): string {
   return group ? `${plural}.${group}` : plural;
 }
 
@@ -104,10 +104,6 @@ export function methodNotAllowed(): ApiError {
   return new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
 }
 
-export function gone(message: string): ApiError {
-  return new ApiError(410, 'Expired', message);
-}
-
 export function unauthorized(): ApiError {
   return new ApiError(401, 'Unauthorized', 'Unauthorized');
 }
@@ -118,12 +114,6 @@ export function unsupportedMediaType(accepted: string[]): ApiError {
     'UnsupportedMediaType',
     `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`,
   );
-}
-
-export function internalError(message: string): ApiError {
-  return new ApiError(500, 'InternalError', `Internal error occurred: ${message}`, {
-    causes: [{ message }],
-  });
 }
 
 /** Standard reason for an HTTP code, used when a test injects a failure with only a code. */

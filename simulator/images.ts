@@ -11,7 +11,7 @@ export type ImageSource =
   | { kind: 'layout'; dir: string }
   | { kind: 'registry'; url: string; username?: string; password?: string };
 
-export interface ImageRef {
+interface ImageRef {
   /** Registry host (`docker.io` when none is given). */
   host: string;
   repository: string;
@@ -19,7 +19,7 @@ export interface ImageRef {
   digest?: string;
 }
 
-export interface ResolvedImage {
+interface ResolvedImage {
   ref: string;
   /** `repo@sha256:…` recorded as the container's imageID. */
   imageID: string;

@@ -414,7 +414,7 @@ function seedBaseObjects(api: ObjectApi, registry: ResourceRegistry, nodeNames: 
   nodeNames.forEach((name, i) => api.create(nodeType, undefined, nodeObject(name, i)));
 }
 
-export function nodeObject(name: string, index: number): KubeObject {
+function nodeObject(name: string, index: number): KubeObject {
   const now = nowRfc3339();
   return {
     metadata: {

@@ -10,7 +10,7 @@ import { ApiError, invalid } from './errors.js';
 import type { ResourceType } from './resources.js';
 import { isRecord, type KubeObject } from './types.js';
 
-export const PING_VALIDATION_WEBHOOK = 'validation.webhook.eventing.knative.dev';
+const PING_VALIDATION_WEBHOOK = 'validation.webhook.eventing.knative.dev';
 
 export function admitKnative(t: ResourceType, obj: KubeObject): void {
   if (t.group !== 'sources.knative.dev' || t.kind !== 'PingSource') return;

@@ -28,7 +28,7 @@ export interface KubeletTiming {
   imagePullBackoffMs: number;
 }
 
-export interface KubeletOptions extends KubeletTiming {
+interface KubeletOptions extends KubeletTiming {
   node: string;
   nodeIndex: number;
   checkpointDir: string;

@@ -35,7 +35,7 @@ export interface NodeBackend {
   followLogs(pod: KubeObject, container: string | undefined, onLine: (line: string) => void): () => void;
 }
 
-export interface RequestInfo {
+interface RequestInfo {
   verb: string;
   group: string;
   version: string;
@@ -73,9 +73,9 @@ interface FailureMatch {
 }
 
 /** An API error with this status, or a dropped connection. */
-export type FailureRule = FailureMatch & ({ code: number; reason?: string; message?: string; retryAfterSeconds?: number } | { drop: ConnectionDrop });
+type FailureRule = FailureMatch & ({ code: number; reason?: string; message?: string; retryAfterSeconds?: number } | { drop: ConnectionDrop });
 
-export interface ApiServerOptions {
+interface ApiServerOptions {
   tokens: Map<string, string>;
   bookmarkIntervalMs: number;
   version: { major: string; minor: string; gitVersion: string };

@@ -23,7 +23,7 @@ export interface ContainerState {
   crashOnRestore: boolean;
 }
 
-export interface PagesHeader {
+interface PagesHeader {
   version: 1;
   namespace: string;
   pod: string;

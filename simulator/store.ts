@@ -5,7 +5,7 @@
 import type { KubeObject } from './types.js';
 import { clone } from './types.js';
 
-export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
 export interface StoreEvent {
   type: WatchEventType;
@@ -17,7 +17,7 @@ export interface StoreEvent {
   oldObject?: KubeObject;
 }
 
-export type StoreListener = (ev: StoreEvent) => void;
+type StoreListener = (ev: StoreEvent) => void;
 
 export class Store {
   private rv = 1;

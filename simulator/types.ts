@@ -1,9 +1,6 @@
 // Loose JSON shapes for objects held by the simulated API server. Objects are stored as
 // plain JSON (what goes over the wire); these interfaces name the fields the simulator reads.
 
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue };
-export type JsonObject = { [k: string]: JsonValue };
-
 export interface OwnerReference {
   apiVersion: string;
   kind: string;
@@ -13,7 +10,7 @@ export interface OwnerReference {
   blockOwnerDeletion?: boolean;
 }
 
-export interface ObjectMeta {
+interface ObjectMeta {
   name?: string;
   generateName?: string;
   namespace?: string;
@@ -50,11 +47,6 @@ export function clone<T>(v: T): T {
 /** Kubernetes timestamps have second precision (RFC 3339, `Z`). */
 export function nowRfc3339(d: Date = new Date()): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-/** MicroTime (events, leases) keeps microseconds. */
-export function nowMicro(d: Date = new Date()): string {
-  return d.toISOString().replace(/Z$/, '000Z');
 }
 
 /** The value as a record, or an empty one: for reading loose JSON. */

@@ -3,7 +3,7 @@
 import type { V1Deployment, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { Kubernetes } from '../functions/core/kubernetes/kubernetes.js';
 
-export interface WorkloadSpec {
+interface WorkloadSpec {
   name: string;
   namespace?: string;
   replicas?: number;

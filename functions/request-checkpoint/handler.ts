@@ -9,7 +9,6 @@ import { EventTypes, type CheckpointCreatedData, type OwnerKind } from '../core/
 import { events, type KcrEvent } from '../core/contract/build.js';
 import { checkpointId } from '../core/contract/checkpoint-id.js';
 import { parseKubeletArchivePath } from '../core/contract/kubelet-archive.js';
-import type { Kubernetes } from '../core/kubernetes/kubernetes.js';
 import { buildEvent } from '../core/kubernetes/events.js';
 import { ANNOTATIONS, isOptedIn, parseContainerList } from '../core/kubernetes/annotations.js';
 import { labelSelectorString } from '../core/kubernetes/label-selector.js';
@@ -18,11 +17,12 @@ import { classifyKubeletFailure } from './kubelet-outcome.js';
 import { TransientError, errorMessage } from '../core/runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
 import type { NamespaceExclusion } from '../core/kubernetes/excluded-namespaces.js';
+import type { RequestCheckpointKube } from './kube-port.js';
 
-export const NAME = 'request-checkpoint';
+const NAME = 'request-checkpoint';
 
-export interface RequestCheckpointDeps {
-  kube: Kubernetes;
+interface RequestCheckpointDeps {
+  kube: RequestCheckpointKube;
   /** The kubelet's `?timeout=`, in seconds. */
   timeoutSeconds: number;
   /** Kubelet calls in flight at once. */

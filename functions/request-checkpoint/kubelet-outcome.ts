@@ -4,7 +4,7 @@
 // connection error: Kubernetes.checkpoint throws TransientError).
 import { statusMessage } from '../core/kubernetes/kubernetes.js';
 
-export type KubeletFailure = { transient: true; reason: string } | { transient: false; reason: string };
+type KubeletFailure = { transient: true; reason: string } | { transient: false; reason: string };
 
 export function classifyKubeletFailure(status: number, body: string): KubeletFailure {
   const text = statusMessage(body).trim() || '(empty body)';

@@ -3,7 +3,7 @@
 // from the API, so replayed and out-of-order events converge.
 import { EventTypes, type ScheduleAction, type WorkloadKind } from '../core/contract/events.js';
 import { events, type KcrEvent } from '../core/contract/build.js';
-import { ConflictError, type Kubernetes, type Workload } from '../core/kubernetes/kubernetes.js';
+import { ConflictError, type Workload } from '../core/kubernetes/kubernetes.js';
 import { buildEvent } from '../core/kubernetes/events.js';
 import { ANNOTATIONS, LABELS, MANAGED_BY, parseContainerList } from '../core/kubernetes/annotations.js';
 import { checkSchedule } from './schedule.js';
@@ -11,11 +11,12 @@ import { desiredPingSource, pingSourceMatches, pingSourceName } from './ping-sou
 import { TransientError } from '../core/runtime/errors.js';
 import type { FunctionHandler, HandlerContext } from '../core/runtime/handler.js';
 import type { Logger } from '../core/runtime/logger.js';
+import type { ScheduleSyncKube } from './kube-port.js';
 
-export const NAME = 'schedule-sync';
+const NAME = 'schedule-sync';
 
 export interface ScheduleSyncDeps {
-  kube: Kubernetes;
+  kube: ScheduleSyncKube;
   /** The broker URL the PingSources send to. */
   sinkUri: string;
 }

@@ -12,7 +12,7 @@ export function pingSourceName(kind: string, name: string): string {
   return `${full.slice(0, 54).replace(/[-.]+$/, '')}-${hash}`;
 }
 
-export interface PingSourceInputs {
+interface PingSourceInputs {
   schedule: string;
   timezone?: string;
   /** Where the pings go: the broker. */

@@ -7,7 +7,7 @@ import { ANNOTATIONS } from '../core/kubernetes/annotations.js';
 import { nextTime } from '../core/knative/cron.js';
 import { checkPingSchedule, fieldErrorsText, type FieldError } from '../core/knative/ping-validation.js';
 
-export type ScheduleCheck = { ok: true; nextRuns: Date[] } | { ok: false; problem: string };
+type ScheduleCheck = { ok: true; nextRuns: Date[] } | { ok: false; problem: string };
 
 // Month and weekday names hold the letters of Quartz's L, W and H (JUL, WED, THU): dropped before looking for them.
 const NAMES = /JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT/g;

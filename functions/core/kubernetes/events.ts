@@ -2,13 +2,13 @@
 import { randomBytes } from 'node:crypto';
 import type { CoreV1Event, V1ObjectMeta } from '@kubernetes/client-node';
 
-export interface EventTarget {
+interface EventTarget {
   apiVersion: string;
   kind: string;
   metadata?: V1ObjectMeta;
 }
 
-export interface EventSpec {
+interface EventSpec {
   type: 'Normal' | 'Warning';
   reason: string;
   message: string;

@@ -16,9 +16,9 @@ import { ConfigError, TransientError, errorMessage } from '../runtime/errors.js'
 import { requestFailure, timeoutError } from '../runtime/transient.js';
 import { isTransientStatus, KubeApiError, statusMessage } from './errors.js';
 
-export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
-export interface InClusterPodsOptions {
+interface InClusterPodsOptions {
   /** `https://host:port` of the API server. */
   server: string;
   /** The API server's CA (PEM). */
@@ -29,7 +29,7 @@ export interface InClusterPodsOptions {
 }
 
 /** What store-artifact and build-image read of the API. */
-export interface PodsApi {
+interface PodsApi {
   getPod(namespace: string, name: string): Promise<V1Pod | undefined>;
   listPods(namespace: string, labelSelector?: string, fieldSelector?: string): Promise<V1Pod[]>;
 }

@@ -50,7 +50,7 @@ export type CheckpointOutcome =
   | { ok: true; archivePath: string }
   | { ok: false; status: number; body: string };
 
-export interface KubernetesOptions {
+interface KubernetesOptions {
   /** HTTP timeout for the kubelet checkpoint call is the kubelet's timeout plus this margin. */
   checkpointMarginMs?: number;
 }

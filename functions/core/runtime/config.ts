@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
-export interface EnvVar<S extends z.ZodType = z.ZodType> {
+interface EnvVar<S extends z.ZodType = z.ZodType> {
   description: string;
   /** Used when the variable is unset or empty; absent means required (unless the schema is optional). */
   default?: string;
@@ -87,8 +87,8 @@ export const ENV = {
   KCR_RESTORE_MAX_ATTEMPTS: v(['restore-pod'], 'Checkpoints tried for one failure before a cold start from the original image', positiveInt, '2'),
 } satisfies Record<string, EnvVar>;
 
-export type EnvName = keyof typeof ENV;
-export type EnvValues<K extends EnvName> = { [N in K]: z.infer<(typeof ENV)[N]['schema']> };
+type EnvName = keyof typeof ENV;
+type EnvValues<K extends EnvName> = { [N in K]: z.infer<(typeof ENV)[N]['schema']> };
 
 /** Reads and validates the named variables; throws a ConfigError naming every bad one. */
 export function readEnv<K extends EnvName>(names: readonly K[], source: NodeJS.ProcessEnv = process.env): EnvValues<K> {
@@ -104,5 +104,3 @@ export function readEnv<K extends EnvName>(names: readonly K[], source: NodeJS.P
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join(', ')}`);
   return out as EnvValues<K>;
 }
-
-export { bool as envBool, positiveInt as envPositiveInt, httpUrl as envHttpUrl };

@@ -10,7 +10,7 @@ import { HTTP, type CloudEvent } from 'cloudevents';
 import { TransientError, errorMessage } from './errors.js';
 import { isConnectionError } from './transient.js';
 
-export interface EmitterOptions {
+interface EmitterOptions {
   sink: string;
   retries: number;
   backoffMs: number;

@@ -10,7 +10,7 @@ const MiB = 1024 * 1024;
  * What handlers measure of the work itself (the runtime measures events).
  * Every function's registry carries them all; each function fills its own.
  */
-export const DOMAIN_METRICS = {
+const DOMAIN_METRICS = {
   kubeletCheckpointSeconds: {
     name: 'kcr_kubelet_checkpoint_duration_seconds',
     help: 'Kubelet checkpoint calls, by outcome (created, failed): how long the container stayed frozen, plus the API server hop',

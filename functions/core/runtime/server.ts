@@ -12,7 +12,7 @@ import { createLogger, logUnhandledRejections, type Logger } from './logger.js';
 import { isBatch, parseRawRequest, parseRequest } from './parse.js';
 import { readEnv } from './config.js';
 
-export interface ServeOptions {
+interface ServeOptions {
   /** 0 picks a free port. */
   port: number;
   host?: string;

@@ -5,7 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { isSecretPlaceholder, placeholderHint } from './config.js';
 import { ConfigError } from './errors.js';
 
-export interface TokenSource {
+interface TokenSource {
   token?: string | undefined;
   tokenFile?: string | undefined;
 }
