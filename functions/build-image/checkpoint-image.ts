@@ -100,11 +100,6 @@ export function repositoryName(data: Pick<CheckpointStoredData, 'namespace' | 'w
   return repo;
 }
 
-export function isValidRepositoryPrefix(prefix: string): boolean {
-  const trimmed = prefix.replace(/^\/+|\/+$/g, '');
-  return trimmed === '' || isValidRepository(trimmed);
-}
-
 export interface LayerDescriptor {
   mediaType: typeof MediaTypes.layerTar | typeof MediaTypes.layerTarGzip;
   digest: string;
@@ -170,7 +165,7 @@ export function sha256Digest(bytes: Buffer | string): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
-export function jsonBlob(mediaType: string, value: unknown): JsonBlob {
+function jsonBlob(mediaType: string, value: unknown): JsonBlob {
   const bytes = Buffer.from(canonicalJson(value), 'utf8');
   return { bytes, descriptor: { mediaType, digest: sha256Digest(bytes), size: bytes.length } };
 }

@@ -20,7 +20,7 @@ import { BlobMismatchError, type BlobRef, type ImageDigests, type ImageTarget, t
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 /** containerd's import reads the full image name from this annotation. */
-export const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
+const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
 
 const LAYOUT_VERSION = '1.0.0';
 const DIGEST = /^sha256:([0-9a-f]{64})$/;

@@ -366,7 +366,7 @@ export function registryLocation(value: string, insecure: boolean): { baseUrl: s
   return { baseUrl: url.origin, host: url.host };
 }
 
-export function isLoopbackHost(hostPort: string): boolean {
+function isLoopbackHost(hostPort: string): boolean {
   const host = hostPort.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

@@ -24,7 +24,7 @@ export async function restorePodFromEnv(env: NodeJS.ProcessEnv = process.env): P
 }
 
 /** The Kubernetes adapter as restore-pod's port, with the node read the adapter has no call for. */
-export function restorePodKube(kube: Kubernetes): RestorePodKube {
+function restorePodKube(kube: Kubernetes): RestorePodKube {
   return {
     getPod: (namespace, name) => kube.getPod(namespace, name),
     getWorkload: (namespace, kind, name) => kube.getWorkload(namespace, kind, name),

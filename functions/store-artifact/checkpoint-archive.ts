@@ -8,7 +8,7 @@
 import tar from 'tar-stream';
 import { z } from 'zod';
 
-export const DEFAULT_MAX_DUMP_BYTES = 1024 * 1024;
+const DEFAULT_MAX_DUMP_BYTES = 1024 * 1024;
 const DUMP_FILES = ['config.dump', 'spec.dump', 'stats-dump'] as const;
 type DumpFile = (typeof DUMP_FILES)[number];
 

@@ -20,7 +20,7 @@ import { MANIFEST_API_VERSION, readManifest, writeManifest, type CheckpointManif
 import { BadInputError, TransientError, errorMessage } from '../core/runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
 
-export const STORE_ARTIFACT = 'store-artifact';
+const STORE_ARTIFACT = 'store-artifact';
 
 /** What store-artifact reads of the API: the checkpointed pod, to check whose checkpoint it is. */
 export interface PodReader {

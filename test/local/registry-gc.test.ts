@@ -14,7 +14,7 @@ import type { RegistryServer } from '../../local/registry-server.js';
 import { events as build } from '../../functions/core/contract/build.js';
 import { createLogger } from '../../functions/core/runtime/logger.js';
 import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
-import { ImageRecord } from '../../functions/build-image/image-record.js';
+import { ImageRecord } from '../../functions/core/storage/records.js';
 import { artifactKey } from '../../functions/core/storage/layout.js';
 import { deployment, runningPods } from '../../simulator/workloads.js';
 import { optionalBinary } from '../support/binaries.js';

@@ -103,18 +103,6 @@ describe('S3ObjectStore against s3rver', () => {
     expect(s3.pendingUploads(bucket)).toEqual([]);
   });
 
-  it('aborts when the inspect callback throws', async () => {
-    const src = generated(12 * MiB);
-    let seen = 0;
-    const inspect = (chunk: Buffer) => {
-      seen += chunk.length;
-      if (seen > 8 * MiB) throw new Error('inspection refused the bytes');
-    };
-    await expect(store.upload('inspected.bin', src.stream, { inspect })).rejects.toThrow('inspection refused');
-    expect(await store.stat('inspected.bin')).toBeUndefined();
-    expect(s3.pendingUploads(bucket)).toEqual([]);
-  });
-
   it('maps an unreachable endpoint to TransientError', async () => {
     const dead = new S3ObjectStore({ endpoint: 'http://127.0.0.1:1', accessKey: 'x', secretKey: 'y', bucket });
     await expect(dead.stat('k')).rejects.toBeInstanceOf(TransientError);

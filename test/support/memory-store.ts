@@ -48,12 +48,11 @@ export class MemoryStore implements ObjectStore {
     }
   }
 
-  async upload(key: string, body: Readable, options: UploadOptions = {}): Promise<UploadResult> {
+  async upload(key: string, body: Readable, _options: UploadOptions = {}): Promise<UploadResult> {
     const chunks: Buffer[] = [];
     const hash = createHash('sha256');
     for await (const chunk of body) {
       const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-      options.inspect?.(buf);
       hash.update(buf);
       chunks.push(buf);
     }

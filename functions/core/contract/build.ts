@@ -3,7 +3,7 @@
 import { CloudEvent } from 'cloudevents';
 import { checkData, EventTypes, type EventData, type EventType } from './events.js';
 
-export const KCR_SOURCE_PREFIX = '/kcr/';
+const KCR_SOURCE_PREFIX = '/kcr/';
 
 export interface EventAttributes {
   /** The emitting function, e.g. `request-checkpoint`; becomes `source: /kcr/<function>`. */
@@ -38,11 +38,11 @@ export function newEvent<T extends EventType>(type: T, data: EventData<T>, attrs
   });
 }
 
-export function containerSubject(namespace: string, pod: string, container: string): string {
+function containerSubject(namespace: string, pod: string, container: string): string {
   return `${namespace}/${pod}/${container}`;
 }
 
-export function workloadSubject(namespace: string, kind: string, name: string): string {
+function workloadSubject(namespace: string, kind: string, name: string): string {
   return `${namespace}/${kind}/${name}`;
 }
 

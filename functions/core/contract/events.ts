@@ -14,7 +14,7 @@ export type WorkloadKind = z.infer<typeof WorkloadKind>;
 export const OwnerKind = z.enum(['Deployment', 'StatefulSet', 'Pod']);
 export type OwnerKind = z.infer<typeof OwnerKind>;
 
-export const CheckpointIdSchema = z.string().regex(CHECKPOINT_ID_PATTERN, 'must be a kcr checkpoint id (yyyymmddThhmmssZ-<12 hex>)');
+const CheckpointIdSchema = z.string().regex(CHECKPOINT_ID_PATTERN, 'must be a kcr checkpoint id (yyyymmddThhmmssZ-<12 hex>)');
 
 export const WorkloadRef = z.object({ namespace: dns1123Label, kind: WorkloadKind, name: dns1123Subdomain }).strict();
 export type WorkloadRef = z.infer<typeof WorkloadRef>;

@@ -32,7 +32,7 @@ export class CronSyntaxError extends Error {
  * The zone of a schedule without `CRON_TZ=`: Go's time.Local of the mt-ping
  * adapter, UTC in Knative's images (no TZ, no /etc/localtime).
  */
-export const ADAPTER_ZONE = 'UTC';
+const ADAPTER_ZONE = 'UTC';
 
 interface Bounds {
   min: number;
@@ -219,7 +219,7 @@ function parseGoDuration(s: string): number | string {
  * otherwise a zone of the IANA database, looked up by file name, so case
  * matters (Intl does not care, hence the checks on top of it).
  */
-export function loadLocation(name: string): { zone: string } | { error: string } {
+function loadLocation(name: string): { zone: string } | { error: string } {
   if (name === '' || name === 'UTC' || name === 'Local') return { zone: name === 'Local' ? ADAPTER_ZONE : 'UTC' };
   if (name.includes('..') || name.startsWith('/') || name.startsWith('\\')) return { error: 'time: invalid location name' };
   let resolved: string;

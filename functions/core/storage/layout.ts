@@ -25,7 +25,7 @@ const OWNER_KINDS: ReadonlySet<string> = new Set<OwnerKind>(['Deployment', 'Stat
  * subdomains (no `/`, no `..`, lowercase). A name from an event that breaks
  * them is refused before it can address anything outside the layout.
  */
-export const KEY_NAME_RULES = {
+const KEY_NAME_RULES = {
   namespace: DNS1123_LABEL,
   container: DNS1123_LABEL,
   pod: DNS1123_SUBDOMAIN,

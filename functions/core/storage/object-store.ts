@@ -18,8 +18,6 @@ export interface UploadOptions {
   contentType?: string;
   /** Called with the bytes uploaded so far (progress for long transfers). */
   onProgress?: (bytes: number) => void;
-  /** Sees every chunk as it streams, e.g. to parse the archive on the fly. Throwing aborts the upload. */
-  inspect?: (chunk: Buffer) => void;
   signal?: AbortSignal;
 }
 

@@ -13,7 +13,7 @@ import { isConnectionError } from '../runtime/transient.js';
 
 const MiB = 1024 * 1024;
 /** S3's minimum size of every part but the last. */
-export const MIN_PART_SIZE = 5 * MiB;
+const MIN_PART_SIZE = 5 * MiB;
 
 export interface S3ObjectStoreOptions {
   /** http(s)://host:port of the S3 API. */
@@ -51,7 +51,7 @@ function httpStatus(err: unknown): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export function isTransientS3Error(err: unknown): boolean {
+function isTransientS3Error(err: unknown): boolean {
   if (isConnectionError(err)) return true;
   const code = errorCode(err);
   if (code !== undefined && TRANSIENT_S3_CODES.has(code)) return true;
@@ -263,7 +263,6 @@ export class S3ObjectStore implements ObjectStore {
       for await (const raw of body) {
         options.signal?.throwIfAborted();
         const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw as Uint8Array);
-        options.inspect?.(chunk);
         hash.update(chunk);
         size += chunk.length;
         options.onProgress?.(size);
