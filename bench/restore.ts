@@ -23,7 +23,7 @@ import type { z } from 'zod';
 import { startSimulatedCluster, type KubeObject, type SimulatedCluster } from '../simulator/index.js';
 import { startEmbeddedS3, type EmbeddedS3 } from '../local/embedded-s3.js';
 import { makeResourceEvent } from '../local/apiserver-source.js';
-import { encodeBinary } from '../local/cloudevent-wire.js';
+import { encodeBinary } from '../functions/core/runtime/cloudevents-http.js';
 import { deployment } from '../simulator/workloads.js';
 import { EventTypes } from '../functions/core/contract/events.js';
 import {

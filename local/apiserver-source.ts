@@ -12,7 +12,7 @@
 // Not implemented: Reference mode, spec.owner filtering.
 import { randomUUID } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import type { WireEvent } from './cloudevent-wire.js';
+import type { WireEvent } from '../functions/core/runtime/cloudevents-http.js';
 import { startListWatch, type KubeObject, type ListWatch, type WatchEventType } from './kube-watch.js';
 import { labelSelectorString, matchesLabelSelector, type LabelSelector } from '../functions/core/kubernetes/label-selector.js';
 import { loadSourcesDir, resolveSink, sendCloudEvent, type ApiServerSourceResource, type SinkResolver } from './sources.js';

@@ -10,7 +10,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { CloudEvent } from 'cloudevents';
-import { InvalidCloudEventError, carriesCloudEvent, decodeHttp, encodeBinary, fromSdkEvent, type WireEvent } from './cloudevent-wire.js';
+import { carriesCloudEvent, decodeHttp, encodeBinary, fromSdkEvent, type WireEvent } from '../functions/core/runtime/cloudevents-http.js';
+import { BadInputError } from '../functions/core/runtime/errors.js';
 import {
   DEFAULT_DELIVERY,
   backoffMs,
@@ -77,7 +78,7 @@ export interface LocalBroker {
   readonly name: string;
   /** The Triggers of this Broker. */
   readonly triggers: readonly TriggerResource[];
-  /** Ingests an event in process (same path as the HTTP ingress); throws InvalidCloudEventError when invalid. */
+  /** Ingests an event in process (same path as the HTTP ingress); throws BadInputError when invalid. */
   publish(event: CloudEvent<unknown> | WireEvent): Promise<void>;
   /** Registers an observer; returns a function that removes it. */
   onDelivery(observer: BrokerObserver): () => void;
@@ -293,7 +294,7 @@ export async function startLocalBroker(options: LocalBrokerOptions = {}): Promis
     try {
       event = decodeHttp(req.headers, body);
     } catch (err) {
-      if (err instanceof InvalidCloudEventError) return reply(res, 400, { error: err.message });
+      if (err instanceof BadInputError) return reply(res, 400, { error: err.message });
       throw err;
     }
     ingest(event, 'http');

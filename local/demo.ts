@@ -5,7 +5,7 @@
 import { AppsV1Api } from '@kubernetes/client-node';
 import type { Stack } from './stack.js';
 import type { BrokerObservation } from './broker.js';
-import { dataOf } from './cloudevent-wire.js';
+import { dataOf } from '../functions/core/runtime/cloudevents-http.js';
 import { artifactKey } from '../functions/core/storage/layout.js';
 import { readTar } from '../simulator/archive.js';
 import { decodePages } from '../simulator/state.js';

@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { nextTime, type CronSchedule } from '../functions/core/knative/cron.js';
 import { checkPingSchedule, fieldErrorsText, PING_DEFAULT_SCHEDULE } from '../functions/core/knative/ping-validation.js';
-import type { WireEvent } from './cloudevent-wire.js';
+import type { WireEvent } from '../functions/core/runtime/cloudevents-http.js';
 import { startListWatch, type KubeObject, type ListWatch } from './kube-watch.js';
 import { pingSourceSchema, resolveSink, sendCloudEvent, type PingSourceResource, type SinkResolver } from './sources.js';
 

@@ -2,7 +2,7 @@
 // resources as read from sources/*.yaml, sink resolution and the sender.
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { encodeBinary, type WireEvent } from './cloudevent-wire.js';
+import { encodeBinary, type WireEvent } from '../functions/core/runtime/cloudevents-http.js';
 import { parseResources, parseYamlDir } from './yaml-docs.js';
 
 const SOURCES_API_VERSION = 'sources.knative.dev/v1';

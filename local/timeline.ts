@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import cliProgress from 'cli-progress';
 import type { BrokerObservation } from './broker.js';
-import { dataOf, type WireEvent } from './cloudevent-wire.js';
+import { dataOf, type WireEvent } from '../functions/core/runtime/cloudevents-http.js';
 
 interface TimelineOptions {
   out: NodeJS.WriteStream;

@@ -32,7 +32,7 @@ import { artifactKey, parseS3Uri, type CheckpointLocation } from '../core/storag
 import { BlobMismatchError, type ImageTarget, type PushedBlob } from './image-target.js';
 import { ObjectNotFoundError, type ObjectStore } from '../core/storage/object-store.js';
 import { RegistryAuthError, RegistryError } from './registry.js';
-import { TransientError, errorMessage } from '../core/runtime/errors.js';
+import { PermanentFailure, TransientError, errorMessage } from '../core/runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
 import { readImage, readManifest, writeImage, type ImageRecord } from '../core/storage/records.js';
 import { pruneCheckpoints, type PodLister } from './retention.js';
@@ -66,11 +66,6 @@ export interface BuildReport {
   record: ImageRecord;
 }
 
-/** A permanent failure of this checkpoint's build: reported as checkpoint.failed, not retried. */
-class BuildFailure extends Error {
-  override readonly name = 'BuildFailure';
-}
-
 /** What one attempt decided, shared by every duplicate that joined it: built, failed (permanent), or an error to throw. */
 type Outcome = { built: BuildReport } | { failed: string } | { error: unknown };
 
@@ -86,21 +81,21 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
     const loc: CheckpointLocation = { namespace: data.namespace, workload: data.workload, container: data.container, id: data.id };
     const archive = parseS3Uri(data.artifact.uri);
     if (archive.bucket !== deps.store.bucket) {
-      throw new BuildFailure(`archive ${data.artifact.uri} is in bucket ${archive.bucket}, but build-image reads bucket ${deps.store.bucket}`);
+      throw new PermanentFailure(`archive ${data.artifact.uri} is in bucket ${archive.bucket}, but build-image reads bucket ${deps.store.bucket}`);
     }
     const manifestKey = artifactKey(loc, 'manifest');
     const manifest = await storeCall(`read ${manifestKey}`, () => readManifest(deps.store, loc));
     // store-artifact writes manifest.json before it emits `stored`: if it is gone, the checkpoint was deleted.
-    if (!manifest) throw new BuildFailure(`${manifestKey} does not exist (the checkpoint was deleted or never committed) or is not a checkpoint manifest`);
+    if (!manifest) throw new PermanentFailure(`${manifestKey} does not exist (the checkpoint was deleted or never committed) or is not a checkpoint manifest`);
     const recorded = manifest.data;
     if (recorded.id !== data.id || recorded.artifact.sha256 !== data.artifact.sha256) {
-      throw new BuildFailure(`${manifestKey} records checkpoint ${recorded.id} sha256 ${recorded.artifact.sha256}, the event ${data.id} sha256 ${data.artifact.sha256}`);
+      throw new PermanentFailure(`${manifestKey} records checkpoint ${recorded.id} sha256 ${recorded.artifact.sha256}, the event ${data.id} sha256 ${data.artifact.sha256}`);
     }
     let repo: string;
     try {
       repo = repositoryName(data, deps.repoPrefix);
     } catch (err) {
-      throw new BuildFailure(errorMessage(err));
+      throw new PermanentFailure(errorMessage(err));
     }
 
     const imageKey = artifactKey(loc, 'image');
@@ -278,7 +273,7 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
 
 /** Auth refused, registry 4xx, bytes that do not match their digest, a missing archive: retrying cannot help. */
 function isPermanent(err: unknown): boolean {
-  return err instanceof BuildFailure || err instanceof RegistryError || err instanceof BlobMismatchError || err instanceof ObjectNotFoundError;
+  return err instanceof PermanentFailure || err instanceof RegistryError || err instanceof BlobMismatchError || err instanceof ObjectNotFoundError;
 }
 
 /** Pauses before pushing the image part again after a failed push: a concurrent push of the same image finishes within them. */

@@ -17,7 +17,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { ArchiveInvalidError, createArchiveInspector, type CheckpointArchiveInfo } from './checkpoint-archive.js';
 import { artifactKey, s3Uri, type CheckpointLocation } from '../core/storage/layout.js';
 import { MANIFEST_API_VERSION, readManifest, writeManifest, type CheckpointManifest } from '../core/storage/records.js';
-import { BadInputError, TransientError, errorMessage } from '../core/runtime/errors.js';
+import { BadInputError, PermanentFailure, TransientError, errorMessage } from '../core/runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
 
 const STORE_ARTIFACT = 'store-artifact';
@@ -35,9 +35,6 @@ export interface StoreArtifactDeps {
   maxDumpBytes?: number;
   now?: () => Date;
 }
-
-/** A permanent failure: reported as io.kcr.checkpoint.failed, stage store. */
-class StoreFailure extends Error {}
 
 export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<typeof EventTypes.checkpointCreated> {
   const now = deps.now ?? (() => new Date());
@@ -100,7 +97,7 @@ export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<ty
     try {
       stored = await uploadArchive(deps, data, archiveKey);
     } catch (err) {
-      if (!(err instanceof StoreFailure)) throw err;
+      if (!(err instanceof PermanentFailure)) throw err;
       // Another delivery of this checkpoint may have stored it (and deleted the node's copy) meanwhile:
       // its commit stands, and nothing of it is removed.
       const meanwhile = await committedManifest(deps.store, loc);
@@ -176,9 +173,9 @@ async function uploadArchive(deps: StoreArtifactDeps, data: CheckpointCreatedDat
   try {
     download = await deps.agents.open(data.node, data.archivePath);
   } catch (err) {
-    if (err instanceof ArchiveGoneError) throw new StoreFailure(`archive ${data.archivePath} is gone from node ${data.node}: ${err.message}`);
-    if (err instanceof NodeAgentRefusedError) throw new StoreFailure(`node-agent of ${data.node} refused the archive: ${err.message}`);
-    if (err instanceof NodeAgentLookupError) throw new StoreFailure(`node-agent of ${data.node} not found: ${err.message}`);
+    if (err instanceof ArchiveGoneError) throw new PermanentFailure(`archive ${data.archivePath} is gone from node ${data.node}: ${err.message}`);
+    if (err instanceof NodeAgentRefusedError) throw new PermanentFailure(`node-agent of ${data.node} refused the archive: ${err.message}`);
+    if (err instanceof NodeAgentLookupError) throw new PermanentFailure(`node-agent of ${data.node} not found: ${err.message}`);
     throw err;
   }
 
@@ -206,7 +203,7 @@ async function uploadArchive(deps: StoreArtifactDeps, data: CheckpointCreatedDat
   try {
     result = await deps.store.upload(key, body, { contentType: 'application/x-tar' });
   } catch (err) {
-    if (err instanceof ArchiveInvalidError) throw new StoreFailure(`archive ${data.archivePath} from node ${data.node} is not a usable checkpoint: ${err.message}`);
+    if (err instanceof ArchiveInvalidError) throw new PermanentFailure(`archive ${data.archivePath} from node ${data.node} is not a usable checkpoint: ${err.message}`);
     throw err;
   }
   if (!info) throw new Error(`inspection of ${data.archivePath} produced no result although the upload completed`);

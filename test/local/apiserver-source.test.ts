@@ -3,10 +3,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
 import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
-import { dataOf } from '../../local/cloudevent-wire.js';
+import { dataOf } from '../../functions/core/runtime/cloudevents-http.js';
 import { makeResourceEvent, startApiServerSources, type ApiServerSourceAdapter, type ApiServerSourceObservation } from '../../local/apiserver-source.js';
 import { brokerSinkResolver, loadSourcesDir, parseSourcesYaml } from '../../local/sources.js';
 import { startSubscriber, type Subscriber } from './support.js';
+import { until } from '../support/wait.js';
 
 let cluster: SimulatedCluster;
 let api: KubernetesObjectApi;
@@ -28,13 +29,7 @@ const deployment = (name: string, namespace: string, labels: Record<string, stri
 
 const about = (s: Subscriber, kind: string, name: string) => s.received.filter((r) => r.event.attributes.kind === kind && r.event.attributes.name === name);
 
-async function until(check: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitFor = (what: string, check: () => boolean) => until(what, check, { timeout: 8000, interval: 25 });
 
 beforeAll(async () => {
   cluster = await startSimulatedCluster();
@@ -61,7 +56,7 @@ afterAll(async () => {
 describe('ApiServerSource adapter (sources/apiserversources.yaml) against the simulated cluster', () => {
   it('sends add, update and delete for a Deployment, with the attributes of the real adapter', async () => {
     await api.create(deployment('counter', 'demo', { 'kcr.io/demo': 'yes' }));
-    await until(() => about(sink, 'Deployment', 'counter').length >= 1, 'add event');
+    await waitFor('add event', () => about(sink, 'Deployment', 'counter').length >= 1);
     await api.patch(
       { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'counter', namespace: 'demo', annotations: { 'kcr.io/checkpoint-restore-schedule': '*/10 * * * * *' } } } as KubernetesObject,
       undefined,
@@ -70,9 +65,9 @@ describe('ApiServerSource adapter (sources/apiserversources.yaml) against the si
       undefined,
       'application/merge-patch+json' as never,
     );
-    await until(() => about(sink, 'Deployment', 'counter').some((r) => r.event.attributes.type?.endsWith('.update')), 'update event');
+    await waitFor('update event', () => about(sink, 'Deployment', 'counter').some((r) => r.event.attributes.type?.endsWith('.update')));
     await api.delete(deployment('counter', 'demo'));
-    await until(() => about(sink, 'Deployment', 'counter').some((r) => r.event.attributes.type?.endsWith('.delete')), 'delete event');
+    await waitFor('delete event', () => about(sink, 'Deployment', 'counter').some((r) => r.event.attributes.type?.endsWith('.delete')));
 
     const events = about(sink, 'Deployment', 'counter').map((r) => r.event);
     const types = events.map((e) => e.attributes.type);
@@ -111,7 +106,7 @@ describe('ApiServerSource adapter (sources/apiserversources.yaml) against the si
   it('skips namespaces its namespaceSelector excludes', async () => {
     await api.create(deployment('internal', 'kcr-system'));
     await api.create(deployment('marker', 'demo'));
-    await until(() => about(sink, 'Deployment', 'marker').length >= 1, 'marker add event');
+    await waitFor('marker add event', () => about(sink, 'Deployment', 'marker').length >= 1);
     expect(about(sink, 'Deployment', 'internal')).toHaveLength(0);
   });
 
@@ -136,8 +131,8 @@ spec:
       await api.create(deployment('web-elsewhere', 'default', { tier: 'web' }));
       await api.create(deployment('plain', 'demo'));
       await api.create(deployment('web', 'demo', { tier: 'web' }));
-      await until(() => about(own, 'Deployment', 'web').length >= 1, 'labelled add event');
-      await until(() => about(sink, 'Deployment', 'web').length >= 1, 'the other source saw it too');
+      await waitFor('labelled add event', () => about(own, 'Deployment', 'web').length >= 1);
+      await waitFor('the other source saw it too', () => about(sink, 'Deployment', 'web').length >= 1);
       expect(about(own, 'Deployment', 'web')[0]!.event.attributes.kcrorigin).toBe('local');
       expect(about(own, 'Deployment', 'plain')).toHaveLength(0);
       expect(about(own, 'Deployment', 'web-elsewhere')).toHaveLength(0);

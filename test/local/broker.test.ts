@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CloudEvent } from 'cloudevents';
 import { startLocalBroker, type BrokerObservation, type LocalBroker } from '../../local/broker.js';
-import { dataOf, type WireEvent } from '../../local/cloudevent-wire.js';
+import { dataOf, type WireEvent } from '../../functions/core/runtime/cloudevents-http.js';
 import { parseEventingYaml, type EventingConfig } from '../../local/triggers.js';
 import { binaryHeaders, startSubscriber, type Answer, type Subscriber } from './support.js';
 

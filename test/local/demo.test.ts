@@ -7,12 +7,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../local/stack.js';
 import { runDemo, type StepResult } from '../../local/demo.js';
-import { dataOf } from '../../local/cloudevent-wire.js';
+import { dataOf } from '../../functions/core/runtime/cloudevents-http.js';
 import { runCli } from '../../cli/run.js';
 import { RegistryClient } from '../../functions/build-image/registry.js';
 import { OciLayout } from '../../functions/build-image/oci-layout.js';
 import type { ImageBuiltData } from '../../functions/core/contract/events.js';
 import { optionalBinary } from '../support/binaries.js';
+import { until } from '../support/wait.js';
 
 describe('local mode: demo, archive and replay', () => {
   let stack: Stack;
@@ -89,13 +90,8 @@ describe('local mode: demo, archive and replay', () => {
     expect(replayed).toMatchObject({ type: 'io.kcr.checkpoint.stored' });
     expect(replayed!.id).not.toBe(stored.id);
 
-    const deadline = Date.now() + 20_000;
-    let rebuilt: ImageBuiltData | undefined;
-    while (!rebuilt && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-      rebuilt = received.filter((e) => e.type === 'io.kcr.image.built' && (e.data as ImageBuiltData).id === built.id).map((e) => e.data as ImageBuiltData)[1];
-    }
-    expect(rebuilt?.image.digest).toBe(built.image.digest);
+    const rebuilt = await until('the replay\'s image.built', () => received.filter((e) => e.type === 'io.kcr.image.built' && (e.data as ImageBuiltData).id === built.id).map((e) => e.data as ImageBuiltData)[1], { timeout: 20_000, interval: 100 });
+    expect(rebuilt.image.digest).toBe(built.image.digest);
     if (stack.registry.kind === 'docker-registry') {
       const res = await fetch(`${stack.registry.server.url}/v2/${repo}/manifests/${digest}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
       expect(res.status).toBe(200);

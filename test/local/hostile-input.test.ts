@@ -1,81 +1,50 @@
 // The checkpoint side of the chain under forged, duplicated and hostile input
 // and failing dependencies, on the local stack: every function is reachable by
 // any pod of a cluster, so each is posted to directly, as an attacker would.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
-import { createWriteStream, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createWriteStream, existsSync, readdirSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startStack, type Stack } from '../../local/stack.js';
-import { encodeBinary, type WireEvent } from '../../local/cloudevent-wire.js';
+import { encodeBinary, type WireEvent } from '../../functions/core/runtime/cloudevents-http.js';
 import { events as build } from '../../functions/core/contract/build.js';
 import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
 import type { CheckpointCreatedData } from '../../functions/core/contract/events.js';
 import type { FunctionName } from '../../functions/catalog.js';
-import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
 import { deployment, runningPods, statefulSet } from '../../simulator/workloads.js';
-import { optionalBinary } from '../support/binaries.js';
 import { artifactKey, checkpointPrefix } from '../../functions/core/storage/layout.js';
-
-const NS = 'default';
-const OPT_IN = { 'kcr.io/checkpoint-restore-schedule': '0 0 1 1 *' };
+import { NS, OPT_IN, useLocalStack } from '../support/local-stack.js';
 
 describe('hostile and duplicated input to the checkpoint chain, on the local stack', () => {
-  let stack: Stack;
-  let kube: Kubernetes;
-  let dir: string;
-  const wire: WireEvent[] = [];
   const uploads: string[] = [];
+  const kit = useLocalStack('hostile', {
+    nodes: ['node-a', 'node-b'],
+    kubelet: { tickMs: 50, dataSize: 4096 },
+    backoffScale: 0.05,
+    // Uploads begun, by key: a multipart upload's start or a single PUT.
+    onS3Request: (req, u) => {
+      if ((req.method === 'POST' && u.searchParams.has('uploads')) || (req.method === 'PUT' && !u.searchParams.has('partNumber'))) uploads.push(u.pathname);
+    },
+  });
+  const { until, keys } = kit;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kcr-hostile-'));
-    const registryBinary = optionalBinary('docker-registry');
-    stack = await startStack({
-      stateDir: dir,
-      nodes: ['node-a', 'node-b'],
-      ...(registryBinary ? { registryBinary } : {}),
-      kubelet: { tickMs: 50, dataSize: 4096 },
-      backoffScale: 0.05,
-      // Uploads begun, by key: a multipart upload's start or a single PUT.
-      onS3Request: (req, u) => {
-        if ((req.method === 'POST' && u.searchParams.has('uploads')) || (req.method === 'PUT' && !u.searchParams.has('partNumber'))) uploads.push(u.pathname);
-      },
-    });
-    stack.broker.onDelivery((o) => {
-      if (o.kind === 'received') wire.push(o.event);
-    });
-    kube = new Kubernetes(stack.cluster.kubeConfig);
-    const apps = stack.cluster.kubeConfig.makeApiClient(AppsV1Api);
-    await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'counter', annotations: OPT_IN }) });
-    await apps.createNamespacedStatefulSet({ namespace: NS, body: statefulSet({ name: 'web', annotations: OPT_IN }) });
-    await stack.cluster.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'payments' } } });
+    await kit.apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'counter', annotations: OPT_IN }) });
+    await kit.apps.createNamespacedStatefulSet({ namespace: NS, body: statefulSet({ name: 'web', annotations: OPT_IN }) });
+    await kit.core.createNamespace({ body: { metadata: { name: 'payments' } } });
     // Not opted in: its memory must never leave its node.
-    await apps.createNamespacedDeployment({ namespace: 'payments', body: deployment({ name: 'vault', namespace: 'payments' }) });
-    await apps.createNamespacedDeployment({ namespace: 'kube-system', body: deployment({ name: 'coredns', namespace: 'kube-system', annotations: OPT_IN }) });
-    await runningPods(kube, NS, 'app=counter', 1);
-    await runningPods(kube, NS, 'app=web', 1);
-    await runningPods(kube, 'payments', 'app=vault', 1);
-    await runningPods(kube, 'kube-system', 'app=coredns', 1);
+    await kit.apps.createNamespacedDeployment({ namespace: 'payments', body: deployment({ name: 'vault', namespace: 'payments' }) });
+    await kit.apps.createNamespacedDeployment({ namespace: 'kube-system', body: deployment({ name: 'coredns', namespace: 'kube-system', annotations: OPT_IN }) });
+    await runningPods(kit.kube, NS, 'app=counter', 1);
+    await runningPods(kit.kube, NS, 'app=web', 1);
+    await runningPods(kit.kube, 'payments', 'app=vault', 1);
+    await runningPods(kit.kube, 'kube-system', 'app=coredns', 1);
   }, 60_000);
-  afterAll(async () => {
-    await stack?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
 
-  const typed = (type: string) => wire.filter((e) => e.attributes.type === type);
+  /** The wire events of a type the broker received, about one pod when given. */
+  const typed = (type: string, pod?: string) => kit.of(type, pod).map((e) => e.event);
   const dataOf = (e: WireEvent) => JSON.parse(e.data?.toString('utf8') ?? 'null') as Record<string, unknown>;
-  async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await probe();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  const url = (fn: FunctionName) => stack.functions.get(fn)!.url;
+  const url = (fn: FunctionName) => kit.stack.functions.get(fn)!.url;
   /** POSTs an event to one function in binary mode, as any pod can. */
   function send(fn: FunctionName, event: WireEvent): Promise<Response> {
     const { headers, body } = encodeBinary({ ...event, attributes: { ...event.attributes, id: `forged-${randomBytes(6).toString('hex')}` } });
@@ -85,34 +54,29 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
     attributes: Object.fromEntries(Object.entries(e.toJSON()).filter(([k, v]) => k !== 'data' && v !== undefined).map(([k, v]) => [k, String(v)])),
     data: Buffer.from(JSON.stringify(e.data)),
   });
-  async function keys(prefix: string): Promise<string[]> {
-    const out: string[] = [];
-    for await (const o of stack.store.list(prefix)) out.push(o.key);
-    return out;
-  }
-  const archivesOn = (node: string) => readdirSync(stack.cluster.checkpointDir(node));
+  const archivesOn = (node: string) => readdirSync(kit.stack.cluster.checkpointDir(node));
   const locOf = (d: CheckpointCreatedData) => ({ namespace: d.namespace, workload: d.workload, container: d.container, id: d.id });
   /**
    * Puts a stored checkpoint back as it was before store-artifact ran: its
    * archive on the node (copied back from S3), nothing of it in S3 (gone).
    */
   async function unstore(d: CheckpointCreatedData): Promise<void> {
-    const file = join(stack.cluster.checkpointDir(d.node), basename(d.archivePath));
-    if (!existsSync(file)) await pipeline(await stack.store.getStream(artifactKey(locOf(d), 'archive')), createWriteStream(file));
-    for (const key of await keys(checkpointPrefix(locOf(d)))) await stack.store.remove(key);
+    const file = join(kit.stack.cluster.checkpointDir(d.node), basename(d.archivePath));
+    if (!existsSync(file)) await pipeline(await kit.stack.store.getStream(artifactKey(locOf(d), 'archive')), createWriteStream(file));
+    for (const key of await keys(checkpointPrefix(locOf(d)))) await kit.stack.store.remove(key);
   }
-  const allArchives = () => stack.cluster.nodes.flatMap(archivesOn);
+  const allArchives = () => kit.stack.cluster.nodes.flatMap(archivesOn);
 
   /** A real checkpoint of counter, taken through the chain: its created and stored events. */
   let created: WireEvent;
   let stored: WireEvent;
   beforeAll(async () => {
-    const [pod] = await runningPods(kube, NS, 'app=counter', 1);
-    await stack.broker.publish(build.checkpointRequested({ namespace: NS, pod: pod!.metadata!.name! }, { source: 'test' }));
+    const [pod] = await runningPods(kit.kube, NS, 'app=counter', 1);
+    await kit.stack.broker.publish(build.checkpointRequested({ namespace: NS, pod: pod!.metadata!.name! }, { source: 'test' }));
     created = await until('created', () => typed('io.kcr.checkpoint.created')[0]);
     stored = await until('stored', () => typed('io.kcr.checkpoint.stored')[0]);
     await until('built', () => typed('io.kcr.image.built')[0]);
-    await stack.broker.idle();
+    await kit.stack.broker.idle();
   }, 30_000);
 
   it('a request to checkpoint a workload that did not opt in, or one in kube-system, takes no checkpoint', async () => {
@@ -123,9 +87,9 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
     ]) {
       expect((await send('request-checkpoint', sdk(request))).status).toBe(202);
     }
-    const [vault] = await runningPods(kube, 'payments', 'app=vault', 1);
+    const [vault] = await runningPods(kit.kube, 'payments', 'app=vault', 1);
     expect((await send('request-checkpoint', sdk(build.checkpointRequested({ namespace: 'payments', pod: vault!.metadata!.name! }, { source: 'attacker' })))).status).toBe(202);
-    await stack.broker.idle();
+    await kit.stack.broker.idle();
     expect(allArchives()).toEqual(before);
     expect(await keys('checkpoints/payments/')).toEqual([]);
     expect(await keys('checkpoints/kube-system/')).toEqual([]);
@@ -137,24 +101,24 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
     const forged = { ...data, id: '29991231T235959Z-aaaaaaaaaaaa' };
     const res = await send('store-artifact', { attributes: created.attributes, data: Buffer.from(JSON.stringify(forged)) });
     expect(res.status).toBe(202);
-    await stack.broker.idle();
+    await kit.stack.broker.idle();
     expect((await keys('checkpoints/')).filter((k) => k.includes('29991231T235959Z'))).toEqual([]);
   });
 
   it('web-0\'s archive claimed as a checkpoint of Deployment counter stores nothing', async () => {
-    const [web] = await runningPods(kube, NS, 'app=web', 1);
-    await stack.broker.publish(build.checkpointRequested({ namespace: NS, pod: 'web-0' }, { source: 'test' }));
-    const real = await until('web-0 created', () => typed('io.kcr.checkpoint.created').find((e) => dataOf(e).pod === 'web-0'));
+    const [web] = await runningPods(kit.kube, NS, 'app=web', 1);
+    await kit.stack.broker.publish(build.checkpointRequested({ namespace: NS, pod: 'web-0' }, { source: 'test' }));
+    const real = await until('web-0 created', () => typed('io.kcr.checkpoint.created', 'web-0')[0]);
     const data = dataOf(real) as unknown as CheckpointCreatedData;
     expect(data.podUid).toBe(web!.metadata!.uid);
-    await until('web-0 stored', () => typed('io.kcr.checkpoint.stored').find((e) => dataOf(e).pod === 'web-0'));
-    await stack.broker.idle();
+    await until('web-0 stored', () => typed('io.kcr.checkpoint.stored', 'web-0')[0]);
+    await kit.stack.broker.idle();
     await unstore(data);
     // The id is made to match: only the owner gives it away.
     const forged = { ...data, workload: { kind: 'Deployment', name: 'counter' }, id: checkpointId({ podUid: data.podUid, container: data.container, checkpointedAt: data.checkpointedAt }) };
     const res = await send('store-artifact', { attributes: real.attributes, data: Buffer.from(JSON.stringify(forged)) });
     expect(res.status).toBe(202);
-    await stack.broker.idle();
+    await kit.stack.broker.idle();
     expect((await keys(`checkpoints/${NS}/Deployment/counter/`)).filter((k) => k.includes(data.id))).toEqual([]);
   });
 
@@ -165,7 +129,7 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
     const failedBefore = typed('io.kcr.checkpoint.failed').length;
     const answers = await Promise.all(Array.from({ length: 50 }, () => send('store-artifact', created)));
     expect(answers.map((r) => r.status)).toEqual(Array(50).fill(202));
-    await stack.broker.idle();
+    await kit.stack.broker.idle();
     expect(uploads.filter((u) => u.endsWith(`${data.id}/archive.tar`))).toHaveLength(1);
     expect(typed('io.kcr.checkpoint.failed')).toHaveLength(failedBefore);
     const files = (await keys(checkpointPrefix(locOf(data)))).map((k) => k.split('/').at(-1)).sort();
@@ -174,16 +138,16 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
 
   it('50 concurrent duplicates of checkpoint.stored after its image.json went: image built again, nothing failed', async () => {
     const data = dataOf(stored) as unknown as CheckpointCreatedData;
-    await stack.store.remove(artifactKey(locOf(data), 'image'));
+    await kit.stack.store.remove(artifactKey(locOf(data), 'image'));
     const failedBefore = typed('io.kcr.checkpoint.failed').length;
     const builtBefore = typed('io.kcr.image.built').length;
     const answers = await Promise.all(Array.from({ length: 50 }, () => send('build-image', stored)));
     expect(answers.map((r) => r.status)).toEqual(Array(50).fill(202));
-    await stack.broker.idle();
+    await kit.stack.broker.idle();
     expect(typed('io.kcr.checkpoint.failed')).toHaveLength(failedBefore);
     const built = typed('io.kcr.image.built').slice(builtBefore).map((e) => (dataOf(e).image as { digest: string }).digest);
     expect(new Set(built).size).toBe(1);
-    expect(await stack.store.getJson(artifactKey(locOf(data), 'image'))).toMatchObject({ digest: built[0] });
+    expect(await kit.stack.store.getJson(artifactKey(locOf(data), 'image'))).toMatchObject({ digest: built[0] });
   });
 
   describe('a failing dependency is 503 (the broker retries) from every function, which keeps serving', () => {
@@ -199,11 +163,11 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
       ['request-checkpoint', 500, request],
       ['request-checkpoint', 503, request],
     ] as const)('%s with the API server answering %i', async (fn, code, event) => {
-      stack.cluster.failNext({ verb: 'get', code, count: 1_000 });
+      kit.stack.cluster.failNext({ verb: 'get', code, count: 1_000 });
       try {
         expect((await send(fn, event())).status).toBe(503);
       } finally {
-        stack.cluster.clearFailures();
+        kit.stack.cluster.clearFailures();
       }
       expect((await fetch(`${url(fn)}/healthz`)).status).toBe(200);
     });
@@ -217,11 +181,11 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
       ['event-archive', 503],
     ] as const)('%s with S3 answering %i', async (fn, code) => {
       const event = fn === 'build-image' ? stored : created;
-      stack.s3.failNext(1_000, code);
+      kit.stack.s3.failNext(1_000, code);
       try {
         expect((await send(fn, event)).status).toBe(503);
       } finally {
-        stack.s3.failNext(0, code);
+        kit.stack.s3.failNext(0, code);
       }
       expect((await fetch(`${url(fn)}/healthz`)).status).toBe(200);
     });
@@ -240,8 +204,8 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
   );
 
   it('the node-agent answers a 5,000-character name with 400', async () => {
-    const agent = [...stack.agents.values()][0]!;
-    const res = await fetch(`${agent.url}/checkpoints/${'a'.repeat(5000)}.tar`, { headers: { authorization: `Bearer ${stack.env.KCR_NODE_AGENT_TOKEN}` } });
+    const agent = [...kit.stack.agents.values()][0]!;
+    const res = await fetch(`${agent.url}/checkpoints/${'a'.repeat(5000)}.tar`, { headers: { authorization: `Bearer ${kit.stack.env.KCR_NODE_AGENT_TOKEN}` } });
     expect(res.status).toBe(400);
   });
 });

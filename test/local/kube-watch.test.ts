@@ -9,6 +9,7 @@ import { labelSelectorString, matchesLabelSelector } from '../../functions/core/
 import { startApiServerSources } from '../../local/apiserver-source.js';
 import { parseSourcesYaml } from '../../local/sources.js';
 import { startSubscriber } from './support.js';
+import { until } from '../support/wait.js';
 
 const deployment = (name: string, rv: string) => ({
   apiVersion: 'apps/v1',
@@ -85,13 +86,7 @@ async function startFakeApi(): Promise<FakeApi> {
   };
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const waitFor = (what: string, check: () => boolean) => until(what, check, { timeout: 5000, interval: 20 });
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -114,7 +109,7 @@ describe('list+watch', () => {
       onEvent: (type, o) => void events.push([type, o.metadata?.name ?? '', o.metadata?.resourceVersion ?? '']),
     });
     cleanups.push(() => lw.stop());
-    await until(() => events.length >= 2, 'two watch events');
+    await waitFor('two watch events', () => events.length >= 2);
     expect(fake.watchVersions).toEqual(['10', '20', '21']);
     expect(lw.lists()).toBe(2);
     expect(listed).toEqual([[], ['during-gap']]);

@@ -2,12 +2,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
 import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
-import { dataOf } from '../../local/cloudevent-wire.js';
+import { dataOf } from '../../functions/core/runtime/cloudevents-http.js';
 import { makePingEvent, pingSchedule, startPingScheduler, type PingObservation, type PingScheduler } from '../../local/ping-scheduler.js';
 import { nextTime } from '../../functions/core/knative/cron.js';
 import { ACCEPTED, REFUSED } from '../schedule-sync/webhook-cases.js';
 import { apiError } from '../simulator/helpers.js';
 import { startSubscriber, type Subscriber } from './support.js';
+import { until } from '../support/wait.js';
 
 let cluster: SimulatedCluster;
 let api: KubernetesObjectApi;
@@ -20,13 +21,7 @@ const pingSource = (name: string, spec: Record<string, unknown>): KubernetesObje
 
 const fromSource = (name: string) => sink.received.filter((r) => r.event.attributes.source === `/apis/v1/namespaces/default/pingsources/${name}`);
 
-async function until(check: () => boolean, what: string, timeoutMs = 8000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitFor = (what: string, check: () => boolean) => until(what, check, { timeout: 8000, interval: 25 });
 
 beforeAll(async () => {
   cluster = await startSimulatedCluster();
@@ -64,7 +59,7 @@ describe('ping scheduler against the simulated cluster', () => {
         sink: { uri: `${sink.url}direct` },
       }),
     );
-    await until(() => fromSource('every-second').length >= 2, 'two pings');
+    await waitFor('two pings', () => fromSource('every-second').length >= 2);
     const [first, second] = fromSource('every-second');
     expect(first!.path).toBe('/direct');
     expect(first!.event.attributes).toMatchObject({
@@ -82,13 +77,13 @@ describe('ping scheduler against the simulated cluster', () => {
     expect(gap).toBeGreaterThanOrEqual(500);
     expect(gap).toBeLessThan(2500);
 
-    await until(() => seen.some((o) => o.kind === 'fired' && o.name === 'every-second'), 'fired observation');
+    await waitFor('fired observation', () => seen.some((o) => o.kind === 'fired' && o.name === 'every-second'));
     const status = ((await api.read({ apiVersion: 'sources.knative.dev/v1', kind: 'PingSource', metadata: { name: 'every-second', namespace: 'default' } })) as { status?: { sinkUri?: string; conditions?: { type: string; status: string }[] } }).status;
     expect(status?.sinkUri).toBe(`${sink.url}direct`);
     expect(status?.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'True' }));
 
     await api.delete(pingSource('every-second', {}));
-    await until(() => seen.some((o) => o.kind === 'unscheduled' && o.name === 'every-second'), 'unscheduled');
+    await waitFor('unscheduled', () => seen.some((o) => o.kind === 'unscheduled' && o.name === 'every-second'));
     // A send that started just before the delete may still land; then nothing more.
     await new Promise((r) => setTimeout(r, 300));
     const count = fromSource('every-second').length;
@@ -99,7 +94,7 @@ describe('ping scheduler against the simulated cluster', () => {
 
   it('reschedules on update and sends the new data', async () => {
     await api.create(pingSource('changing', { schedule: '0 0 1 1 *', contentType: 'text/plain', data: 'old', sink: { uri: `${sink.url}changing` } }));
-    await until(() => scheduler.scheduled().some((s) => s.name === 'changing'), 'scheduled');
+    await waitFor('scheduled', () => scheduler.scheduled().some((s) => s.name === 'changing'));
     await api.patch(
       pingSource('changing', { schedule: '*/1 * * * * *', data: 'new' }),
       undefined,
@@ -108,7 +103,7 @@ describe('ping scheduler against the simulated cluster', () => {
       undefined,
       'application/merge-patch+json' as never,
     );
-    await until(() => fromSource('changing').length >= 1, 'a ping after the update');
+    await waitFor('a ping after the update', () => fromSource('changing').length >= 1);
     const got = fromSource('changing')[0]!.event;
     expect(got.data!.toString()).toBe('new');
     expect(got.attributes.datacontenttype).toBe('text/plain');
@@ -133,7 +128,7 @@ describe('ping scheduler against the simulated cluster', () => {
 
   it('leaves unscheduled a schedule that matches no time, as robfig/cron does', async () => {
     await api.create(pingSource('february-30', { schedule: '0 0 30 2 *', sink: { uri: `${sink.url}never` } }));
-    await until(() => seen.some((o) => o.kind === 'invalid' && o.name === 'february-30'), 'invalid observation');
+    await waitFor('invalid observation', () => seen.some((o) => o.kind === 'invalid' && o.name === 'february-30'));
     expect(seen.find((o) => o.kind === 'invalid' && o.name === 'february-30')).toMatchObject({ reason: 'schedule "0 0 30 2 *" matches no time in the next five years' });
     expect(scheduler.scheduled().map((s) => s.name)).not.toContain('february-30');
     await api.delete(pingSource('february-30', {}));
@@ -141,16 +136,18 @@ describe('ping scheduler against the simulated cluster', () => {
 
   it('reports an invalid spec on the PingSource status and does not schedule it', async () => {
     await api.create(pingSource('bad', { schedule: '* * * * *', data: 'a', dataBase64: 'Yg==', sink: { uri: `${sink.url}bad` } }));
-    await until(() => seen.some((o) => o.kind === 'invalid' && o.name === 'bad'), 'invalid observation');
+    await waitFor('invalid observation', () => seen.some((o) => o.kind === 'invalid' && o.name === 'bad'));
     expect(seen.find((o) => o.kind === 'invalid' && o.name === 'bad')).toMatchObject({ reason: expect.stringMatching(/mutually exclusive/) });
     expect(scheduler.scheduled().map((s) => s.name)).not.toContain('bad');
     type Status = { status?: { conditions?: { type: string; status: string; reason?: string }[] } };
-    let status: Status['status'];
-    const end = Date.now() + 5000;
-    while (!status?.conditions && Date.now() < end) {
-      status = ((await api.read({ apiVersion: 'sources.knative.dev/v1', kind: 'PingSource', metadata: { name: 'bad', namespace: 'default' } })) as Status).status;
-      if (!status?.conditions) await new Promise((r) => setTimeout(r, 25));
-    }
+    const status = await until(
+      'conditions on the PingSource status',
+      async () => {
+        const s = ((await api.read({ apiVersion: 'sources.knative.dev/v1', kind: 'PingSource', metadata: { name: 'bad', namespace: 'default' } })) as Status).status;
+        return s?.conditions ? s : undefined;
+      },
+      { timeout: 5000, interval: 25 },
+    );
     expect(status?.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'False', reason: 'InvalidSpec' }));
   });
 });

@@ -18,6 +18,7 @@ import { ImageRecord } from '../../functions/core/storage/records.js';
 import { artifactKey } from '../../functions/core/storage/layout.js';
 import { deployment, runningPods } from '../../simulator/workloads.js';
 import { optionalBinary } from '../support/binaries.js';
+import { until as poll } from '../support/wait.js';
 
 const registryBinary = optionalBinary('docker-registry');
 const NS = 'default';
@@ -72,15 +73,8 @@ describe.skipIf(!registryBinary)('the local registry under retention and garbage
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = probe();
-      if (v !== undefined && v !== false) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; events: ${seen.slice(-10).map((e) => `${e.type} ${String(e.data.pod ?? '')}`).join(', ')}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const until = <T>(what: string, probe: () => T | undefined | false) =>
+    poll(what, probe, { timeout: 20_000, context: () => `events: ${seen.slice(-10).map((e) => `${e.type} ${String(e.data.pod ?? '')}`).join(', ')}` });
   const built = () => seen.filter((e) => e.type === 'io.kcr.image.built');
 
   it('keeps its storage under the state directory', () => {

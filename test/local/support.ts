@@ -2,7 +2,7 @@
 // record the CloudEvents they receive and answer as scripted.
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { decodeHttp, type WireEvent } from '../../local/cloudevent-wire.js';
+import { decodeHttp, type WireEvent } from '../../functions/core/runtime/cloudevents-http.js';
 
 export interface Received {
   event: WireEvent;

@@ -2,75 +2,19 @@
 // Any pod in a cluster can POST to restore-pod (Knative Services are reachable
 // from every namespace unless a NetworkPolicy says otherwise), and the broker
 // delivers at least once: the posted pod is a hint, the API server the truth.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startStack, type Stack } from '../../local/stack.js';
-import { events as build } from '../../functions/core/contract/build.js';
-import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
 import { deployment, runningPods, statefulSet } from '../../simulator/workloads.js';
-import { optionalBinary } from '../support/binaries.js';
-
-const NS = 'default';
-const OPT_IN = { 'kcr.io/checkpoint-restore-schedule': '0 0 1 1 *' };
-
-interface Seen {
-  type: string;
-  data: Record<string, unknown>;
-}
+import { NS, OPT_IN, TEST_TIMINGS, useLocalStack } from '../support/local-stack.js';
 
 describe('restore-pod takes the posted pod as a hint, never as the truth', () => {
-  let stack: Stack;
-  let kube: Kubernetes;
-  let apps: AppsV1Api;
-  let core: CoreV1Api;
-  let dir: string;
-  const seen: Seen[] = [];
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kcr-forged-'));
-    const registryBinary = optionalBinary('docker-registry');
-    stack = await startStack({
-      stateDir: dir,
-      nodes: ['node-a', 'node-b'],
-      ...(registryBinary ? { registryBinary } : {}),
-      kubelet: { tickMs: 50, backoffBaseMs: 100, backoffMaxMs: 400, dataSize: 4096 },
-      podEvictionTimeoutMs: 300,
-      backoffScale: 0.05,
-    });
-    stack.broker.onDelivery((o) => {
-      if (o.kind === 'received') seen.push({ type: o.event.attributes.type ?? '', data: JSON.parse(o.event.data?.toString('utf8') ?? 'null') as Record<string, unknown> });
-    });
-    kube = new Kubernetes(stack.cluster.kubeConfig);
-    apps = stack.cluster.kubeConfig.makeApiClient(AppsV1Api);
-    core = stack.cluster.kubeConfig.makeApiClient(CoreV1Api);
-  }, 60_000);
-  afterAll(async () => {
-    await stack?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
-  const of = (type: string, pod?: string) => seen.filter((e) => e.type === type && (!pod || e.data.pod === pod));
-  async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  async function checkpoint(pod: V1Pod): Promise<string> {
-    const name = pod.metadata!.name!;
-    const before = of('io.kcr.image.built', name).length;
-    await stack.broker.publish(build.checkpointRequested({ namespace: NS, pod: name }, { source: 'test' }));
-    await until(`image built for ${name}`, () => of('io.kcr.image.built', name).length > before);
-    return String(of('io.kcr.image.built', name).at(-1)!.data.id);
-  }
+  const kit = useLocalStack('forged', { ...TEST_TIMINGS, nodes: ['node-a', 'node-b'], podEvictionTimeoutMs: 300 });
+  const { of, until, settle, keys } = kit;
+  const checkpoint = (pod: V1Pod) => kit.checkpoint(pod.metadata!.name!);
 
   /** POSTs an ApiServerSource event straight to restore-pod, as any pod in the cluster can. */
   function forge(type: 'add' | 'update' | 'delete', pod: unknown): Promise<Response> {
@@ -82,20 +26,7 @@ describe('restore-pod takes the posted pod as a hint, never as the truth', () =>
       datacontenttype: 'application/json',
       data: pod,
     });
-    return fetch(stack.functions.get('restore-pod')!.url, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body });
-  }
-
-  /** Waits until nothing is left in the broker, twice, so events caused by the last ones are handled too. */
-  async function settle(): Promise<void> {
-    await stack.broker.idle();
-    await new Promise((r) => setTimeout(r, 300));
-    await stack.broker.idle();
-  }
-
-  async function keys(prefix: string): Promise<string[]> {
-    const out: string[] = [];
-    for await (const o of stack.store.list(prefix)) out.push(o.key);
-    return out;
+    return fetch(kit.stack.functions.get('restore-pod')!.url, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body });
   }
 
   const evicted = (pod: V1Pod, uid: string, extra: Record<string, unknown> = {}) => ({
@@ -107,9 +38,9 @@ describe('restore-pod takes the posted pod as a hint, never as the truth', () =>
   });
 
   it('a forged delete of a running StatefulSet pod (fake uid, "Evicted") neither restores nor records anything', async () => {
-    await apps.createNamespacedStatefulSet({ namespace: NS, body: statefulSet({ name: 'db', annotations: OPT_IN }) });
-    const [pod] = await runningPods(kube, NS, 'app=db', 1);
-    stack.cluster.setContainerState(NS, 'db-0', 'app', { counter: 500_000 });
+    await kit.apps.createNamespacedStatefulSet({ namespace: NS, body: statefulSet({ name: 'db', annotations: OPT_IN }) });
+    const [pod] = await runningPods(kit.kube, NS, 'app=db', 1);
+    kit.stack.cluster.setContainerState(NS, 'db-0', 'app', { counter: 500_000 });
     await checkpoint(pod!);
     await settle();
     const restoredBefore = of('io.kcr.pod.restored', 'db-0').length;
@@ -117,7 +48,7 @@ describe('restore-pod takes the posted pod as a hint, never as the truth', () =>
     expect((await forge('delete', evicted(pod!, 'f0f0f0f0-fake-uid'))).status).toBe(202);
     await settle();
 
-    const live = await core.readNamespacedPod({ namespace: NS, name: 'db-0' });
+    const live = await kit.core.readNamespacedPod({ namespace: NS, name: 'db-0' });
     expect(live.metadata?.uid).toBe(pod!.metadata?.uid);
     expect(live.spec?.containers[0]?.image).toBe(pod!.spec?.containers[0]?.image);
     expect(Object.keys(live.metadata?.annotations ?? {}).filter((k) => k.startsWith('kcr.io/restore'))).toEqual([]);
@@ -126,43 +57,43 @@ describe('restore-pod takes the posted pod as a hint, never as the truth', () =>
   });
 
   it('a forged "Failed" update with the real uid of a running pod is ignored: the API says it runs', async () => {
-    const [pod] = await runningPods(kube, NS, 'app=db', 1);
+    const [pod] = await runningPods(kit.kube, NS, 'app=db', 1);
     expect((await forge('update', evicted(pod!, pod!.metadata!.uid!))).status).toBe(202);
     expect((await forge('delete', evicted(pod!, pod!.metadata!.uid!))).status).toBe(202);
     await settle();
     expect(await keys(`disruptions/${NS}/StatefulSet/db/`)).toEqual([]);
-    expect((await core.readNamespacedPod({ namespace: NS, name: 'db-0' })).metadata?.uid).toBe(pod!.metadata?.uid);
+    expect((await kit.core.readNamespacedPod({ namespace: NS, name: 'db-0' })).metadata?.uid).toBe(pod!.metadata?.uid);
   });
 
   it('a workload that opted out is not restored, whatever the posted pod claims', async () => {
-    await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'optout', annotations: OPT_IN }) });
-    const [pod] = await runningPods(kube, NS, 'app=optout', 1);
+    await kit.apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'optout', annotations: OPT_IN }) });
+    const [pod] = await runningPods(kit.kube, NS, 'app=optout', 1);
     const name = pod!.metadata!.name!;
     await checkpoint(pod!);
-    await apps.patchNamespacedDeployment({ namespace: NS, name: 'optout', body: { metadata: { annotations: { 'kcr.io/checkpoint-restore-schedule': null } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await kit.apps.patchNamespacedDeployment({ namespace: NS, name: 'optout', body: { metadata: { annotations: { 'kcr.io/checkpoint-restore-schedule': null } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
     await settle();
 
-    stack.cluster.killContainer(NS, name, 'app', { exitCode: 137 });
+    kit.stack.cluster.killContainer(NS, name, 'app', { exitCode: 137 });
     const failing = await until('the container failed', async () => {
-      const p = await core.readNamespacedPod({ namespace: NS, name });
+      const p = await kit.core.readNamespacedPod({ namespace: NS, name });
       return (p.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 ? p : undefined;
     });
     const claim = { ...failing, apiVersion: 'v1', kind: 'Pod', metadata: { ...failing.metadata, annotations: { ...failing.metadata?.annotations, 'kcr.io/restore': 'true' } } };
     expect((await forge('update', claim)).status).toBe(202);
     await settle();
     expect(of('io.kcr.pod.restored', name)).toEqual([]);
-    expect((await core.readNamespacedPod({ namespace: NS, name })).spec?.containers[0]?.image).toBe('quay.io/kcr/app:1');
+    expect((await kit.core.readNamespacedPod({ namespace: NS, name })).spec?.containers[0]?.image).toBe('quay.io/kcr/app:1');
   });
 
   it('a forged loss of one replica does not hand its memory to a new replica', async () => {
-    await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'pair', replicas: 2, annotations: OPT_IN }) });
-    const pods = await runningPods(kube, NS, 'app=pair', 2);
+    await kit.apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'pair', replicas: 2, annotations: OPT_IN }) });
+    const pods = await runningPods(kit.kube, NS, 'app=pair', 2);
     for (const p of pods) await checkpoint(p);
     await settle();
     const victim = pods[0]!;
     expect((await forge('delete', evicted(victim, '0badc0de-fake-uid', { deletionTimestamp: new Date().toISOString() }))).status).toBe(202);
-    await apps.patchNamespacedDeployment({ namespace: NS, name: 'pair', body: { spec: { replicas: 3 } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
-    const three = await runningPods(kube, NS, 'app=pair', 3);
+    await kit.apps.patchNamespacedDeployment({ namespace: NS, name: 'pair', body: { spec: { replicas: 3 } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const three = await runningPods(kit.kube, NS, 'app=pair', 3);
     await settle();
     const fresh = three.find((p) => !pods.some((o) => o.metadata?.uid === p.metadata?.uid))!;
     expect(of('io.kcr.pod.restored', fresh.metadata!.name!)).toEqual([]);
@@ -196,30 +127,30 @@ describe('restore-pod takes the posted pod as a hint, never as the truth', () =>
   });
 
   it('500/503 from the API server or S3 are answered 503, and restore-pod keeps serving (no unhandled rejection)', async () => {
-    await apps.createNamespacedStatefulSet({ namespace: NS, body: statefulSet({ name: 'flaky', annotations: OPT_IN }) });
-    const [pod] = await runningPods(kube, NS, 'app=flaky', 1);
+    await kit.apps.createNamespacedStatefulSet({ namespace: NS, body: statefulSet({ name: 'flaky', annotations: OPT_IN }) });
+    const [pod] = await runningPods(kit.kube, NS, 'app=flaky', 1);
     await checkpoint(pod!);
     await settle();
     for (const code of [500, 503]) {
-      stack.cluster.failNext({ verb: 'get', path: /\/pods\/flaky-0$/, code, count: 1 });
+      kit.stack.cluster.failNext({ verb: 'get', path: /\/pods\/flaky-0$/, code, count: 1 });
       expect((await forge('update', { ...pod!, apiVersion: 'v1', kind: 'Pod' })).status).toBe(503);
     }
-    stack.cluster.killContainer(NS, 'flaky-0', 'app', { exitCode: 1 });
+    kit.stack.cluster.killContainer(NS, 'flaky-0', 'app', { exitCode: 1 });
     const failing = await until('flaky-0 failed', async () => {
-      const p = await core.readNamespacedPod({ namespace: NS, name: 'flaky-0' });
+      const p = await kit.core.readNamespacedPod({ namespace: NS, name: 'flaky-0' });
       return (p.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 ? p : undefined;
     });
     for (const code of [500, 503] as const) {
-      stack.s3.failNext(1_000, code);
+      kit.stack.s3.failNext(1_000, code);
       try {
         // Three at once: the later ones wait for or join the first run (one per pod), and fail as it does.
         const answers = await Promise.all([1, 2, 3].map(() => forge('update', { ...failing, apiVersion: 'v1', kind: 'Pod' })));
         expect(answers.map((r) => r.status)).toEqual([503, 503, 503]);
       } finally {
-        stack.s3.failNext(0, code);
+        kit.stack.s3.failNext(0, code);
       }
     }
-    expect((await fetch(`${stack.functions.get('restore-pod')!.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${kit.stack.functions.get('restore-pod')!.url}/healthz`)).status).toBe(200);
     // The broker's retries get through now: flaky-0 is restored once, from its own checkpoint.
     await until('flaky-0 restored', () => of('io.kcr.pod.restored', 'flaky-0')[0]);
     await settle();
@@ -227,14 +158,14 @@ describe('restore-pod takes the posted pod as a hint, never as the truth', () =>
   });
 
   it('50 concurrent duplicates of a failed pod\'s update: one restore, nothing failed', async () => {
-    await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'dup', annotations: OPT_IN }) });
-    const [pod] = await runningPods(kube, NS, 'app=dup', 1);
+    await kit.apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'dup', annotations: OPT_IN }) });
+    const [pod] = await runningPods(kit.kube, NS, 'app=dup', 1);
     const name = pod!.metadata!.name!;
     await checkpoint(pod!);
     await settle();
-    stack.cluster.killContainer(NS, name, 'app', { exitCode: 137 });
+    kit.stack.cluster.killContainer(NS, name, 'app', { exitCode: 137 });
     const failing = await until('the container failed', async () => {
-      const p = await core.readNamespacedPod({ namespace: NS, name });
+      const p = await kit.core.readNamespacedPod({ namespace: NS, name });
       return (p.status?.containerStatuses?.[0]?.restartCount ?? 0) > 0 ? p : undefined;
     });
     const answers = await Promise.all(Array.from({ length: 50 }, () => forge('update', { ...failing, apiVersion: 'v1', kind: 'Pod' })));

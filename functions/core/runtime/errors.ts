@@ -1,5 +1,6 @@
-// The three outcomes docs/architecture.md gives a function besides success: each
-// error class maps to one HTTP status in the runtime.
+// The three outcomes docs/architecture.md gives a function besides success: bad
+// input and transient failures map to an HTTP status in the runtime, a permanent
+// failure to a *.failed event from the handler.
 
 /** Bad input (beyond what the schema checks): 400, no side effects. */
 export class BadInputError extends Error {
@@ -9,6 +10,15 @@ export class BadInputError extends Error {
 /** Transient failure (API 5xx/429, S3 or registry unreachable, timeout): 503 so the broker retries. */
 export class TransientError extends Error {
   override readonly name = 'TransientError';
+}
+
+/**
+ * A permanent failure of the checkpoint being handled (a gone or invalid
+ * archive, a deleted manifest): the handler reports it as checkpoint.failed at
+ * its own stage and answers 2xx, since retrying cannot help.
+ */
+export class PermanentFailure extends Error {
+  override readonly name = 'PermanentFailure';
 }
 
 /** A configuration value that cannot be used: start-up fails with the variable's name. */

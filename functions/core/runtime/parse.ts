@@ -3,11 +3,9 @@
 // one), so both are checked here.
 import { HTTP, CloudEvent, ValidationError } from 'cloudevents';
 import { checkData, isContractType, type EventType } from '../contract/events.js';
+import { checkRequired, checkSpecVersion, flattenHeaders, isJson, requireMode, structuredObject, type HttpHeaders } from './cloudevents-http.js';
 import { BadInputError, errorMessage } from './errors.js';
 import type { IncomingEvent, RawEvent } from './handler.js';
-
-const BATCH = 'application/cloudevents-batch+json';
-const STRUCTURED = 'application/cloudevents';
 
 /**
  * Deepest JSON nesting accepted in a body or in JSON data. The deepest real
@@ -17,22 +15,17 @@ const STRUCTURED = 'application/cloudevents';
  */
 export const MAX_JSON_DEPTH = 64;
 
-export function isBatch(contentType: string | undefined): boolean {
-  return (contentType ?? '').toLowerCase().startsWith(BATCH);
-}
-
 /** A CloudEvent as received, and whether it carried `time` (the SDK invents one when it did not). */
 interface Received {
   event: CloudEvent<unknown>;
   hadTime: boolean;
 }
 
-function receive(headers: Record<string, string | string[] | undefined>, body: string): Received[] {
-  const flat: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined) flat[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
-  const contentType = (flat['content-type'] ?? '').toLowerCase();
+function receive(headers: HttpHeaders, body: string): Received[] {
+  const flat = flattenHeaders(headers);
+  const mode = requireMode(flat);
 
-  if (isBatch(contentType)) {
+  if (mode === 'batch') {
     const items = parseJson(body, 'batch body');
     if (!Array.isArray(items)) throw new BadInputError('a CloudEvents batch must be a JSON array');
     return items.map((item, i) => {
@@ -45,15 +38,14 @@ function receive(headers: Record<string, string | string[] | undefined>, body: s
   }
 
   let hadTime: boolean;
-  if (contentType.startsWith(STRUCTURED)) {
+  if (mode === 'structured') {
     const obj = parseJson(body, 'structured CloudEvent');
     checkStructured(obj);
     hadTime = hasTime(obj);
   } else {
-    if (!flat['ce-id']) throw new BadInputError('not a CloudEvent: no ce-id header (binary mode) and no application/cloudevents+json body (structured mode)');
     checkSpecVersion(flat['ce-specversion']);
     // The SDK parses a JSON body itself (and decodeData/toIncoming parse +json ones).
-    if (contentType.includes('json')) checkJsonDepth(body, 'binary-mode data');
+    if (sdkMayParseJson(flat['content-type'])) checkJsonDepth(body, 'binary-mode data');
     hadTime = !!flat['ce-time'];
   }
   let event: CloudEvent<unknown>;
@@ -67,12 +59,20 @@ function receive(headers: Record<string, string | string[] | undefined>, body: s
   return [{ event: validated(event), hadTime }];
 }
 
+/**
+ * The SDK parses data as JSON whenever its content type contains "json"
+ * (looser than isJson), so the depth scan must run for all of those.
+ */
+function sdkMayParseJson(contentType: string | undefined): boolean {
+  return /json/i.test(contentType ?? '');
+}
+
 function hasTime(value: unknown): boolean {
   return typeof value === 'object' && value !== null && typeof (value as { time?: unknown }).time === 'string';
 }
 
 /** Parses events for a contract handler: type accepted, data valid for the type. */
-export function parseRequest(headers: Record<string, string | string[] | undefined>, body: string, accepts: readonly EventType[]): IncomingEvent[] {
+export function parseRequest(headers: HttpHeaders, body: string, accepts: readonly EventType[]): IncomingEvent[] {
   return receive(headers, body).map((r, i, all) => {
     try {
       return toIncoming(r, accepts);
@@ -83,7 +83,7 @@ export function parseRequest(headers: Record<string, string | string[] | undefin
 }
 
 /** Parses events for a handler that takes any valid CloudEvent (the archive): attributes as received. */
-export function parseRawRequest(headers: Record<string, string | string[] | undefined>, body: string): RawEvent[] {
+export function parseRawRequest(headers: HttpHeaders, body: string): RawEvent[] {
   return receive(headers, body).map(({ event, hadTime }) => {
     const attributes: Record<string, unknown> = { ...event.toJSON() };
     if (!hadTime) delete attributes.time;
@@ -98,7 +98,7 @@ export function parseRawRequest(headers: Record<string, string | string[] | unde
 function decodeData(event: CloudEvent<unknown>): unknown {
   const data: unknown = event.data;
   if (data instanceof Uint8Array || data instanceof Uint32Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
-  if (typeof data === 'string' && (event.datacontenttype ?? '').toLowerCase().includes('json')) {
+  if (typeof data === 'string' && sdkMayParseJson(event.datacontenttype)) {
     // Structured mode can carry JSON data as a string, which the body's scan did not see into.
     checkJsonDepth(data, 'data');
     try {
@@ -120,19 +120,14 @@ function validated(event: CloudEvent<unknown>): CloudEvent<unknown> {
 }
 
 function checkStructured(value: unknown): CloudEvent<unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new BadInputError('a structured CloudEvent must be a JSON object');
-  const obj = value as Record<string, unknown>;
-  if (typeof obj.id !== 'string' || obj.id === '') throw new BadInputError('CloudEvent attribute id is missing or empty');
+  const obj = structuredObject(value);
+  checkRequired('id', obj.id);
   checkSpecVersion(obj.specversion);
   try {
     return new CloudEvent<unknown>(obj as ConstructorParameters<typeof CloudEvent>[0], false);
   } catch (err) {
     throw new BadInputError(`not a valid CloudEvent: ${describe(err)}`);
   }
-}
-
-function checkSpecVersion(v: unknown): void {
-  if (v !== '1.0') throw new BadInputError(`unsupported CloudEvents specversion ${JSON.stringify(v ?? null)}: kcr accepts 1.0`);
 }
 
 function toIncoming({ event, hadTime }: Received, accepts: readonly EventType[]): IncomingEvent {
@@ -143,7 +138,7 @@ function toIncoming({ event, hadTime }: Received, accepts: readonly EventType[])
   let data: unknown = event.data;
   if (typeof data === 'string' || data instanceof Uint8Array) {
     const ct = (event.datacontenttype ?? 'application/json').toLowerCase();
-    if (!ct.includes('json')) throw new BadInputError(`data of ${type} must be JSON, not ${ct}`);
+    if (!isJson(ct)) throw new BadInputError(`data of ${type} must be JSON, not ${ct}`);
     data = parseJson(Buffer.from(data).toString('utf8'), `data of ${type}`);
   }
   const check = checkData(type, data);

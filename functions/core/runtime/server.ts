@@ -9,7 +9,8 @@ import type { FunctionHandler, IncomingEvent, RawEvent, RawFunctionHandler } fro
 import { createEmitter, type Emit } from './emitter.js';
 import { FunctionMetrics, type FailureOutcome } from './metrics.js';
 import { createLogger, logUnhandledRejections, type Logger } from './logger.js';
-import { isBatch, parseRawRequest, parseRequest } from './parse.js';
+import { isBatch } from './cloudevents-http.js';
+import { parseRawRequest, parseRequest } from './parse.js';
 import { readEnv } from './config.js';
 
 interface ServeOptions {
