@@ -236,7 +236,7 @@ async function runtimeOf(pc: PodContext, node: string): Promise<string | undefin
     return (await kube.nodeInfo(node))?.containerRuntimeVersion;
   } catch (err) {
     // Restoring as before the check existed beats not restoring at all; the log says what to grant.
-    if (err instanceof KubeApiError && err.code === 403) {
+    if (err instanceof KubeApiError && err.status === 403) {
       pc.ctx.log.warn({ node, err: errorMessage(err) }, 'cannot read the node to check its container runtime: grant restore-pod "get" on "nodes"');
       return undefined;
     }

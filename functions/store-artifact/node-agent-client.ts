@@ -10,7 +10,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { KUBELET_ARCHIVE_NAME } from '../core/contract/kubelet-archive.js';
 import { isServing } from '../core/kubernetes/pods.js';
 import { readEnv } from '../core/runtime/config.js';
-import { ConfigError, TransientError, errorMessage } from '../core/runtime/errors.js';
+import { ConfigError, RefusedError, TransientError, errorMessage } from '../core/runtime/errors.js';
 import { requestFailure, timeoutError } from '../core/runtime/transient.js';
 import { tokenGetter } from '../core/runtime/token.js';
 
@@ -18,11 +18,9 @@ export class ArchiveGoneError extends Error {
   override readonly name = 'ArchiveGoneError';
 }
 
-export class NodeAgentRefusedError extends Error {
+/** 400/401/403 from a node-agent. */
+export class NodeAgentRefusedError extends RefusedError {
   override readonly name = 'NodeAgentRefusedError';
-  constructor(message: string, readonly status: number) {
-    super(message);
-  }
 }
 
 /** The node-agent of a node cannot be looked up, and retrying will not change that (RBAC, a bad selector). */

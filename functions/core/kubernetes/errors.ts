@@ -1,12 +1,10 @@
 // How the Kubernetes API's answers are classified: kept apart from the client
 // (kubernetes.ts) so that a module can use them without loading client-node.
+import { RefusedError } from '../runtime/errors.js';
 
-/** A 4xx the caller cannot fix by retrying (other than 404 and 409). */
-export class KubeApiError extends Error {
+/** A 4xx of the API server the caller cannot fix by retrying (other than 404 and 409). */
+export class KubeApiError extends RefusedError {
   override readonly name = 'KubeApiError';
-  constructor(message: string, readonly code: number) {
-    super(message);
-  }
 }
 
 export class ConflictError extends Error {
