@@ -1,24 +1,39 @@
 // Entry point of the simulated cluster: an in-process Kubernetes API server (real REST over
-// HTTP on loopback), simulated controllers and per-node simulated kubelets.
+// HTTP on loopback), simulated controllers and per-node simulated kubelets. This file
+// declares the SimulatedCluster API and wires its parts together; each part lives in its
+// own file:
+//   server/            the API server (api-server.ts: the request pipeline; auth.ts, faults.ts,
+//                      discovery.ts, rest.ts, watch.ts, pod-log.ts, node-proxy.ts, scale.ts)
+//   cluster/kubelets.ts        one kubelet per node, and how the API server reaches them
+//   cluster/pod-dispatch.ts    store changes to the controllers, bound pods to their kubelet
+//   cluster/node-lifecycle.ts  node down/up: Ready, taints, taint-manager eviction
+//   cluster/api-endpoint.ts    listening with TLS, the kubeconfig
+//   cluster/base-objects.ts    the namespaces and Nodes a fresh cluster starts with
+//   controllers.ts             Deployment, ReplicaSet, StatefulSet controllers and the scheduler
+//   kubelet.ts                 a node's containers: start, restart, restore, checkpoint API
 
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { ObjectApi } from './api.js';
 import { ApiError } from './errors.js';
-import { writeKubeconfig } from './kubeconfig.js';
-import { DEFAULT_CUSTOM_RESOURCES, ResourceRegistry, resourceKey, splitApiVersion, type CustomResourceDefinitionInput, type ResourceType } from './resources.js';
-import { ApiServer, type ConnectionDrop, type DenyRule, type NodeBackend } from './server.js';
+import { DEFAULT_CUSTOM_RESOURCES, ResourceRegistry, splitApiVersion, type CustomResourceDefinitionInput, type ResourceType } from './resources.js';
+import type { ConnectionDrop, DenyRule } from './server/api-server.js';
 import { Controllers } from './controllers.js';
 import { EventRecorder } from './events.js';
 import type { ImageSource } from './images.js';
-import { Kubelet, type CheckpointFailure, type ContainerSnapshot, type KubeletTiming } from './kubelet.js';
+import type { CheckpointFailure, ContainerSnapshot, KubeletTiming } from './kubelet.js';
 import type { FlagValue } from './state.js';
 import { Store } from './store.js';
-import { clone, nowRfc3339, withCondition, type KubeObject } from './types.js';
+import { clone, type KubeObject } from './types.js';
+import { clusterKubeconfig, listenApiServer } from './cluster/api-endpoint.js';
+import { seedBaseObjects } from './cluster/base-objects.js';
+import { NodeKubelets } from './cluster/kubelets.js';
+import { NodeLifecycle } from './cluster/node-lifecycle.js';
+import { dispatchStoreEvents } from './cluster/pod-dispatch.js';
+import { waitFor } from './cluster/wait-for.js';
 
 export interface SimulatedClusterOptions {
   /** Directory for the kubeconfig and the nodes' checkpoint directories (default: a new temp dir). */
@@ -115,153 +130,26 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
   const podType = registry.find('', 'v1', 'pods')!;
   const nodeType = registry.find('', 'v1', 'nodes')!;
 
-  const checkpointDirs = new Map<string, string>();
-  for (const n of nodeNames) {
-    const d = join(stateDir, 'nodes', n, 'checkpoints');
-    mkdirSync(d, { recursive: true });
-    checkpointDirs.set(n, d);
-  }
-  const k = options.kubelet ?? {};
-  const kubelets = new Map<string, Kubelet>();
-  nodeNames.forEach((node, i) => {
-    kubelets.set(
-      node,
-      new Kubelet(api, podType, recorder, {
-        node,
-        nodeIndex: i,
-        checkpointDir: checkpointDirs.get(node)!,
-        tickMs: k.tickMs ?? 100,
-        backoffBaseMs: k.backoffBaseMs ?? 200,
-        backoffMaxMs: k.backoffMaxMs ?? 3000,
-        backoffResetMs: k.backoffResetMs ?? 5000,
-        imagePullBackoffMs: k.imagePullBackoffMs ?? 500,
-        dataSize: k.dataSize ?? 64 * 1024,
-        imageSources: options.imageSources ?? {},
-        checkpointFeatureGate: options.checkpointFeatureGate?.[node] ?? true,
-      }),
-    );
+  const kubelets = new NodeKubelets(api, podType, recorder, {
+    stateDir,
+    nodeNames,
+    kubelet: options.kubelet,
+    imageSources: options.imageSources,
+    checkpointFeatureGate: options.checkpointFeatureGate,
   });
-  const kubeletOf = (node: string): Kubelet => {
-    const kl = kubelets.get(node);
-    if (!kl) throw new Error(`unknown node "${node}" (nodes: ${nodeNames.join(', ')})`);
-    return kl;
-  };
-  const kubeletForPod = (namespace: string, pod: string): Kubelet => {
-    const p = api.tryGet(podType, namespace, pod);
-    if (!p) throw new Error(`pod ${namespace}/${pod} not found`);
-    const node = p.spec?.nodeName;
-    if (typeof node !== 'string' || !node) throw new Error(`pod ${namespace}/${pod} is not scheduled`);
-    return kubeletOf(node);
-  };
-
-  const backend: NodeBackend = {
-    proxy: async (node, req) => {
-      const kl = kubeletOf(node);
-      if (kl.down) {
-        const ip = `192.168.49.${nodeNames.indexOf(node) + 2}`;
-        throw new ApiError(503, 'ServiceUnavailable', `error trying to reach service: dial tcp ${ip}:10250: connect: no route to host`);
-      }
-      return kl.serve(req);
-    },
-    logs: (pod, container, { previous }) => kubeletOf(String(pod.spec?.nodeName ?? '')).logs(pod, container, previous),
-    followLogs: (pod, container, onLine) => kubeletOf(String(pod.spec?.nodeName ?? '')).followLogs(pod, container, onLine),
-  };
-  const server = new ApiServer(api, backend, {
-    tokens: new Map([[token, user]]),
-    bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000,
-    version: { major: '1', minor: '31', gitVersion: 'v1.31.0' },
-  });
-  const here = dirname(fileURLToPath(import.meta.url));
-  const cert = readFileSync(join(here, 'tls', 'loopback.crt'));
-  const key = readFileSync(join(here, 'tls', 'loopback.key'));
-  const url = await server.listen({ cert, key });
+  const { server, url, cert } = await listenApiServer(api, kubelets.backend(), { user, token, bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000 });
 
   const controllers = new Controllers(api, recorder);
-  // Kubelets sync pods bound to their node; a change queues the controllers that own it.
-  const pendingPods = new Map<string, { namespace: string; name: string }>();
-  let podSyncScheduled = false;
   let stopped = false;
-  const flushPods = (): void => {
-    podSyncScheduled = false;
-    if (stopped) return;
-    const batch = [...pendingPods.values()];
-    pendingPods.clear();
-    for (const { namespace, name } of batch) {
-      const pod = api.tryGet(podType, namespace, name);
-      const node = pod?.spec?.nodeName;
-      if (pod && typeof node === 'string' && kubelets.has(node)) {
-        try {
-          kubelets.get(node)!.sync(pod);
-        } catch (err) {
-          if (!(err instanceof ApiError)) console.error(`simulator: kubelet sync of ${namespace}/${name} failed:`, err);
-        }
-      }
-    }
-  };
-  store.subscribe((ev) => {
-    if (stopped) return;
-    if (ev.resource === resourceKey(podType)) {
-      const ns = ev.object.metadata.namespace!;
-      const name = ev.object.metadata.name!;
-      if (ev.type === 'DELETED') {
-        const node = ev.object.spec?.nodeName;
-        if (typeof node === 'string') kubelets.get(node)?.forget(ev.object.metadata.uid!);
-      } else {
-        pendingPods.set(`${ns}/${name}`, { namespace: ns, name });
-        if (!podSyncScheduled) {
-          podSyncScheduled = true;
-          setImmediate(flushPods);
-        }
-      }
-    }
-    controllers.observe(ev.resource, ev.object);
-  });
+  const isStopped = (): boolean => stopped;
+  dispatchStoreEvents(store, api, podType, kubelets, controllers, isStopped);
 
   seedBaseObjects(api, registry, nodeNames);
   controllers.resyncAll();
 
-  const kubeconfigPath = join(stateDir, 'kubeconfig');
-  writeKubeconfig(kubeconfigPath, server.httpsUrl, cert, user, token);
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(kubeconfigPath);
+  const { kubeconfigPath, kubeConfig } = clusterKubeconfig(stateDir, server.httpsUrl, cert, user, token);
 
-  const evictionTimeoutMs = options.podEvictionTimeoutMs ?? 200;
-  const nodeTimers = new Map<string, NodeJS.Timeout>();
-  const setNodeReady = (node: string, ready: boolean): void => {
-    api.mutate(
-      nodeType,
-      undefined,
-      node,
-      (o) => {
-        const st = o.status ?? {};
-        const now = nowRfc3339();
-        const conds = Array.isArray(st.conditions) ? (st.conditions as Record<string, unknown>[]) : [];
-        st.conditions = conds.map((c) => {
-          if (c.type === 'Ready') {
-            return ready
-              ? { ...c, status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status', lastHeartbeatTime: now, lastTransitionTime: now }
-              : { ...c, status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastTransitionTime: now };
-          }
-          return ready
-            ? { ...c, status: 'False', lastHeartbeatTime: now, lastTransitionTime: now }
-            : { ...c, status: 'Unknown', reason: 'NodeStatusUnknown', message: 'Kubelet stopped posting node status.', lastTransitionTime: now };
-        });
-        o.status = st;
-      },
-      'status',
-    );
-    api.mutate(nodeType, undefined, node, (o) => {
-      const spec = o.spec ?? {};
-      const taints = (Array.isArray(spec.taints) ? (spec.taints as Record<string, unknown>[]) : []).filter((t) => t.key !== 'node.kubernetes.io/unreachable');
-      if (!ready) {
-        taints.push({ key: 'node.kubernetes.io/unreachable', effect: 'NoSchedule', timeAdded: nowRfc3339() });
-        taints.push({ key: 'node.kubernetes.io/unreachable', effect: 'NoExecute', timeAdded: nowRfc3339() });
-      }
-      if (taints.length > 0) spec.taints = taints;
-      else delete spec.taints;
-      o.spec = spec;
-    });
-  };
+  const nodeLifecycle = new NodeLifecycle(api, nodeType, podType, recorder, kubelets, options.podEvictionTimeoutMs ?? 200, isStopped);
 
   const typeOf = (apiVersion: string, kind: string): ResourceType => {
     const t = registry.byKind(apiVersion, kind);
@@ -277,11 +165,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
     nodes: nodeNames,
     stateDir,
     token,
-    checkpointDir(node: string): string {
-      const d = checkpointDirs.get(node);
-      if (!d) throw new Error(`checkpointDir: unknown node "${node}" (nodes: ${nodeNames.join(', ')})`);
-      return d;
-    },
+    checkpointDir: (node) => kubelets.checkpointDir(node),
     apiCalls: () => server.apiCalls(),
     callCount: (verb, resource) => server.callCount(verb, resource),
     resetApiCalls: () => server.resetCalls(),
@@ -303,65 +187,28 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
       };
     },
     setApiServerKubeletCheckpointPermission(allowed, node) {
-      for (const [n, kl] of kubelets) if (node === undefined || node === n) kl.apiServerMayCheckpoint = allowed;
+      for (const [n, kl] of kubelets.byNode) if (node === undefined || node === n) kl.apiServerMayCheckpoint = allowed;
     },
     failCheckpoints(node, failure = {}) {
-      kubeletOf(node).checkpointFailures.push({ ...failure });
+      kubelets.of(node).checkpointFailures.push({ ...failure });
     },
     clearCheckpointFailures(node) {
-      for (const [n, kl] of kubelets) if (node === undefined || node === n) kl.checkpointFailures = [];
+      for (const [n, kl] of kubelets.byNode) if (node === undefined || node === n) kl.checkpointFailures = [];
     },
     setCheckpointFeatureGate(node, enabled) {
-      kubeletOf(node).opts.checkpointFeatureGate = enabled;
+      kubelets.of(node).opts.checkpointFeatureGate = enabled;
     },
-    killContainer: (namespace, pod, container, opts) => kubeletForPod(namespace, pod).killContainer(namespace, pod, container, opts),
-    evictPod: (namespace, pod, message) => kubeletForPod(namespace, pod).evictPod(namespace, pod, message),
-    nodeDown(node) {
-      const kl = kubeletOf(node);
-      kl.down = true;
-      setNodeReady(node, false);
-      clearTimeout(nodeTimers.get(node));
-      // The node lifecycle controller evicts the pods of an unreachable node after a timeout.
-      const t = setTimeout(() => {
-        if (stopped || !kl.down) return;
-        for (const p of api.list(podType, undefined, { fieldSelector: [{ path: 'spec.nodeName', op: 'eq', value: node }] })) {
-          recorder.record(p, 'Normal', 'TaintManagerEviction', `Marking for deletion Pod ${p.metadata.namespace}/${p.metadata.name}`, 'taint-eviction-controller');
-          try {
-            // Since Kubernetes 1.26 the controller marks the pod before deleting it.
-            api.mutate(
-              podType,
-              p.metadata.namespace,
-              p.metadata.name!,
-              (o) => {
-                const conditions = withCondition(o.status, { type: 'DisruptionTarget', status: 'True', reason: 'DeletionByTaintManager', message: 'Taint manager: deleting due to NoExecute taint' });
-                o.status = { ...o.status, conditions };
-              },
-              'status',
-            );
-            api.delete(podType, p.metadata.namespace, p.metadata.name!, { gracePeriodSeconds: 0 });
-          } catch (err) {
-            if (!(err instanceof ApiError && err.code === 404)) throw err;
-          }
-          kl.forget(p.metadata.uid!);
-        }
-      }, evictionTimeoutMs);
-      t.unref();
-      nodeTimers.set(node, t);
-    },
-    nodeUp(node) {
-      const kl = kubeletOf(node);
-      clearTimeout(nodeTimers.get(node));
-      kl.down = false;
-      setNodeReady(node, true);
-      for (const p of api.list(podType, undefined, { fieldSelector: [{ path: 'spec.nodeName', op: 'eq', value: node }] })) kl.sync(p);
-    },
+    killContainer: (namespace, pod, container, opts) => kubelets.forPod(namespace, pod).killContainer(namespace, pod, container, opts),
+    evictPod: (namespace, pod, message) => kubelets.forPod(namespace, pod).evictPod(namespace, pod, message),
+    nodeDown: (node) => nodeLifecycle.down(node),
+    nodeUp: (node) => nodeLifecycle.up(node),
     containerState: (namespace, pod, container) => {
       const p = api.tryGet(podType, namespace, pod);
       const node = p?.spec?.nodeName;
-      if (typeof node !== 'string' || !kubelets.has(node)) return undefined;
-      return kubelets.get(node)!.containerState(namespace, pod, container);
+      if (typeof node !== 'string' || !kubelets.byNode.has(node)) return undefined;
+      return kubelets.byNode.get(node)!.containerState(namespace, pod, container);
     },
-    setContainerState: (namespace, pod, container, patch) => kubeletForPod(namespace, pod).setContainerState(namespace, pod, container, patch),
+    setContainerState: (namespace, pod, container, patch) => kubelets.forPod(namespace, pod).setContainerState(namespace, pod, container, patch),
     seed(...objects) {
       return objects.map((o) => {
         const t = typeOf(String(o.apiVersion), String(o.kind));
@@ -374,89 +221,17 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
       registry.registerCustom(def);
     },
     compactWatchHistory: () => store.compact(),
-    async waitFor(probe, opts = {}) {
-      const timeoutMs = opts.timeoutMs ?? 10_000;
-      const intervalMs = opts.intervalMs ?? 20;
-      const deadline = Date.now() + timeoutMs;
-      let lastError: unknown;
-      for (;;) {
-        try {
-          const v = await probe();
-          if (v !== undefined && v !== false) return v;
-        } catch (err) {
-          lastError = err;
-        }
-        if (Date.now() > deadline) {
-          const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-          throw new Error(`waitFor: timed out after ${timeoutMs} ms waiting for ${opts.description ?? 'condition'}${why}`);
-        }
-        await new Promise((r) => setTimeout(r, intervalMs));
-      }
-    },
+    waitFor,
     async stop(): Promise<void> {
       stopped = true;
-      for (const t of nodeTimers.values()) clearTimeout(t);
+      nodeLifecycle.stop();
       controllers.stop();
-      for (const kl of kubelets.values()) kl.stop();
+      kubelets.stop();
       api.stop();
       await server.close();
     },
   };
   return cluster;
-}
-
-function seedBaseObjects(api: ObjectApi, registry: ResourceRegistry, nodeNames: string[]): void {
-  const nsType = registry.find('', 'v1', 'namespaces')!;
-  for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
-    api.create(nsType, undefined, { metadata: { name: ns } });
-  }
-  const nodeType = registry.find('', 'v1', 'nodes')!;
-  nodeNames.forEach((name, i) => api.create(nodeType, undefined, nodeObject(name, i)));
-}
-
-function nodeObject(name: string, index: number): KubeObject {
-  const now = nowRfc3339();
-  return {
-    metadata: {
-      name,
-      labels: {
-        'kubernetes.io/hostname': name,
-        'kubernetes.io/os': 'linux',
-        'kubernetes.io/arch': 'amd64',
-        'beta.kubernetes.io/os': 'linux',
-        'beta.kubernetes.io/arch': 'amd64',
-      },
-      annotations: { 'node.alpha.kubernetes.io/ttl': '0' },
-    },
-    spec: { podCIDR: `10.244.${index}.0/24`, podCIDRs: [`10.244.${index}.0/24`] },
-    status: {
-      capacity: { cpu: '4', memory: '8148204Ki', pods: '110', 'ephemeral-storage': '102350Mi' },
-      allocatable: { cpu: '4', memory: '8045804Ki', pods: '110', 'ephemeral-storage': '96589Mi' },
-      conditions: [
-        { type: 'MemoryPressure', status: 'False', lastHeartbeatTime: now, lastTransitionTime: now, reason: 'KubeletHasSufficientMemory', message: 'kubelet has sufficient memory available' },
-        { type: 'DiskPressure', status: 'False', lastHeartbeatTime: now, lastTransitionTime: now, reason: 'KubeletHasNoDiskPressure', message: 'kubelet has no disk pressure' },
-        { type: 'PIDPressure', status: 'False', lastHeartbeatTime: now, lastTransitionTime: now, reason: 'KubeletHasSufficientPID', message: 'kubelet has sufficient PID available' },
-        { type: 'Ready', status: 'True', lastHeartbeatTime: now, lastTransitionTime: now, reason: 'KubeletReady', message: 'kubelet is posting ready status' },
-      ],
-      addresses: [
-        { type: 'InternalIP', address: `192.168.49.${index + 2}` },
-        { type: 'Hostname', address: name },
-      ],
-      daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
-      nodeInfo: {
-        machineID: randomBytes(16).toString('hex'),
-        systemUUID: randomBytes(16).toString('hex'),
-        bootID: randomBytes(16).toString('hex'),
-        kernelVersion: '6.1.0-28-amd64',
-        osImage: 'Debian GNU/Linux 12 (bookworm)',
-        containerRuntimeVersion: 'cri-o://1.31.0',
-        kubeletVersion: 'v1.31.0',
-        kubeProxyVersion: 'v1.31.0',
-        operatingSystem: 'linux',
-        architecture: 'amd64',
-      },
-    },
-  };
 }
 
 export type { ResourceType, KubeObject, ImageSource, CheckpointFailure, ConnectionDrop, ContainerSnapshot, DenyRule, FlagValue, CustomResourceDefinitionInput };

@@ -12,7 +12,7 @@ import { ApiError, badRequest } from './errors.js';
 import type { EventRecorder } from './events.js';
 import { ImagePullError, resolveImage, syntheticImageId, type ImageSource } from './images.js';
 import type { ResourceType } from './resources.js';
-import type { ProxyRequest, ProxyResponse } from './server.js';
+import type { ProxyRequest, ProxyResponse } from './server/node-backend.js';
 import { decodePages, seededBytes, tick, type ContainerState, type FlagValue } from './state.js';
 import { clone, isRecord, nowRfc3339, withCondition, type KubeObject } from './types.js';
 
