@@ -13,15 +13,27 @@
 // ping-validation.ts), and fire when robfig/cron would fire them; a schedule
 // without a time zone runs in UTC, the adapter's. Create/update/delete
 // reschedule or cancel.
-import { randomUUID } from 'node:crypto';
+//
+// This file holds the state (one entry per PingSource) and reconciles it; the
+// parts are:
+//   ping-watch.ts   the PingSource list-watch and the parsing of one object
+//   ping-event.ts   the event a PingSource sends and the schedule it runs (pure)
+//   ping-ticks.ts   the timer that fires at the next tick
+//   ping-send.ts    sending one tick's event to the sink
+//   ping-status.ts  the status written back to the PingSource
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { nextTime, type CronSchedule } from '../functions/core/knative/cron.js';
-import { checkPingSchedule, fieldErrorsText, PING_DEFAULT_SCHEDULE } from '../functions/core/knative/ping-validation.js';
+import { PING_DEFAULT_SCHEDULE } from '../functions/core/knative/ping-validation.js';
 import type { WireEvent } from '../functions/core/runtime/cloudevents-http.js';
-import { startListWatch, type KubeObject, type ListWatch } from './kube-watch.js';
-import { pingSourceSchema, resolveSink, sendCloudEvent, type PingSourceResource, type SinkResolver } from './sources.js';
+import type { KubeObject } from './kube-watch.js';
+import { checkPingSpec } from './ping-event.js';
+import { sendPing, type PingSendObservation } from './ping-send.js';
+import { pingSourceStatus, writePingStatus } from './ping-status.js';
+import { waitUntil } from './ping-ticks.js';
+import { parsePingSource, pingSourceKey, watchPingSources } from './ping-watch.js';
+import { resolveSink, type PingSourceResource, type SinkResolver } from './sources.js';
 
-const PING_EVENT_TYPE = 'dev.knative.sources.ping';
+export { makePingEvent, pingSchedule } from './ping-event.js';
 
 interface PingSchedulerOptions {
   kubeConfig: KubeConfig;
@@ -43,8 +55,7 @@ export type PingObservation =
   | { kind: 'scheduled'; namespace: string; name: string; schedule: string; next: Date }
   | { kind: 'unscheduled'; namespace: string; name: string }
   | { kind: 'invalid'; namespace: string; name: string; reason: string }
-  | { kind: 'fired'; namespace: string; name: string; sink: string; event: WireEvent; status: number }
-  | { kind: 'send-failed'; namespace: string; name: string; sink: string; event: WireEvent; error: string }
+  | PingSendObservation
   | { kind: 'error'; error: string };
 
 interface ScheduledPing {
@@ -75,8 +86,6 @@ interface Entry {
   next?: Date;
 }
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 export function startPingScheduler(options: PingSchedulerOptions): PingScheduler {
   const entries = new Map<string, Entry>();
   const observers = new Set<(o: PingObservation) => void>();
@@ -88,6 +97,12 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
     for (const cb of observers) cb(o);
   };
 
+  const track = (p: Promise<unknown>): void => {
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p));
+  };
+
+  // Tick scheduling: each tick sends, then arms the one after it.
   const cancel = (entry: Entry): void => {
     if (entry.timer) clearTimeout(entry.timer);
     entry.timer = undefined;
@@ -103,87 +118,39 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
       return;
     }
     entry.next = next;
-    const wait = (): void => {
-      const delay = next.getTime() - Date.now();
-      entry.timer = setTimeout(
-        () => {
-          if (stopped || entries.get(key) !== entry) return;
-          if (next.getTime() > Date.now()) return wait();
-          track(fire(entry).catch(() => undefined));
-          arm(key, entry, next);
-        },
-        Math.max(0, Math.min(delay, MAX_TIMER_MS)),
-      );
-      entry.timer.unref?.();
-    };
-    wait();
+    waitUntil(
+      next,
+      () => !stopped && entries.get(key) === entry,
+      () => {
+        track(fire(entry).catch(() => undefined));
+        arm(key, entry, next);
+      },
+      (timer) => {
+        entry.timer = timer;
+      },
+    );
     observe({ kind: 'scheduled', namespace, name, schedule: entry.schedule!, next });
   };
 
-  const track = (p: Promise<unknown>): void => {
-    inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
-  };
-
-  const fire = async (entry: Entry): Promise<WireEvent> => {
-    const source = entry.source;
-    const namespace = source.metadata.namespace!;
-    const name = source.metadata.name;
-    const event = makePingEvent(source);
-    let sink: string;
-    try {
-      sink = resolveSink(source.spec.sink, namespace, options.resolveSink);
-    } catch (err) {
-      observe({ kind: 'send-failed', namespace, name, sink: '', event, error: (err as Error).message });
-      throw err;
-    }
-    try {
-      const status = await sendCloudEvent(sink, event, { retries: options.sendRetries ?? 5, backoffMs: options.sendBackoffMs ?? 50 });
-      observe({ kind: 'fired', namespace, name, sink, event, status });
-      return event;
-    } catch (err) {
-      observe({ kind: 'send-failed', namespace, name, sink, event, error: (err as Error).message });
-      throw err;
-    }
-  };
+  const fire = (entry: Entry): Promise<WireEvent> => sendPing(entry.source, options, observe);
 
   const writeStatus = async (source: PingSourceResource, ready: boolean, reason: string, message: string, sinkUri?: string): Promise<void> => {
     if (options.updateStatus === false) return;
-    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const condition = (type: string, ok: boolean) => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now, ...(ok ? {} : { reason, message }) });
-    const status = {
-      observedGeneration: source.metadata.generation ?? 1,
-      conditions: [condition('Ready', ready), condition('SinkProvided', sinkUri !== undefined)],
-      ...(sinkUri ? { sinkUri } : {}),
-    };
-    try {
-      await customApi.patchNamespacedCustomObjectStatus({
-        group: 'sources.knative.dev',
-        version: 'v1',
-        plural: 'pingsources',
-        namespace: source.metadata.namespace!,
-        name: source.metadata.name,
-        body: [{ op: 'add', path: '/status', value: status }],
-      });
-    } catch (err) {
-      // The source may have been deleted meanwhile; status is informative only.
-      observe({ kind: 'error', error: `updating status of PingSource ${source.metadata.namespace}/${source.metadata.name}: ${(err as Error).message}` });
-    }
+    await writePingStatus(customApi, source, pingSourceStatus(source, ready, reason, message, sinkUri), (error) => observe({ kind: 'error', error }));
   };
 
+  // Reconciling what the watch reports.
   const upsert = (obj: KubeObject): void => {
-    const parsed = pingSourceSchema.safeParse(obj);
-    const namespace = obj.metadata?.namespace ?? 'default';
-    const name = obj.metadata?.name ?? '?';
-    const key = `${namespace}/${name}`;
-    if (!parsed.success) {
+    const parsed = parsePingSource(obj);
+    const key = pingSourceKey(obj);
+    if (!parsed.ok) {
       remove(obj, false);
-      const issue = parsed.error.issues[0]!;
-      observe({ kind: 'invalid', namespace, name, reason: `${issue.path.join('.')}: ${issue.message}` });
+      observe({ kind: 'invalid', namespace: parsed.namespace, name: parsed.name, reason: parsed.reason });
       return;
     }
-    const source = parsed.data;
-    source.metadata.namespace = namespace;
+    const source = parsed.source;
+    const namespace = source.metadata.namespace!;
+    const name = source.metadata.name;
     const specKey = JSON.stringify(source.spec);
     const existing = entries.get(key);
     // Status writes come back as updates: only a spec change reschedules.
@@ -197,9 +164,7 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
     let cron: CronSchedule;
     let sinkUri: string | undefined;
     try {
-      cron = pingSchedule(source.spec);
-      if (source.spec.data !== undefined && source.spec.dataBase64 !== undefined) throw new Error('spec.data and spec.dataBase64 are mutually exclusive');
-      makePingEvent(source);
+      cron = checkPingSpec(source);
     } catch (err) {
       const reason = (err as Error).message;
       observe({ kind: 'invalid', namespace, name, reason });
@@ -218,7 +183,7 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
   };
 
   const remove = (obj: KubeObject, announce = true): void => {
-    const key = `${obj.metadata?.namespace ?? 'default'}/${obj.metadata?.name ?? '?'}`;
+    const key = pingSourceKey(obj);
     const entry = entries.get(key);
     if (!entry) return;
     cancel(entry);
@@ -226,27 +191,20 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
     if (announce) observe({ kind: 'unscheduled', namespace: entry.source.metadata.namespace!, name: entry.source.metadata.name });
   };
 
-  const watch: ListWatch = startListWatch({
-    kubeConfig: options.kubeConfig,
-    apiVersion: 'sources.knative.dev/v1',
-    kind: 'PingSource',
-    ...(options.namespace ? { namespace: options.namespace } : {}),
-    retryDelayMs: options.retryDelayMs ?? 1000,
-    onList(items) {
-      // A relist replaces the state: drop what is gone, (re)schedule the rest.
-      const present = new Set(items.map((o) => `${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? '?'}`));
-      for (const [key, entry] of entries) if (!present.has(key)) remove({ metadata: { namespace: entry.source.metadata.namespace!, name: entry.source.metadata.name } });
-      for (const o of items) upsert(o);
+  const watch = watchPingSources(
+    { kubeConfig: options.kubeConfig, namespace: options.namespace, retryDelayMs: options.retryDelayMs ?? 1000 },
+    {
+      relisted(items) {
+        // A relist replaces the state: drop what is gone, (re)schedule the rest.
+        const present = new Set(items.map(pingSourceKey));
+        for (const [key, entry] of entries) if (!present.has(key)) remove({ metadata: { namespace: entry.source.metadata.namespace!, name: entry.source.metadata.name } });
+        for (const o of items) upsert(o);
+      },
+      changed: upsert,
+      deleted: (obj) => remove(obj),
+      failed: (error) => observe({ kind: 'error', error: error.message }),
     },
-    onEvent(type, obj) {
-      if (type === 'DELETED') remove(obj);
-      else upsert(obj);
-    },
-    onError(error) {
-      observe({ kind: 'error', error: error.message });
-    },
-  });
-
+  );
   return {
     synced: watch.synced,
     scheduled: () =>
@@ -271,50 +229,4 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
       await Promise.allSettled([...inFlight]);
     },
   };
-}
-
-/** The CloudEvent a PingSource sends (a new id and time on every call). */
-export function makePingEvent(source: PingSourceResource, now: Date = new Date()): WireEvent {
-  const namespace = source.metadata.namespace ?? 'default';
-  const attributes: Record<string, string> = {
-    specversion: '1.0',
-    id: randomUUID(),
-    source: `/apis/v1/namespaces/${namespace}/pingsources/${source.metadata.name}`,
-    type: PING_EVENT_TYPE,
-    time: now.toISOString(),
-  };
-  for (const [k, v] of Object.entries(source.spec.ceOverrides?.extensions ?? {})) attributes[k] = v;
-  const contentType = source.spec.contentType;
-  if (contentType) attributes.datacontenttype = contentType;
-  let data: Buffer | undefined;
-  if (source.spec.dataBase64) {
-    data = Buffer.from(source.spec.dataBase64, 'base64');
-  } else if (source.spec.data) {
-    if (contentType === 'application/json') {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(source.spec.data);
-      } catch (err) {
-        throw new Error(`spec.data of PingSource ${namespace}/${source.metadata.name} is not valid JSON: ${(err as Error).message}`, { cause: err });
-      }
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        throw new Error(`spec.data of PingSource ${namespace}/${source.metadata.name} must be a JSON object for application/json`);
-      }
-      const sorted = Object.fromEntries(Object.entries(parsed as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-      data = Buffer.from(JSON.stringify(sorted), 'utf8');
-    } else {
-      data = Buffer.from(source.spec.data, 'utf8');
-    }
-  }
-  return data ? { attributes, data } : { attributes };
-}
-
-/**
- * What the adapter runs for a PingSource: its schedule (defaulted) with
- * spec.timezone; throws what the webhook would answer when it refuses them.
- */
-export function pingSchedule(spec: { schedule?: string; timezone?: string }): CronSchedule {
-  const check = checkPingSchedule(spec.schedule || PING_DEFAULT_SCHEDULE, spec.timezone || undefined);
-  if (!check.ok) throw new Error(`Knative's webhook refuses this PingSource: ${fieldErrorsText(check.errors)}`);
-  return check.schedule;
 }
