@@ -127,7 +127,11 @@ interface Row {
 function sizesFrom(flag: string, fallback: number[]): number[] {
   const arg = process.argv.slice(2).find((a) => a.startsWith(`--${flag}=`));
   if (!arg) return fallback;
-  const sizes = arg.slice(flag.length + 3).split(',').filter(Boolean).map(Number);
+  const sizes = arg
+    .slice(flag.length + 3)
+    .split(',')
+    .filter(Boolean)
+    .map(Number);
   if (sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--${flag} takes sizes in MiB separated by commas, got ${JSON.stringify(arg)}`);
   return sizes;
 }
@@ -320,17 +324,22 @@ function report(rows: Row[]): string {
     );
   }
   line();
-  line('Where kcr\'s time goes: kcr\'s own CPU time, and each server alone accepting the archive in one curl PUT:');
+  line("Where kcr's time goes: kcr's own CPU time, and each server alone accepting the archive in one curl PUT:");
   line();
   line('| archive | store-artifact s (CPU s) | s3rver alone s | build-image s (CPU s) | docker-registry alone s |');
   line('|---|---:|---:|---:|---:|');
   for (const r of rows) {
     const k = r.kcr.none;
     if (!k) continue;
-    line(`| ${r.archive.label} | ${seconds(k.store.ms)} (${seconds(k.store.cpuMs)}) | ${seconds(r.servers.s3PutMs)} | ${seconds(k.build.ms)} (${seconds(k.build.cpuMs)}) | ${seconds(r.servers.registryPutMs)} |`);
+    line(
+      `| ${r.archive.label} | ${seconds(k.store.ms)} (${seconds(k.store.cpuMs)}) | ${seconds(r.servers.s3PutMs)} | ${seconds(k.build.ms)} (${seconds(k.build.cpuMs)}) | ${seconds(r.servers.registryPutMs)} |`,
+    );
   }
   line();
-  const settings = (e: Record<string, string>) => Object.entries(e).map(([k, v]) => `${k}=${v}`).join(', ');
+  const settings = (e: Record<string, string>) =>
+    Object.entries(e)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ');
   line(`Memory: as deployed (store-artifact: ${settings(deployedEnv('store-artifact'))}) vs larger parts and V8's default young generation (${settings(LARGE_ENV)}):`);
   line();
   line('| archive | deployed: peak RSS MiB (store / build) | larger: peak RSS MiB (store / build) | larger: kcr total s | RSS before the first byte MiB (deployed / larger) |');
@@ -348,18 +357,26 @@ function report(rows: Row[]): string {
   for (const r of rows) {
     for (const v of ['none', 'gzip'] as const) {
       const k = r.kcr[v];
-      if (k) line(`| ${r.archive.label} | ${v} | ${seconds(k.build.ms)} | ${seconds(k.build.cpuMs)} | ${mib(k.build.layerBytes ?? 0)} | ${rate(r.archive.bytes, k.build.ms)} | ${mib(k.build.peakRssBytes)} |`);
+      if (k)
+        line(
+          `| ${r.archive.label} | ${v} | ${seconds(k.build.ms)} | ${seconds(k.build.cpuMs)} | ${mib(k.build.layerBytes ?? 0)} | ${rate(r.archive.bytes, k.build.ms)} | ${mib(k.build.peakRssBytes)} |`,
+        );
     }
   }
   line();
   line('buildah steps (s):');
   line();
   for (const r of rows) {
-    if (r.buildah.ok) line(`- ${r.archive.label}: ${Object.entries(r.buildah.steps).map(([k, v]) => `${k} ${seconds(v)}`).join(', ')}`);
+    if (r.buildah.ok)
+      line(
+        `- ${r.archive.label}: ${Object.entries(r.buildah.steps)
+          .map(([k, v]) => `${k} ${seconds(v)}`)
+          .join(', ')}`,
+      );
     else line(`- ${r.archive.label}: buildah could not run: ${r.buildah.reason}`);
   }
   line();
-  line('Targets (kcr as deployed; with larger parts and V8\'s default young generation in brackets):');
+  line("Targets (kcr as deployed; with larger parts and V8's default young generation in brackets):");
   line();
   for (const r of rows) {
     const k = r.kcr.none;

@@ -51,9 +51,8 @@ cluster.seed(
 const expected = spec.workloads.length * spec.replicas;
 await cluster.waitFor(
   () =>
-    cluster
-      .listObjects('v1', 'Pod')
-      .filter((p) => p.status?.phase === 'Running' && (p.status.containerStatuses as { state?: { running?: unknown } }[] | undefined)?.every((c) => c.state?.running)).length === expected,
+    cluster.listObjects('v1', 'Pod').filter((p) => p.status?.phase === 'Running' && (p.status.containerStatuses as { state?: { running?: unknown } }[] | undefined)?.every((c) => c.state?.running))
+      .length === expected,
   { timeoutMs: 180_000, intervalMs: 250, description: `${expected} running pods` },
 );
 await settle();
@@ -118,9 +117,11 @@ async function onMessage(req: ClusterRequest): Promise<void> {
 
 const ready: ClusterReady = {
   kubeconfigPath: cluster.kubeconfigPath,
-  targets: cluster.listObjects('v1', 'Pod').flatMap((p) =>
-    ((p.spec?.containers as { name: string }[] | undefined) ?? []).map((c) => ({ node: String(p.spec?.nodeName), namespace: p.metadata.namespace!, pod: p.metadata.name!, container: c.name })),
-  ),
+  targets: cluster
+    .listObjects('v1', 'Pod')
+    .flatMap((p) =>
+      ((p.spec?.containers as { name: string }[] | undefined) ?? []).map((c) => ({ node: String(p.spec?.nodeName), namespace: p.metadata.namespace!, pod: p.metadata.name!, container: c.name })),
+    ),
   setupMs: performance.now() - started,
 };
 port.postMessage({ ready });

@@ -344,7 +344,10 @@ function report(rounds: RoundResult[], floors: FloorResult[], containers: number
     ['**API calls per checkpointed container**', ...rounds.map((r) => `**${(r.calls.total / r.created).toFixed(2)}**`)],
     [
       `API calls per ping (≤ 2 × ${REPLICAS} + 2 = ${2 * REPLICAS + 2}: the workload read, the list, 2 per container)`,
-      ...rounds.map((r) => `${(r.calls.total / WORKLOADS).toFixed(2)}: get ${r.calls.gets / WORKLOADS}, list ${r.calls.lists / WORKLOADS}, proxy ${r.calls.proxies / WORKLOADS}, event ${r.calls.events / WORKLOADS}`),
+      ...rounds.map(
+        (r) =>
+          `${(r.calls.total / WORKLOADS).toFixed(2)}: get ${r.calls.gets / WORKLOADS}, list ${r.calls.lists / WORKLOADS}, proxy ${r.calls.proxies / WORKLOADS}, event ${r.calls.events / WORKLOADS}`,
+      ),
     ],
     ['main thread busy (function, load generator, sink)', ...rounds.map((r) => pct(r.load.mainBusy))],
     ['simulated-cluster thread busy', ...rounds.map((r) => pct(r.load.clusterBusy))],

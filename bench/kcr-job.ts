@@ -16,10 +16,7 @@ export const BenchCheckpoint = z.object({
 export type BenchCheckpoint = z.infer<typeof BenchCheckpoint>;
 
 /** Each function runs in a process of its own, as each is a Service of its own when deployed. */
-export const WorkerJob = z.discriminatedUnion('stage', [
-  z.object({ stage: z.literal('store'), checkpoint: BenchCheckpoint }),
-  z.object({ stage: z.literal('build'), stored: CheckpointStoredData }),
-]);
+export const WorkerJob = z.discriminatedUnion('stage', [z.object({ stage: z.literal('store'), checkpoint: BenchCheckpoint }), z.object({ stage: z.literal('build'), stored: CheckpointStoredData })]);
 export type WorkerJob = z.infer<typeof WorkerJob>;
 
 export const WorkerResult = z.object({

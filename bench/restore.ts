@@ -26,23 +26,7 @@ import { makeResourceEvent } from '../local/apiserver-source.js';
 import { encodeBinary } from '../functions/core/runtime/cloudevents-http.js';
 import { deployment } from '../simulator/workloads.js';
 import { EventTypes } from '../functions/core/contract/events.js';
-import {
-  BUCKET_OF,
-  CASES,
-  CONTAINER,
-  Clock,
-  Done,
-  Reply,
-  Report,
-  Seeded,
-  Served,
-  seedDocuments,
-  wallNow,
-  type CaseName,
-  type HandledEvent,
-  type Request,
-  type Seed,
-} from './restore-protocol.js';
+import { BUCKET_OF, CASES, CONTAINER, Clock, Done, Reply, Report, Seeded, Served, seedDocuments, wallNow, type CaseName, type HandledEvent, type Request, type Seed } from './restore-protocol.js';
 
 const OPT_IN = { 'kcr.io/checkpoint-restore-schedule': '0 */6 * * *' };
 const WORKLOADS_PER_NAMESPACE = 5;
@@ -308,7 +292,10 @@ async function main(): Promise<void> {
 
     const worker = Worker.start();
     cleanup.unshift(() => worker.stop());
-    await worker.request({ kind: 'init', kubeconfigPath: cluster.kubeconfigPath, s3: { endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, region: s3.region }, buckets: BUCKETS }, Done);
+    await worker.request(
+      { kind: 'init', kubeconfigPath: cluster.kubeconfigPath, s3: { endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, region: s3.region }, buckets: BUCKETS },
+      Done,
+    );
 
     // Which workloads fail in which case: disjoint, spread over the namespaces.
     const order = Array.from({ length: o.workloads }, (_, i) => i);
@@ -324,7 +311,11 @@ async function main(): Promise<void> {
 
     const now = Date.now();
     const namespaces = Math.ceil(o.workloads / WORKLOADS_PER_NAMESPACE);
-    const names = Array.from({ length: o.workloads }, (_, i) => ({ index: i, namespace: `team-${String(Math.floor(i / WORKLOADS_PER_NAMESPACE)).padStart(3, '0')}`, name: `app-${String(i).padStart(4, '0')}` }));
+    const names = Array.from({ length: o.workloads }, (_, i) => ({
+      index: i,
+      namespace: `team-${String(Math.floor(i / WORKLOADS_PER_NAMESPACE)).padStart(3, '0')}`,
+      name: `app-${String(i).padStart(4, '0')}`,
+    }));
     // Case (c)'s workloads have no checkpoint of their live pod: all their history is of earlier pods.
     const earlier = names.flatMap((w) => earlierSeeds(w, caseOf.get(w.index) === 'c' ? o.checkpoints : o.checkpoints - LIVE_CHECKPOINTS, now));
     const seedingEarlier = worker.request({ kind: 'seed', bucket: 'history', seeds: earlier, parallelism: SEED_PARALLELISM }, Seeded);
@@ -338,7 +329,11 @@ async function main(): Promise<void> {
 
     const live = workloads.flatMap((w) => (caseOf.get(w.index) === 'c' ? [] : liveSeeds(w, LIVE_CHECKPOINTS, now)));
     const single = workloads.flatMap((w) => liveSeeds(w, 1, now));
-    const seeded = [await seedingEarlier, await worker.request({ kind: 'seed', bucket: 'history', seeds: live, parallelism: SEED_PARALLELISM }, Seeded), await worker.request({ kind: 'seed', bucket: 'single', seeds: single, parallelism: SEED_PARALLELISM }, Seeded)];
+    const seeded = [
+      await seedingEarlier,
+      await worker.request({ kind: 'seed', bucket: 'history', seeds: live, parallelism: SEED_PARALLELISM }, Seeded),
+      await worker.request({ kind: 'seed', bucket: 'single', seeds: single, parallelism: SEED_PARALLELISM }, Seeded),
+    ];
     const seedMs = wallNow() - setupStart;
 
     // Both processes read the same wall clock; the round trip bounds the error.
@@ -410,7 +405,19 @@ async function main(): Promise<void> {
     };
     /** Mean of `f` one at a time / in bursts: in bursts, the time is mostly queueing in the cluster's process. */
     const split = (f: (m: Measured) => number) => (c: CaseName) =>
-      `${ms(mean(col(c).filter((m) => !m.sample.burst).map(f)))} / ${ms(mean(col(c).filter((m) => m.sample.burst).map(f)))}`;
+      `${ms(
+        mean(
+          col(c)
+            .filter((m) => !m.sample.burst)
+            .map(f),
+        ),
+      )} / ${ms(
+        mean(
+          col(c)
+            .filter((m) => m.sample.burst)
+            .map(f),
+        ),
+      )}`;
     const rows: [string, (c: CaseName) => string][] = [
       ['failures measured', (c) => String(col(c).length)],
       ['p50 ms', (c) => ms(percentile(lat(col(c)), 50))],
@@ -424,10 +431,13 @@ async function main(): Promise<void> {
       ['mean ms, one at a time / in bursts: of which listing the checkpoints', split((m) => m.event.s3.listMsBeforePatch)],
       ['mean ms, one at a time / in bursts: waiting on the API server', split((m) => m.event.kube.msBeforePatch)],
       ['mean ms, one at a time / in bursts: restore-pod itself', split((m) => m.inHandler - m.event.s3.msBeforePatch - m.event.kube.msBeforePatch)],
-      ['S3 requests per failure (list + get + put)', (c) => {
-        const e = col(c).map((m) => m.event.s3);
-        return `${(mean(e.map((x) => x.list + x.get + x.put))).toFixed(1)} (${mean(e.map((x) => x.list)).toFixed(1)} + ${mean(e.map((x) => x.get)).toFixed(1)} + ${mean(e.map((x) => x.put)).toFixed(1)})`;
-      }],
+      [
+        'S3 requests per failure (list + get + put)',
+        (c) => {
+          const e = col(c).map((m) => m.event.s3);
+          return `${mean(e.map((x) => x.list + x.get + x.put)).toFixed(1)} (${mean(e.map((x) => x.list)).toFixed(1)} + ${mean(e.map((x) => x.get)).toFixed(1)} + ${mean(e.map((x) => x.put)).toFixed(1)})`;
+        },
+      ],
       ['API calls per failure', (c) => mean(col(c).map((m) => m.event.kube.calls)).toFixed(1)],
       ['patches retried on 409', (c) => String(col(c).filter((m) => m.event.patches.length > 1).length)],
     ];
@@ -445,13 +455,24 @@ async function main(): Promise<void> {
     const s3Total = Object.values(s3Requests).reduce((n, r) => n + r.list + r.get + r.put, 0);
     const s3Client = measured.reduce((n, m) => n + m.event.s3.list + m.event.s3.get + m.event.s3.put, 0);
     const apiClient = measured.reduce((n, m) => n + m.event.kube.calls, 0);
-    const byKey = Object.entries(api.byKey).sort(([, x], [, y]) => y - x).map(([k, v]) => `${k} ${v}`).join(', ');
-    out.push(`- ${o.workloads} annotated single-replica Deployments in ${namespaces} namespaces on ${cluster.nodes.length} simulated nodes; S3 (s3rver): ${seeded[0]!.objects + seeded[1]!.objects} objects in ${BUCKETS.history} (${o.checkpoints} checkpoints × manifest.json + image.json per workload), ${seeded[2]!.objects} in ${BUCKETS.single}.`);
-    out.push(`- ${measured.length} failures measured, ${o.samples} per case, round-robin over the cases: ${ISOLATED_PER_ROUND} one at a time then ${o.burst} at once, repeated, after one such round to warm up; ${(runMs / 1000).toFixed(1)} s.`);
+    const byKey = Object.entries(api.byKey)
+      .sort(([, x], [, y]) => y - x)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    out.push(
+      `- ${o.workloads} annotated single-replica Deployments in ${namespaces} namespaces on ${cluster.nodes.length} simulated nodes; S3 (s3rver): ${seeded[0]!.objects + seeded[1]!.objects} objects in ${BUCKETS.history} (${o.checkpoints} checkpoints × manifest.json + image.json per workload), ${seeded[2]!.objects} in ${BUCKETS.single}.`,
+    );
+    out.push(
+      `- ${measured.length} failures measured, ${o.samples} per case, round-robin over the cases: ${ISOLATED_PER_ROUND} one at a time then ${o.burst} at once, repeated, after one such round to warm up; ${(runMs / 1000).toFixed(1)} s.`,
+    );
     out.push(`- Server side during the run: ${s3Total} S3 requests (the handlers counted ${s3Client}); ${api.total} API calls (the handlers counted ${apiClient}): ${byKey}.`);
     out.push(`- Clocks: the worker's wall clock differs by ${clock.offset.toFixed(3)} ms (± ${(clock.rtt / 2).toFixed(3)} ms), corrected for.`);
-    out.push(`- Setup: workloads running after ${(clusterMs / 1000).toFixed(0)} s (the simulator's event loop stalled up to ${(setupStall / 1000).toFixed(1)} s at most), S3 seeded after ${(seedMs / 1000).toFixed(0)} s; total ${((wallNow() - started) / 1000).toFixed(0)} s.`);
-    out.push(`- Machine: ${availableParallelism()} cores; 1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (other work on the machine shows here).`);
+    out.push(
+      `- Setup: workloads running after ${(clusterMs / 1000).toFixed(0)} s (the simulator's event loop stalled up to ${(setupStall / 1000).toFixed(1)} s at most), S3 seeded after ${(seedMs / 1000).toFixed(0)} s; total ${((wallNow() - started) / 1000).toFixed(0)} s.`,
+    );
+    out.push(
+      `- Machine: ${availableParallelism()} cores; 1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end (other work on the machine shows here).`,
+    );
     console.log(out.join('\n'));
     if (problems.length) {
       console.error(`\n${problems.length} failure(s) not restored as expected:\n${problems.slice(0, 20).join('\n')}`);

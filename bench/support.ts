@@ -57,5 +57,5 @@ export function mib(bytes: number): string {
 
 /** Throughput in MiB/s of `bytes` moved in `ms`. */
 export function rate(bytes: number, ms: number): string {
-  return ((bytes / MiB) / (ms / 1000)).toFixed(0);
+  return (bytes / MiB / (ms / 1000)).toFixed(0);
 }

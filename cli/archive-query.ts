@@ -2,16 +2,7 @@
 // range, newest first, and selects archived events by filter or by id.
 import type { Readable } from 'node:stream';
 import type { ObjectStore } from '../functions/core/storage/object-store.js';
-import {
-  CHECKPOINT_ID_EXTENSION,
-  EVENTS_PREFIX,
-  UNDATED_PREFIX,
-  isDeadLetter,
-  isDeadLetterKey,
-  keyMatchesId,
-  keyTime,
-  type StructuredEvent,
-} from '../functions/event-archive/archived-event.js';
+import { CHECKPOINT_ID_EXTENSION, EVENTS_PREFIX, UNDATED_PREFIX, isDeadLetter, isDeadLetterKey, keyMatchesId, keyTime, type StructuredEvent } from '../functions/event-archive/archived-event.js';
 
 export interface TimeRange {
   since: Date;

@@ -52,7 +52,8 @@ function requestedData(target: string, namespace: string, container?: string): C
   const kind = KINDS[target.slice(0, slash).toLowerCase()];
   const name = target.slice(slash + 1);
   if (slash < 0 || !kind || !name) throw new UsageError(`target ${JSON.stringify(target)} is not deployment/<name>, statefulset/<name> or pod/<name>`);
-  if (container !== undefined && kind !== 'Pod') throw new UsageError('--container needs a pod target (pod/<name>); a workload checkpoints the containers its kcr.io/checkpoint-containers annotation names');
+  if (container !== undefined && kind !== 'Pod')
+    throw new UsageError('--container needs a pod target (pod/<name>); a workload checkpoints the containers its kcr.io/checkpoint-containers annotation names');
   return kind === 'Pod' ? { namespace, pod: name, ...(container !== undefined ? { container } : {}) } : { namespace, kind, name };
 }
 
@@ -69,7 +70,11 @@ async function checkpoint(io: CliIo, target: string, opts: CheckpointOptions): P
   const message = toBinary(event);
   const line = { id: event.id, type: event.type, subject: event.subject, data, target: destination };
   if (opts.dryRun) {
-    io.stdout.write(opts.json ? `${JSON.stringify({ ...line, status: 'dry-run', headers: message.headers, body: message.body }, null, 2)}\n` : `dry run: would POST to ${destination}\n${JSON.stringify({ headers: message.headers, body: message.body }, null, 2)}\n`);
+    io.stdout.write(
+      opts.json
+        ? `${JSON.stringify({ ...line, status: 'dry-run', headers: message.headers, body: message.body }, null, 2)}\n`
+        : `dry run: would POST to ${destination}\n${JSON.stringify({ headers: message.headers, body: message.body }, null, 2)}\n`,
+    );
     return;
   }
   const result = await send(destination, message, io.fetch ?? fetch, SEND_TIMEOUT_MS);

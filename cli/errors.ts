@@ -4,4 +4,3 @@
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
-

@@ -5,15 +5,7 @@ import type { ObjectStore } from '../functions/core/storage/object-store.js';
 import { readEnv } from '../functions/core/runtime/config.js';
 import { ConfigError, errorMessage } from '../functions/core/runtime/errors.js';
 import { parseRawRequest } from '../functions/core/runtime/parse.js';
-import {
-  CHECKPOINT_ID_EXTENSION,
-  EVENTS_PREFIX,
-  archiveEvent,
-  checkArchived,
-  isDeadLetter,
-  isDeadLetterKey,
-  type StructuredEvent,
-} from '../functions/event-archive/archived-event.js';
+import { CHECKPOINT_ID_EXTENSION, EVENTS_PREFIX, archiveEvent, checkArchived, isDeadLetter, isDeadLetterKey, type StructuredEvent } from '../functions/event-archive/archived-event.js';
 import { findById, selectEvents, type ArchivedObject, type EventFilter, type TimeRange } from './archive-query.js';
 import { destinationOf, replayEvent, send, toBinary } from './replay.js';
 import { formatTable } from '../local/table.js';
@@ -58,7 +50,13 @@ interface ReplayOptions extends FilterOptions {
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), ...value.split(',').map((v) => v.trim()).filter(Boolean)];
+  return [
+    ...(previous ?? []),
+    ...value
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean),
+  ];
 }
 
 function positiveInt(value: string): number {

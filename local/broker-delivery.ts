@@ -153,7 +153,12 @@ export async function deliverToTrigger(ctx: DeliveryContext, trigger: TriggerRes
   const triggerNs = trigger.metadata.namespace ?? ctx.namespace;
   const subscriber = ctx.resolveDestination(trigger.spec.subscriber, triggerNs);
   if (!subscriber) {
-    observe({ kind: 'dropped', trigger: trigger.metadata.name, event, reason: `subscriber ${describeDestination(trigger.spec.subscriber)} of Trigger ${trigger.metadata.name} is not resolvable (no URL known for it)` });
+    observe({
+      kind: 'dropped',
+      trigger: trigger.metadata.name,
+      event,
+      reason: `subscriber ${describeDestination(trigger.spec.subscriber)} of Trigger ${trigger.metadata.name} is not resolvable (no URL known for it)`,
+    });
     return;
   }
   let delivery: EffectiveDelivery;
@@ -182,7 +187,12 @@ export async function deliverToTrigger(ctx: DeliveryContext, trigger: TriggerRes
   }
   observe({ ...base, kind: 'failed', attempts, ...(last.status !== undefined ? { status: last.status } : {}), ...(last.error ? { error: last.error } : {}) });
   if (!delivery.deadLetterSink) {
-    observe({ kind: 'dropped', trigger: trigger.metadata.name, event: outgoing, reason: `delivery to ${subscriber} failed after ${attempts} attempt(s) and Trigger ${trigger.metadata.name} has no dead-letter sink` });
+    observe({
+      kind: 'dropped',
+      trigger: trigger.metadata.name,
+      event: outgoing,
+      reason: `delivery to ${subscriber} failed after ${attempts} attempt(s) and Trigger ${trigger.metadata.name} has no dead-letter sink`,
+    });
     return;
   }
   await deadLetter(ctx, trigger, delivery, delivery.deadLetterSink, base, last);
@@ -198,7 +208,16 @@ async function deadLetter(ctx: DeliveryContext, trigger: TriggerResource, delive
   }
   const dead = deadLetterEvent(failed.event, failed.subscriber, last);
   const dlsResult = await sendWithRetries(dls, dead, delivery, { sleep: ctx.sleep, scale: ctx.backoffScale }, (attempt, a, delayMs) =>
-    observe({ trigger: trigger.metadata.name, subscriber: dls, event: dead, kind: 'retrying', attempt, delayMs, ...(a.status !== undefined ? { status: a.status } : {}), ...(a.error ? { error: a.error } : {}) }),
+    observe({
+      trigger: trigger.metadata.name,
+      subscriber: dls,
+      event: dead,
+      kind: 'retrying',
+      attempt,
+      delayMs,
+      ...(a.status !== undefined ? { status: a.status } : {}),
+      ...(a.error ? { error: a.error } : {}),
+    }),
   );
   if (dlsResult !== 'closed' && dlsResult.attempt.ok) {
     observe({ ...failed, event: dead, kind: 'dead-lettered', deadLetterSink: dls, status: dlsResult.attempt.status! });

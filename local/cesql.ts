@@ -52,12 +52,7 @@ export function parseCesql(source: string): CesqlExpression {
 
 // ---- lexer ----
 
-type Token =
-  | { t: 'str'; v: string; pos: number }
-  | { t: 'int'; v: number; pos: number }
-  | { t: 'id'; v: string; pos: number }
-  | { t: 'op'; v: string; pos: number }
-  | { t: 'eof'; pos: number };
+type Token = { t: 'str'; v: string; pos: number } | { t: 'int'; v: number; pos: number } | { t: 'id'; v: string; pos: number } | { t: 'op'; v: string; pos: number } | { t: 'eof'; pos: number };
 
 function tokenize(src: string): Token[] {
   const out: Token[] = [];
@@ -333,7 +328,10 @@ function evaluate(node: Node, attrs: Readonly<Record<string, string>>): CesqlVal
       return node.negated ? !found : found;
     }
     case 'call':
-      return call(node.name, node.args.map((a) => evaluate(a, attrs)));
+      return call(
+        node.name,
+        node.args.map((a) => evaluate(a, attrs)),
+      );
     case 'binary':
       return binary(node, attrs);
   }

@@ -100,8 +100,14 @@ export async function runDemo(stack: Stack, options: DemoOptions = {}): Promise<
     const annotations = { 'kcr.io/checkpoint-restore-schedule': DEMO_SCHEDULE };
     const template = (name: string) => ({ metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: `quay.io/kcr/${name}:1` }] } });
     await step('annotate a Deployment and a StatefulSet', async () => {
-      await apps.createNamespacedDeployment({ namespace: ns, body: { metadata: { name: 'counter', annotations }, spec: { replicas: 1, selector: { matchLabels: { app: 'counter' } }, template: template('counter') } } });
-      await apps.createNamespacedStatefulSet({ namespace: ns, body: { metadata: { name: 'web', annotations }, spec: { replicas: 1, serviceName: 'web', selector: { matchLabels: { app: 'web' } }, template: template('web') } } });
+      await apps.createNamespacedDeployment({
+        namespace: ns,
+        body: { metadata: { name: 'counter', annotations }, spec: { replicas: 1, selector: { matchLabels: { app: 'counter' } }, template: template('counter') } },
+      });
+      await apps.createNamespacedStatefulSet({
+        namespace: ns,
+        body: { metadata: { name: 'web', annotations }, spec: { replicas: 1, serviceName: 'web', selector: { matchLabels: { app: 'web' } }, template: template('web') } },
+      });
       return `counter and web, schedule "${DEMO_SCHEDULE}"`;
     });
     await step('PingSources created by schedule-sync', async () => {
@@ -133,11 +139,11 @@ export async function runDemo(stack: Stack, options: DemoOptions = {}): Promise<
         stack.cluster.evictPod(ns, 'web-0', 'The node was low on resource: memory.');
         return 'phase Failed, reason Evicted';
       });
-      await step('the replacement web-0 inherits web-0\'s checkpoint', async () => {
+      await step("the replacement web-0 inherits web-0's checkpoint", async () => {
         const r = await until('pod.restored for web-0', () => find('io.kcr.pod.restored', (d) => d.pod === 'web-0' && d.strategy === 'replacement'));
         return `${String(r.checkpointId)} (${String(r.strategy)})`;
       });
-      await step('web-0\'s state continues', () => continued('web-0', newestBuilt(seen, 'web-0') ?? wb));
+      await step("web-0's state continues", () => continued('web-0', newestBuilt(seen, 'web-0') ?? wb));
     }
   } finally {
     unsubscribe();

@@ -109,7 +109,9 @@ export async function startEmbeddedS3(options: EmbeddedS3Options = {}): Promise<
       const bucket = decodeURIComponent(url.pathname).split('/')[1] ?? '';
       const upload = join(uploadsDir(dir, bucket), uploadId.replace(/[^0-9a-f]/g, ''));
       if (!existsSync(upload)) {
-        res.writeHead(404, { 'content-type': 'application/xml' }).end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>');
+        res
+          .writeHead(404, { 'content-type': 'application/xml' })
+          .end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>');
         return;
       }
       rmSync(upload, { recursive: true, force: true });

@@ -19,7 +19,9 @@ const quote = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`;
 
 /** The file a running local mode writes: `source` it to point the CLI at it. */
 export function liveEnvFile(file: string, env: Record<string, string>): string {
-  return `${Object.entries({ ...env, [ENV_FILE_VAR]: file }).map(([k, v]) => `export ${k}=${quote(v)}`).join('\n')}\n`;
+  return `${Object.entries({ ...env, [ENV_FILE_VAR]: file })
+    .map(([k, v]) => `export ${k}=${quote(v)}`)
+    .join('\n')}\n`;
 }
 
 /** What the file becomes once the local mode stopped. */

@@ -89,9 +89,19 @@ async function main(): Promise<number> {
 
 function printSummary(results: StepResult[]): void {
   timeline.stop();
-  out.write(`\n${formatTable(['', 'step', 'seconds', 'detail'], results.map((r) => [r.ok ? '✓' : '✗', r.step, r.seconds.toFixed(1), r.detail]))}`);
+  out.write(
+    `\n${formatTable(
+      ['', 'step', 'seconds', 'detail'],
+      results.map((r) => [r.ok ? '✓' : '✗', r.step, r.seconds.toFixed(1), r.detail]),
+    )}`,
+  );
   const counts = [...timeline.counts].sort(([a], [b]) => a.localeCompare(b));
-  out.write(`\n${formatTable(['event type', 'count'], counts.map(([t, n]) => [t, String(n)]))}`);
+  out.write(
+    `\n${formatTable(
+      ['event type', 'count'],
+      counts.map(([t, n]) => [t, String(n)]),
+    )}`,
+  );
 }
 
 let code = 1;

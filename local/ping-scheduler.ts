@@ -207,10 +207,7 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
   );
   return {
     synced: watch.synced,
-    scheduled: () =>
-      [...entries.values()]
-        .filter((e) => e.next)
-        .map((e) => ({ namespace: e.source.metadata.namespace!, name: e.source.metadata.name, schedule: e.schedule!, next: e.next! })),
+    scheduled: () => [...entries.values()].filter((e) => e.next).map((e) => ({ namespace: e.source.metadata.namespace!, name: e.source.metadata.name, schedule: e.schedule!, next: e.next! })),
     async fireNow(namespace, name) {
       const entry = entries.get(`${namespace}/${name}`);
       if (!entry) throw new Error(`PingSource ${namespace}/${name} is not known to the ping scheduler (known: ${[...entries.keys()].join(', ') || 'none'})`);

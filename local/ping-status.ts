@@ -30,12 +30,7 @@ export function pingSourceStatus(source: PingSourceResource, ready: boolean, rea
 }
 
 /** Patches the status; a failure (the source deleted meanwhile, say) goes to `onError`, as status is informative only. */
-export async function writePingStatus(
-  customApi: CustomObjectsApi,
-  source: PingSourceResource,
-  status: PingSourceStatus,
-  onError: (message: string) => void,
-): Promise<void> {
+export async function writePingStatus(customApi: CustomObjectsApi, source: PingSourceResource, status: PingSourceStatus, onError: (message: string) => void): Promise<void> {
   try {
     await customApi.patchNamespacedCustomObjectStatus({
       group: 'sources.knative.dev',

@@ -15,11 +15,14 @@ export function timerDelayMs(due: Date, now: number): number {
  */
 export function waitUntil(due: Date, live: () => boolean, onDue: () => void, hold: (timer: NodeJS.Timeout) => void): void {
   const wait = (): void => {
-    const timer = setTimeout(() => {
-      if (!live()) return;
-      if (due.getTime() > Date.now()) return wait();
-      onDue();
-    }, timerDelayMs(due, Date.now()));
+    const timer = setTimeout(
+      () => {
+        if (!live()) return;
+        if (due.getTime() > Date.now()) return wait();
+        onDue();
+      },
+      timerDelayMs(due, Date.now()),
+    );
     hold(timer);
     timer.unref?.();
   };

@@ -11,9 +11,7 @@ const DEFAULT_SOURCES_DIR = fileURLToPath(new URL('../sources', import.meta.url)
 const kref = z.object({ apiVersion: z.string().optional(), kind: z.string(), name: z.string(), namespace: z.string().optional() });
 type SinkRef = z.infer<typeof kref>;
 
-const sinkSchema = z
-  .object({ ref: kref.optional(), uri: z.string().optional() })
-  .refine((d) => d.ref !== undefined || d.uri !== undefined, 'a sink needs ref or uri');
+const sinkSchema = z.object({ ref: kref.optional(), uri: z.string().optional() }).refine((d) => d.ref !== undefined || d.uri !== undefined, 'a sink needs ref or uri');
 type Sink = z.infer<typeof sinkSchema>;
 
 const ceOverrides = z.object({ extensions: z.record(z.string(), z.string()).optional() }).optional();

@@ -20,9 +20,7 @@ const kref = z.object({
 });
 export type KReference = z.infer<typeof kref>;
 
-const destination = z
-  .object({ ref: kref.optional(), uri: z.string().optional() })
-  .refine((d) => d.ref !== undefined || d.uri !== undefined, 'a destination needs ref or uri');
+const destination = z.object({ ref: kref.optional(), uri: z.string().optional() }).refine((d) => d.ref !== undefined || d.uri !== undefined, 'a destination needs ref or uri');
 export type Destination = z.infer<typeof destination>;
 
 const delivery = z.object({

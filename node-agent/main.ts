@@ -5,15 +5,7 @@ import { logUnhandledRejections } from '../functions/core/runtime/logger.js';
 import { startNodeAgent } from './server.js';
 import { tokenGetter } from '../functions/core/runtime/token.js';
 
-const env = readEnv([
-  'KCR_NODE_AGENT_DIR',
-  'KCR_NODE_AGENT_HOST',
-  'KCR_NODE_AGENT_PORT',
-  'KCR_NODE_AGENT_TOKEN',
-  'KCR_NODE_AGENT_TOKEN_FILE',
-  'KCR_NODE_AGENT_ALLOW_DELETE',
-  'KCR_LOG_LEVEL',
-]);
+const env = readEnv(['KCR_NODE_AGENT_DIR', 'KCR_NODE_AGENT_HOST', 'KCR_NODE_AGENT_PORT', 'KCR_NODE_AGENT_TOKEN', 'KCR_NODE_AGENT_TOKEN_FILE', 'KCR_NODE_AGENT_ALLOW_DELETE', 'KCR_LOG_LEVEL']);
 const logger = pino({ name: 'node-agent', level: env.KCR_LOG_LEVEL });
 logUnhandledRejections(logger);
 const agent = await startNodeAgent({

@@ -4,16 +4,7 @@
 // The HTTP layer (server.ts) and the in-process controllers both go through this class.
 
 import { randomUUID } from 'node:crypto';
-import {
-  ApiError,
-  alreadyExists,
-  badRequest,
-  conflict,
-  invalid,
-  notFound,
-  unsupportedMediaType,
-  type StatusCause,
-} from './errors.js';
+import { ApiError, alreadyExists, badRequest, conflict, invalid, notFound, unsupportedMediaType, type StatusCause } from './errors.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { admitKnative } from './knative-admission.js';
 import { apiVersionOf, resourceKey, type ResourceRegistry, type ResourceType } from './resources.js';
@@ -123,8 +114,7 @@ export class ObjectApi {
   }
 
   list(t: ResourceType, namespace: string | undefined, opts: ListOptions = {}): KubeObject[] {
-    const keep = (o: KubeObject) =>
-      matchesLabels(opts.labelSelector ?? [], o.metadata.labels) && matchesFields(opts.fieldSelector ?? [], withTypeMeta(t, o)) && (!opts.where || opts.where(o));
+    const keep = (o: KubeObject) => matchesLabels(opts.labelSelector ?? [], o.metadata.labels) && matchesFields(opts.fieldSelector ?? [], withTypeMeta(t, o)) && (!opts.where || opts.where(o));
     return this.store.list(resourceKey(t), t.namespaced ? namespace : undefined, keep).map((o) => withTypeMeta(t, o));
   }
 
@@ -170,13 +160,7 @@ export class ObjectApi {
    * PUT semantics. `subresource` is undefined for the main resource or `status`.
    * A body carrying a resourceVersion different from the stored one is a 409 Conflict.
    */
-  update(
-    t: ResourceType,
-    namespace: string | undefined,
-    name: string,
-    input: unknown,
-    opts: { subresource?: string; dryRun?: boolean } = {},
-  ): KubeObject {
+  update(t: ResourceType, namespace: string | undefined, name: string, input: unknown, opts: { subresource?: string; dryRun?: boolean } = {}): KubeObject {
     const obj = this.decodeBody(t, input);
     const ns = t.namespaced ? namespace : undefined;
     if (obj.metadata.name && obj.metadata.name !== name) {
@@ -192,14 +176,7 @@ export class ObjectApi {
     return this.commitUpdate(t, current, obj, opts);
   }
 
-  patch(
-    t: ResourceType,
-    namespace: string | undefined,
-    name: string,
-    type: PatchType,
-    patchBody: unknown,
-    opts: { subresource?: string; dryRun?: boolean } = {},
-  ): KubeObject {
+  patch(t: ResourceType, namespace: string | undefined, name: string, type: PatchType, patchBody: unknown, opts: { subresource?: string; dryRun?: boolean } = {}): KubeObject {
     const ns = t.namespaced ? namespace : undefined;
     const current = this.store.get(resourceKey(t), ns, name);
     if (!current) throw notFound(t.plural, t.group, name);
@@ -231,12 +208,7 @@ export class ObjectApi {
     return this.commitUpdate(t, current, obj, opts);
   }
 
-  private commitUpdate(
-    t: ResourceType,
-    current: KubeObject,
-    incoming: KubeObject,
-    opts: { subresource?: string; dryRun?: boolean },
-  ): KubeObject {
+  private commitUpdate(t: ResourceType, current: KubeObject, incoming: KubeObject, opts: { subresource?: string; dryRun?: boolean }): KubeObject {
     const hasStatus = t.subresources.includes('status');
     let next: KubeObject;
     if (opts.subresource === 'status') {
@@ -298,13 +270,7 @@ export class ObjectApi {
    * Read-modify-write for in-process controllers: applies `fn` to the latest copy and writes
    * through the normal update path (status or main). Returns undefined when the object is gone.
    */
-  mutate(
-    t: ResourceType,
-    namespace: string | undefined,
-    name: string,
-    fn: (o: KubeObject) => void,
-    subresource?: 'status',
-  ): KubeObject | undefined {
+  mutate(t: ResourceType, namespace: string | undefined, name: string, fn: (o: KubeObject) => void, subresource?: 'status'): KubeObject | undefined {
     const cur = this.tryGet(t, namespace, name);
     if (!cur) return undefined;
     const next = clone(cur);
@@ -315,12 +281,7 @@ export class ObjectApi {
   // ---------- delete ----------
 
   /** Returns the object as it stands after the call, and whether it is gone already. */
-  delete(
-    t: ResourceType,
-    namespace: string | undefined,
-    name: string,
-    opts: DeleteOptions = {},
-  ): { object: KubeObject; removed: boolean } {
+  delete(t: ResourceType, namespace: string | undefined, name: string, opts: DeleteOptions = {}): { object: KubeObject; removed: boolean } {
     const ns = t.namespaced ? namespace : undefined;
     const current = this.store.get(resourceKey(t), ns, name);
     if (!current) throw notFound(t.plural, t.group, name);
@@ -360,12 +321,7 @@ export class ObjectApi {
     return { object: withTypeMeta(t, gone), removed: true };
   }
 
-  private deletePod(
-    t: ResourceType,
-    current: KubeObject,
-    opts: DeleteOptions,
-    finalizers: string[],
-  ): { object: KubeObject; removed: boolean } {
+  private deletePod(t: ResourceType, current: KubeObject, opts: DeleteOptions, finalizers: string[]): { object: KubeObject; removed: boolean } {
     const spec = current.spec ?? {};
     const status = current.status ?? {};
     const defaultGrace = typeof spec.terminationGracePeriodSeconds === 'number' ? spec.terminationGracePeriodSeconds : 30;
@@ -543,12 +499,7 @@ export class ObjectApi {
     const nsObj = this.store.get(resourceKey(nsType), undefined, ns);
     if (!nsObj) throw notFound('namespaces', '', ns);
     if (nsObj.metadata.deletionTimestamp) {
-      throw new ApiError(
-        403,
-        'Forbidden',
-        `${t.plural} is forbidden: unable to create new content in namespace ${ns} because it is being terminated`,
-        { kind: t.plural },
-      );
+      throw new ApiError(403, 'Forbidden', `${t.plural} is forbidden: unable to create new content in namespace ${ns} because it is being terminated`, { kind: t.plural });
     }
   }
 
@@ -709,9 +660,7 @@ function validateObject(t: ResourceType, obj: KubeObject): void {
     if (!isRecord(spec)) throw invalid(t.kind, t.group, name, [{ reason: 'FieldValueRequired', message: 'Required value', field: 'spec' }]);
     const selector = spec.selector;
     if (!isRecord(selector) || (!isRecord(selector.matchLabels) && !Array.isArray(selector.matchExpressions))) {
-      throw invalid(t.kind, t.group, name, [
-        { reason: 'FieldValueRequired', message: 'Required value', field: 'spec.selector' },
-      ]);
+      throw invalid(t.kind, t.group, name, [{ reason: 'FieldValueRequired', message: 'Required value', field: 'spec.selector' }]);
     }
     const tpl = isRecord(spec.template) ? spec.template : {};
     const tplMeta = isRecord(tpl.metadata) ? tpl.metadata : {};
@@ -727,9 +676,7 @@ function validateObject(t: ResourceType, obj: KubeObject): void {
       ]);
     }
     if (typeof spec.replicas === 'number' && spec.replicas < 0) {
-      throw invalid(t.kind, t.group, name, [
-        { reason: 'FieldValueInvalid', message: `Invalid value: ${spec.replicas}: must be greater than or equal to 0`, field: 'spec.replicas' },
-      ]);
+      throw invalid(t.kind, t.group, name, [{ reason: 'FieldValueInvalid', message: `Invalid value: ${spec.replicas}: must be greater than or equal to 0`, field: 'spec.replicas' }]);
     }
     validateContainers(t.kind, t.group, name, tpl.spec, 'spec.template.spec');
   }

@@ -123,7 +123,13 @@ export async function buildCheckpointArchive(a: ArchiveInput): Promise<Buffer> {
   };
   const pages = encodePages(a.state, { namespace: a.namespace, pod: a.pod, container: a.container, checkpointedAt: a.checkpointedAt });
   const nrPages = pages.length / PAGE_SIZE;
-  const rootfsDiff = await packTar([{ name: 'tmp/', dir: true }, { name: 'tmp/kcr-sim', data: Buffer.from(`counter=${a.state.counter}\n`) }], mtime);
+  const rootfsDiff = await packTar(
+    [
+      { name: 'tmp/', dir: true },
+      { name: 'tmp/kcr-sim', data: Buffer.from(`counter=${a.state.counter}\n`) },
+    ],
+    mtime,
+  );
   const dumpLog = [
     `(00.000000) Version: 3.19 (gitid 0)`,
     `(00.000100) Running on ${a.pod} Linux 6.1.0-28-amd64`,

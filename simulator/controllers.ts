@@ -86,7 +86,11 @@ export class Controllers {
 
   /** Queues every workload and the scheduler, as a controller's start-up list does. */
   resyncAll(): void {
-    for (const [q, t] of [['deploy', this.t.deploy], ['rs', this.t.rs], ['sts', this.t.sts]] as const) {
+    for (const [q, t] of [
+      ['deploy', this.t.deploy],
+      ['rs', this.t.rs],
+      ['sts', this.t.sts],
+    ] as const) {
       for (const o of this.api.list(t, undefined)) this.queues[q].add(keyOf(o));
     }
     this.schedulerDirty = true;
@@ -134,7 +138,11 @@ export class Controllers {
       for (const key of keys) {
         const [ns, name] = splitKey(key);
         const o = this.api.tryGet(t, ns, name);
-        if (o) this.attempt(() => sync(o), () => this.queues[q].add(key));
+        if (o)
+          this.attempt(
+            () => sync(o),
+            () => this.queues[q].add(key),
+          );
       }
     }
     if (this.schedulerDirty) {
@@ -287,8 +295,18 @@ export class Controllers {
           readyReplicas: ready,
           availableReplicas: available,
           conditions: [
-            cond('Available', available >= desired, available >= desired ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable', available >= desired ? 'Deployment has minimum availability.' : 'Deployment does not have minimum availability.'),
-            cond('Progressing', true, complete ? 'NewReplicaSetAvailable' : 'ReplicaSetUpdated', complete ? `ReplicaSet "${current.metadata.name}" has successfully progressed.` : `ReplicaSet "${current.metadata.name}" is progressing.`),
+            cond(
+              'Available',
+              available >= desired,
+              available >= desired ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable',
+              available >= desired ? 'Deployment has minimum availability.' : 'Deployment does not have minimum availability.',
+            ),
+            cond(
+              'Progressing',
+              true,
+              complete ? 'NewReplicaSetAvailable' : 'ReplicaSetUpdated',
+              complete ? `ReplicaSet "${current.metadata.name}" has successfully progressed.` : `ReplicaSet "${current.metadata.name}" is progressing.`,
+            ),
           ],
         };
         if (replicas - available > 0) status.unavailableReplicas = replicas - available;
@@ -420,9 +438,7 @@ export class Controllers {
     const live = this.api.list(this.t.pods, ns, { where: ownedBySts });
     const rollingUpdate = rec(spec.updateStrategy).type !== 'OnDelete';
     if (rollingUpdate && live.length === desired && live.every((p) => isReady(p) && !p.metadata.deletionTimestamp)) {
-      const outdated = live
-        .filter((p) => p.metadata.labels?.['controller-revision-hash'] !== revision)
-        .sort((a, b) => b.metadata.name!.localeCompare(a.metadata.name!, undefined, { numeric: true }));
+      const outdated = live.filter((p) => p.metadata.labels?.['controller-revision-hash'] !== revision).sort((a, b) => b.metadata.name!.localeCompare(a.metadata.name!, undefined, { numeric: true }));
       if (outdated[0]) this.api.delete(this.t.pods, ns, outdated[0].metadata.name!, {});
     }
     const active = live.filter(isActive);

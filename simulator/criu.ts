@@ -14,10 +14,7 @@ export const MAGIC = {
   pagemap: 0x56084025,
 } as const;
 
-type Field =
-  | { n: number; varint: number | bigint | boolean }
-  | { n: number; bytes: Buffer | string }
-  | { n: number; message: Field[] };
+type Field = { n: number; varint: number | bigint | boolean } | { n: number; bytes: Buffer | string } | { n: number; message: Field[] };
 
 function varint(v: number | bigint): Buffer {
   let x = BigInt(v);

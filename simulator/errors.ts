@@ -89,10 +89,7 @@ export function conflict(plural: string, group: string, name: string): ApiError 
 export function invalid(kind: string, group: string, name: string, causes: StatusCause[]): ApiError {
   const qualifiedKind = group ? `${kind}.${group}` : kind;
   const summary = causes.map((c) => `${c.field}: ${c.message}`).join(', ');
-  const message =
-    causes.length > 1
-      ? `${qualifiedKind} "${name}" is invalid: [${summary}]`
-      : `${qualifiedKind} "${name}" is invalid: ${summary}`;
+  const message = causes.length > 1 ? `${qualifiedKind} "${name}" is invalid: [${summary}]` : `${qualifiedKind} "${name}" is invalid: ${summary}`;
   return new ApiError(422, 'Invalid', message, { name, group: group || undefined, kind, causes });
 }
 
@@ -109,11 +106,7 @@ export function unauthorized(): ApiError {
 }
 
 export function unsupportedMediaType(accepted: string[]): ApiError {
-  return new ApiError(
-    415,
-    'UnsupportedMediaType',
-    `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`,
-  );
+  return new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${accepted.join(', ')}`);
 }
 
 /** Standard reason for an HTTP code, used when a test injects a failure with only a code. */

@@ -7,9 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isRecord } from './types.js';
 
-export type ImageSource =
-  | { kind: 'layout'; dir: string }
-  | { kind: 'registry'; url: string; username?: string; password?: string };
+export type ImageSource = { kind: 'layout'; dir: string } | { kind: 'registry'; url: string; username?: string; password?: string };
 
 interface ImageRef {
   /** Registry host (`docker.io` when none is given). */
@@ -276,6 +274,10 @@ export async function resolveImage(ref: string, sources: Record<string, ImageSou
 /** imageID for an image the simulation does not pull: stable, derived from the reference. */
 export function syntheticImageId(ref: string): string {
   const p = parseImageRef(ref);
-  const digest = p.digest ?? `sha256:${createHash('sha256').update(`${p.host}/${p.repository}:${p.tag ?? 'latest'}`).digest('hex')}`;
+  const digest =
+    p.digest ??
+    `sha256:${createHash('sha256')
+      .update(`${p.host}/${p.repository}:${p.tag ?? 'latest'}`)
+      .digest('hex')}`;
   return `${p.host}/${p.repository}@${digest}`;
 }

@@ -224,9 +224,12 @@ export class Kubelet {
         }
         this.writeStatus(pod.metadata.namespace!, pod.metadata.name!);
         // The containers stopped: the kubelet confirms the deletion (grace period 0).
-        const t = setTimeout(() => {
-          if (!this.stopped && !this.down) this.api.finishPodDeletion(this.podType, p.namespace, p.name, uid);
-        }, Math.min(this.opts.tickMs, 50));
+        const t = setTimeout(
+          () => {
+            if (!this.stopped && !this.down) this.api.finishPodDeletion(this.podType, p.namespace, p.name, uid);
+          },
+          Math.min(this.opts.tickMs, 50),
+        );
         t.unref();
       }
       return;
@@ -301,9 +304,7 @@ export class Kubelet {
         imageID = resolved?.imageID ?? syntheticImageId(image);
         if (resolved?.checkpoint) {
           if (resolved.checkpoint.containerName !== c.name) {
-            throw new CreateContainerError(
-              `checkpoint image ${image} was created for container "${resolved.checkpoint.containerName}", cannot restore it into container "${c.name}"`,
-            );
+            throw new CreateContainerError(`checkpoint image ${image} was created for container "${resolved.checkpoint.containerName}", cannot restore it into container "${c.name}"`);
           }
           const files = await readTar(resolved.checkpoint.archive).catch((err: unknown) => {
             throw new CreateContainerError(`failed to read checkpoint archive of ${image}: ${err instanceof Error ? err.message : String(err)}`);
@@ -335,15 +336,18 @@ export class Kubelet {
           }
           this.writeStatus(p.namespace, p.name);
           // ErrImagePull turns into ImagePullBackOff while the kubelet waits to retry.
-          c.timer = setTimeout(() => {
-            if (stale()) return;
-            c.waiting = { reason: 'ImagePullBackOff', message: `Back-off pulling image "${image}"` };
-            this.writeStatus(p.namespace, p.name);
-            c.timer = setTimeout(() => {
-              if (!stale()) this.startContainer(p, c);
-            }, this.opts.imagePullBackoffMs);
-            c.timer.unref();
-          }, Math.max(1, Math.floor(this.opts.imagePullBackoffMs / 4)));
+          c.timer = setTimeout(
+            () => {
+              if (stale()) return;
+              c.waiting = { reason: 'ImagePullBackOff', message: `Back-off pulling image "${image}"` };
+              this.writeStatus(p.namespace, p.name);
+              c.timer = setTimeout(() => {
+                if (!stale()) this.startContainer(p, c);
+              }, this.opts.imagePullBackoffMs);
+              c.timer.unref();
+            },
+            Math.max(1, Math.floor(this.opts.imagePullBackoffMs / 4)),
+          );
           c.timer.unref();
           return;
         }
@@ -383,16 +387,26 @@ export class Kubelet {
       if (pod) {
         this.recorder.record(pod, 'Normal', 'Pulled', `Container image "${image}" already present on machine`, 'kubelet', this.node);
         this.recorder.record(pod, 'Normal', 'Created', `Created container ${c.name}`, 'kubelet', this.node);
-        this.recorder.record(pod, 'Normal', restored ? 'Restored' : 'Started', restored ? `Restored container ${c.name} from checkpoint ${image}` : `Started container ${c.name}`, 'kubelet', this.node);
+        this.recorder.record(
+          pod,
+          'Normal',
+          restored ? 'Restored' : 'Started',
+          restored ? `Restored container ${c.name} from checkpoint ${image}` : `Started container ${c.name}`,
+          'kubelet',
+          this.node,
+        );
       }
       this.writeStatus(p.namespace, p.name);
       if (restored?.state.crashOnRestore) {
         // The restored process dies at once: the restore-loop scenario.
-        c.timer = setTimeout(() => {
-          if (c.attempt !== attempt || c.phase !== 'running') return;
-          this.log(p, c, 'crashOnRestore: exiting with code 1');
-          this.containerExited(p, c, 1, 'Error');
-        }, Math.max(1, Math.floor(this.opts.tickMs / 2)));
+        c.timer = setTimeout(
+          () => {
+            if (c.attempt !== attempt || c.phase !== 'running') return;
+            this.log(p, c, 'crashOnRestore: exiting with code 1');
+            this.containerExited(p, c, 1, 'Error');
+          },
+          Math.max(1, Math.floor(this.opts.tickMs / 2)),
+        );
         c.timer.unref();
       }
     })().catch((err: unknown) => {
@@ -605,12 +619,7 @@ export class Kubelet {
     return snap;
   }
 
-  setContainerState(
-    namespace: string,
-    pod: string,
-    container: string,
-    patch: { counter?: number; data?: Buffer; flags?: Record<string, FlagValue>; crashOnRestore?: boolean },
-  ): void {
+  setContainerState(namespace: string, pod: string, container: string, patch: { counter?: number; data?: Buffer; flags?: Record<string, FlagValue>; crashOnRestore?: boolean }): void {
     const c = this.find(namespace, pod)?.containers.get(container);
     if (!c || !c.everStarted) throw new Error(`setContainerState: container ${namespace}/${pod}/${container} has not started on node ${this.node}`);
     if (patch.counter !== undefined) c.state.counter = patch.counter;
@@ -691,8 +700,7 @@ export class Kubelet {
         if (failure.count <= 0) this.checkpointFailures.splice(this.checkpointFailures.indexOf(failure), 1);
       }
       const detail =
-        failure.message ??
-        `rpc error: code = Unknown desc = failed to checkpoint container ${c.id || container}: running "criu" failed: exit status 1: Error (criu/cr-dump.c:2111): Dumping FAILED.`;
+        failure.message ?? `rpc error: code = Unknown desc = failed to checkpoint container ${c.id || container}: running "criu" failed: exit status 1: Error (criu/cr-dump.c:2111): Dumping FAILED.`;
       return text(500, `checkpointing of ${namespace}/${pod}/${container} failed (${detail})`);
     }
     if (c.phase !== 'running') {

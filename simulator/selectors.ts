@@ -4,10 +4,7 @@ import { badRequest } from './errors.js';
 import type { KubeObject } from './types.js';
 import { isRecord } from './types.js';
 
-type Requirement =
-  | { key: string; op: 'eq' | 'neq'; values: [string] }
-  | { key: string; op: 'in' | 'notin'; values: string[] }
-  | { key: string; op: 'exists' | 'notexists'; values: [] };
+type Requirement = { key: string; op: 'eq' | 'neq'; values: [string] } | { key: string; op: 'in' | 'notin'; values: string[] } | { key: string; op: 'exists' | 'notexists'; values: [] };
 
 export type LabelSelector = Requirement[];
 
@@ -34,7 +31,10 @@ export function parseLabelSelector(raw: string | null | undefined): LabelSelecto
   for (const part of splitTopLevel(raw)) {
     let m: RegExpMatchArray | null;
     if ((m = part.match(/^([^\s!=()]+)\s+(in|notin)\s+\(([^)]*)\)$/))) {
-      const values = m[3]!.split(',').map((v) => v.trim()).filter((v) => v.length > 0);
+      const values = m[3]!
+        .split(',')
+        .map((v) => v.trim())
+        .filter((v) => v.length > 0);
       reqs.push({ key: m[1]!, op: m[2] as 'in' | 'notin', values });
     } else if ((m = part.match(/^([^\s!=()]+)\s*(==|!=|=)\s*([^\s!=()]*)$/))) {
       reqs.push({ key: m[1]!, op: m[2] === '!=' ? 'neq' : 'eq', values: [m[3]!] });

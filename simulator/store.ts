@@ -98,11 +98,7 @@ export class Store {
     this.rv += 1;
     stored.metadata.resourceVersion = String(this.rv);
     b.set(k, stored);
-    this.emit(
-      previous
-        ? { type: 'MODIFIED', resource, rv: this.rv, object: stored, oldObject: previous }
-        : { type: 'ADDED', resource, rv: this.rv, object: stored },
-    );
+    this.emit(previous ? { type: 'MODIFIED', resource, rv: this.rv, object: stored, oldObject: previous } : { type: 'ADDED', resource, rv: this.rv, object: stored });
     return clone(stored);
   }
 
@@ -122,9 +118,7 @@ export class Store {
   /** Events with rv > after for a resource, or undefined when `after` is older than the log keeps. */
   eventsSince(resource: string, after: number): StoreEvent[] | undefined {
     if (after < this.compactedRv) return undefined;
-    return this.log
-      .filter((e) => e.resource === resource && e.rv > after)
-      .map((e) => ({ ...e, object: clone(e.object), oldObject: e.oldObject ? clone(e.oldObject) : undefined }));
+    return this.log.filter((e) => e.resource === resource && e.rv > after).map((e) => ({ ...e, object: clone(e.object), oldObject: e.oldObject ? clone(e.oldObject) : undefined }));
   }
 
   subscribe(l: StoreListener): () => void {

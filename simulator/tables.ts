@@ -61,15 +61,7 @@ function columnsFor(t: ResourceType): { columns: Column[]; cells: (o: KubeObject
           const total = arr(rec(o.spec).containers).length;
           const ready = statuses.filter((s) => s.ready === true).length;
           const restarts = statuses.reduce((n, s) => n + num(s.restartCount), 0);
-          return [
-            o.metadata.name,
-            `${ready}/${total}`,
-            podStatusReason(o),
-            String(restarts),
-            age(o.metadata.creationTimestamp),
-            rec(o.status).podIP ?? '<none>',
-            rec(o.spec).nodeName ?? '<none>',
-          ];
+          return [o.metadata.name, `${ready}/${total}`, podStatusReason(o), String(restarts), age(o.metadata.creationTimestamp), rec(o.status).podIP ?? '<none>', rec(o.spec).nodeName ?? '<none>'];
         },
       };
     case 'Deployment':
@@ -115,7 +107,9 @@ function columnsFor(t: ResourceType): { columns: Column[]; cells: (o: KubeObject
           { name: 'Version', type: 'string', description: 'Kubelet Version reported by the node.', priority: 0 },
         ],
         cells: (o) => {
-          const ready = arr(rec(o.status).conditions).map(rec).find((c) => c.type === 'Ready');
+          const ready = arr(rec(o.status).conditions)
+            .map(rec)
+            .find((c) => c.type === 'Ready');
           let st = ready?.status === 'True' ? 'Ready' : 'NotReady';
           if (rec(o.spec).unschedulable === true) st += ',SchedulingDisabled';
           return [o.metadata.name, st, '<none>', age(o.metadata.creationTimestamp), rec(rec(o.status).nodeInfo).kubeletVersion ?? ''];
@@ -159,12 +153,7 @@ export function toTable(t: ResourceType, items: KubeObject[], resourceVersion: s
     columnDefinitions: columns,
     rows: items.map((o) => ({
       cells: cells(o),
-      object:
-        includeObject === 'Object'
-          ? o
-          : includeObject === 'None'
-            ? null
-            : { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata },
+      object: includeObject === 'Object' ? o : includeObject === 'None' ? null : { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata },
     })),
   };
 }

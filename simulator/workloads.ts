@@ -53,7 +53,11 @@ export async function runningPods(kube: Kubernetes, namespace: string, selector:
 }
 
 /** A `dev.knative.apiserver.resource.*` event as the ApiServerSource sends it in Resource mode. */
-export function apiServerEvent(verb: 'add' | 'update' | 'delete', object: { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } }, id = `${verb}-${Math.random().toString(16).slice(2)}`) {
+export function apiServerEvent(
+  verb: 'add' | 'update' | 'delete',
+  object: { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } },
+  id = `${verb}-${Math.random().toString(16).slice(2)}`,
+) {
   return {
     headers: { 'content-type': 'application/cloudevents+json' },
     body: JSON.stringify({

@@ -18,16 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createGzip } from 'node:zlib';
 import { events, type KcrEvent } from '../core/contract/build.js';
 import { EventTypes, type CheckpointStoredData, type ImageBuiltData } from '../core/contract/events.js';
-import {
-  archiveLayer,
-  buildCheckpointImage,
-  MediaTypes,
-  repositoryName,
-  type CheckpointImage,
-  type LayerCompression,
-  type LayerDescriptor,
-  type Platform,
-} from './checkpoint-image.js';
+import { archiveLayer, buildCheckpointImage, MediaTypes, repositoryName, type CheckpointImage, type LayerCompression, type LayerDescriptor, type Platform } from './checkpoint-image.js';
 import { artifactKey, parseS3Uri, type CheckpointLocation } from '../core/storage/layout.js';
 import { BlobMismatchError, type ImageTarget, type PushedBlob } from './image-target.js';
 import { ObjectNotFoundError, type ObjectStore } from '../core/storage/object-store.js';

@@ -367,7 +367,10 @@ export function registryLocation(value: string, insecure: boolean): { baseUrl: s
 }
 
 function isLoopbackHost(hostPort: string): boolean {
-  const host = hostPort.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+  const host = hostPort
+    .replace(/:\d+$/, '')
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase();
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
@@ -417,7 +420,10 @@ export function parseChallenge(header: string): Challenge | undefined {
 }
 
 function normalizeAuthKey(key: string): string {
-  return key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
+  return key
+    .replace(/^[a-z]+:\/\//i, '')
+    .replace(/\/.*$/, '')
+    .toLowerCase();
 }
 
 function pushScope(repo: string): string {

@@ -105,7 +105,10 @@ async function removeImage(deps: RetentionDeps, loc: CheckpointLocation, image: 
     await deps.target.removeImage(image.repository, { indexDigest: image.indexDigest, manifestDigest: image.manifestDigest, configDigest: image.configDigest, layerDigest: image.layer.digest });
   } catch (err) {
     // S3 no longer names it as restorable; prune.json does, until a later pass deletes it.
-    deps.log.warn({ checkpointId: loc.id, reference: image.reference, err: errorMessage(err) }, `retention: could not delete image ${image.reference} yet (kept in ${artifactKey(loc, 'prune')}): ${errorMessage(err)}`);
+    deps.log.warn(
+      { checkpointId: loc.id, reference: image.reference, err: errorMessage(err) },
+      `retention: could not delete image ${image.reference} yet (kept in ${artifactKey(loc, 'prune')}): ${errorMessage(err)}`,
+    );
     return;
   }
   await deps.store.remove(artifactKey(loc, 'prune'));

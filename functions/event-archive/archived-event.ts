@@ -66,7 +66,11 @@ const CORE_ATTRIBUTES = new Set(['specversion', 'id', 'source', 'type', 'subject
 /** The key-relevant view of an event as received (the runtime's RawEvent). */
 function archivable(event: RawEvent): ArchivableEvent {
   const a = event.attributes;
-  const extensions = Object.fromEntries(Object.entries(a).filter(([k, v]) => !CORE_ATTRIBUTES.has(k) && v !== undefined && v !== null).map(([k, v]) => [k, String(v)]));
+  const extensions = Object.fromEntries(
+    Object.entries(a)
+      .filter(([k, v]) => !CORE_ATTRIBUTES.has(k) && v !== undefined && v !== null)
+      .map(([k, v]) => [k, String(v)]),
+  );
   return {
     type: event.type,
     id: event.id,
@@ -115,9 +119,7 @@ function shortHash(...parts: string[]): string {
  *   so it neither overwrites the archived original nor another destination's failure.
  */
 export function archiveKey(event: ArchivableEvent): string {
-  const idPart = isDeadLetter(event.extensions)
-    ? `${event.id}${DEAD_LETTER_MARK}${shortHash(event.extensions.knativeerrordest ?? event.extensions.knativeerrorcode ?? '')}`
-    : event.id;
+  const idPart = isDeadLetter(event.extensions) ? `${event.id}${DEAD_LETTER_MARK}${shortHash(event.extensions.knativeerrordest ?? event.extensions.knativeerrorcode ?? '')}` : event.id;
   if (event.time !== undefined) return eventKey(event.time, idPart);
   return `${UNDATED_PREFIX}${shortHash(event.source, event.id)}-${safeIdPart(idPart)}.json`;
 }

@@ -125,7 +125,9 @@ export function createRequestCheckpoint(deps: RequestCheckpointDeps): FunctionHa
         if (created === 0 || attempts < MAX_ATTEMPTS_HOLDING_CHECKPOINTS) {
           const standing = outcomes.filter((o) => !isTransientFailure(o));
           held.set(eventKey, { attempts, settled: new Map(standing.map((o) => [targetKey(o.target), o])), expires: Date.now() + HOLD_MS });
-          throw new TransientError(`${transient.length} of ${outcomes.length} containers not checkpointed, for the broker to retry (${created} checkpoints taken wait for them): ${transient[0]!.reason}`);
+          throw new TransientError(
+            `${transient.length} of ${outcomes.length} containers not checkpointed, for the broker to retry (${created} checkpoints taken wait for them): ${transient[0]!.reason}`,
+          );
         }
         ctx.log.warn({ attempts, failing: transient.length, created }, 'containers still failing transiently: emitting the checkpoints taken, and checkpoint.failed for the others');
       }
@@ -149,7 +151,9 @@ async function resolveTargets(deps: RequestCheckpointDeps, event: IncomingEvent<
   if ('resync' in data) return { targets: [], skipped: [] };
   const excluded = deps.excluded?.(data.namespace) ?? false;
   if ('pod' in data) {
-    const fail = (reason: string) => ({ failure: events.checkpointFailed({ namespace: data.namespace, pod: data.pod, ...(data.container ? { container: data.container } : {}), stage: 'request', reason }, { source: NAME }) });
+    const fail = (reason: string) => ({
+      failure: events.checkpointFailed({ namespace: data.namespace, pod: data.pod, ...(data.container ? { container: data.container } : {}), stage: 'request', reason }, { source: NAME }),
+    });
     if (excluded) return fail(`namespace ${data.namespace} is excluded from checkpoints (KCR_EXCLUDED_NAMESPACES)`);
     const pod = await deps.kube.getPod(data.namespace, data.pod);
     if (!pod) return fail(`pod ${data.namespace}/${data.pod} not found`);
@@ -158,7 +162,8 @@ async function resolveTargets(deps: RequestCheckpointDeps, event: IncomingEvent<
     if (!isOptedIn(pod.metadata) && !isOptedIn(workload?.metadata, workload?.spec?.template?.metadata)) {
       return fail(`pod ${data.namespace}/${data.pod} has not opted in: ${owner.kind === 'Pod' ? 'the pod' : `its ${owner.kind} ${owner.name}`} has no ${ANNOTATIONS.schedule} annotation`);
     }
-    if (!isCheckpointable(pod)) return fail(`pod ${data.namespace}/${data.pod} is not running on a node (phase ${pod.status?.phase ?? 'unknown'}${pod.metadata?.deletionTimestamp ? ', terminating' : ''})`);
+    if (!isCheckpointable(pod))
+      return fail(`pod ${data.namespace}/${data.pod} is not running on a node (phase ${pod.status?.phase ?? 'unknown'}${pod.metadata?.deletionTimestamp ? ', terminating' : ''})`);
     const containers = selectContainers(pod, data.container ? [data.container] : undefined);
     if (data.container && containers.length === 0) return fail(`pod ${data.namespace}/${data.pod} has no container ${data.container}`);
     return split([pod], owner, containers.length ? containers : undefined);

@@ -129,7 +129,8 @@ export function createRestorePod(deps: RestorePodDeps): FunctionHandler<Accepted
 /** Within one event, a conflict retry re-reads the pod but not S3. */
 function memoized(catalog: CheckpointCatalog): CheckpointCatalog {
   const cache = new Map<string, Promise<unknown>>();
-  const wrap = <A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>) =>
+  const wrap =
+    <A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> => {
       const key = `${name}:${JSON.stringify(args, (_k, v: unknown) => (v instanceof Set ? [...v].sort() : v))}`;
       if (!cache.has(key)) cache.set(key, fn(...args));
@@ -146,7 +147,11 @@ async function optedIn(pc: PodContext, pod: V1Pod | undefined, owner: PodOwner, 
   if (isOptedIn(pod?.metadata)) return true;
   if (owner.kind === 'Pod') return false;
   const key = `${owner.kind}/${owner.name}`;
-  if (!pc.optIns.has(key)) pc.optIns.set(key, pc.deps.kube.getWorkload(namespace, owner.kind, owner.name).then((w) => isOptedIn(w?.metadata, w?.spec?.template?.metadata)));
+  if (!pc.optIns.has(key))
+    pc.optIns.set(
+      key,
+      pc.deps.kube.getWorkload(namespace, owner.kind, owner.name).then((w) => isOptedIn(w?.metadata, w?.spec?.template?.metadata)),
+    );
   return pc.optIns.get(key)!;
 }
 
@@ -261,7 +266,7 @@ async function planReplacement(pc: PodContext, pod: V1Pod, owner: PodOwner): Pro
     if (!candidate) continue;
     const plan = replacementPlan(pod, c.name, record, candidate, pc.now);
     if (plan) plans.push(plan);
-    else pc.ctx.log.warn({ pod: pod.metadata?.name, checkpointId: candidate.id, from: record.pod }, 'pod is older than the disrupted pod\'s checkpoint: not its replacement');
+    else pc.ctx.log.warn({ pod: pod.metadata?.name, checkpointId: candidate.id, from: record.pod }, "pod is older than the disrupted pod's checkpoint: not its replacement");
   }
   return plans.length ? { plans, claim: record } : { plans };
 }

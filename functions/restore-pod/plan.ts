@@ -98,7 +98,12 @@ export function planFailure(s: FailureSnapshot, candidates: readonly RestorableC
   const base = { namespace: s.pod.metadata?.namespace ?? 'default', pod: podName, container };
   const sourcePod = state?.sourcePod ? { sourcePod: state.sourcePod } : {};
   if (!candidate) {
-    const why = tried.length >= maxAttempts ? `${tried.length} checkpoints failed to restore (${tried.join(', ')})` : tried.length ? `no older restorable checkpoint after ${tried.join(', ')}` : 'no restorable checkpoint';
+    const why =
+      tried.length >= maxAttempts
+        ? `${tried.length} checkpoints failed to restore (${tried.join(', ')})`
+        : tried.length
+          ? `no older restorable checkpoint after ${tried.join(', ')}`
+          : 'no restorable checkpoint';
     const reason = `${failure.reason}; ${why}${image !== originalImage ? ': cold start from the original image' : ''}`;
     return {
       container,

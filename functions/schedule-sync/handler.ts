@@ -31,7 +31,7 @@ export function createScheduleSync(deps: ScheduleSyncDeps): FunctionHandler<Acce
     async handle(event, ctx) {
       if (event.type === EventTypes.ping) {
         if ('resync' in event.data) return resyncAll(deps, ctx);
-        ctx.log.debug('a workload ping is request-checkpoint\'s: ignored');
+        ctx.log.debug("a workload ping is request-checkpoint's: ignored");
         return [];
       }
       const obj = event.data;
@@ -74,8 +74,7 @@ export async function resyncAll(deps: ScheduleSyncDeps, ctx: Pick<HandlerContext
 
 async function reconcile(deps: ScheduleSyncDeps, namespace: string, kind: WorkloadKind, name: string, log: Logger, attempt = 0): Promise<KcrEvent | undefined> {
   const psName = pingSourceName(kind, name);
-  const synced = (schedule: string, action: ScheduleAction, reason?: string) =>
-    events.scheduleSynced({ namespace, kind, name, schedule, action, ...(reason ? { reason } : {}) }, { source: NAME });
+  const synced = (schedule: string, action: ScheduleAction, reason?: string) => events.scheduleSynced({ namespace, kind, name, schedule, action, ...(reason ? { reason } : {}) }, { source: NAME });
   try {
     const workload = await deps.kube.getWorkload(namespace, kind, name);
     const schedule = workload?.metadata?.annotations?.[ANNOTATIONS.schedule];

@@ -29,9 +29,7 @@ export function desiredPingSource(workload: Workload, inputs: PingSourceInputs):
       name: pingSourceName(workload.kind, name),
       namespace,
       labels: { [LABELS.managedBy]: MANAGED_BY, [LABELS.workloadKind]: workload.kind, [LABELS.workloadName]: name },
-      ownerReferences: [
-        { apiVersion: 'apps/v1', kind: workload.kind, name, uid: workload.metadata?.uid ?? '', controller: true, blockOwnerDeletion: false },
-      ],
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: workload.kind, name, uid: workload.metadata?.uid ?? '', controller: true, blockOwnerDeletion: false }],
     },
     spec: {
       schedule: inputs.schedule,
@@ -51,7 +49,5 @@ export function pingSourceMatches(current: PingSource, desired: PingSource): boo
 }
 
 function canonical(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v,
-  );
+  return JSON.stringify(value, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v));
 }

@@ -111,7 +111,19 @@ export class NodeAgentClient implements ArchiveSource {
 
   /** From KCR_NODE_AGENT_*; `pods` is the API that KCR_NODE_AGENT_SELECTOR discovery lists agent pods with. */
   static fromEnv(env: NodeJS.ProcessEnv = process.env, pods?: PodLister): NodeAgentClient {
-    const c = readEnv(['KCR_NODE_AGENT_URL_TEMPLATE', 'KCR_NODE_AGENT_URLS', 'KCR_NODE_AGENT_SELECTOR', 'KCR_NODE_AGENT_NAMESPACE', 'KCR_NODE_AGENT_PORT', 'KCR_NODE_AGENT_TOKEN', 'KCR_NODE_AGENT_TOKEN_FILE', 'KCR_NODE_AGENT_TIMEOUT_MS'], env);
+    const c = readEnv(
+      [
+        'KCR_NODE_AGENT_URL_TEMPLATE',
+        'KCR_NODE_AGENT_URLS',
+        'KCR_NODE_AGENT_SELECTOR',
+        'KCR_NODE_AGENT_NAMESPACE',
+        'KCR_NODE_AGENT_PORT',
+        'KCR_NODE_AGENT_TOKEN',
+        'KCR_NODE_AGENT_TOKEN_FILE',
+        'KCR_NODE_AGENT_TIMEOUT_MS',
+      ],
+      env,
+    );
     if (c.KCR_NODE_AGENT_SELECTOR && !pods) throw new ConfigError('KCR_NODE_AGENT_SELECTOR is set, but no Kubernetes API was given to discover node-agent pods with');
     let urls: Record<string, string> = {};
     if (c.KCR_NODE_AGENT_URLS) {

@@ -9,14 +9,7 @@ import { resourceKey, type ResourceType } from '../resources.js';
 import type { Store } from '../store.js';
 import type { NodeKubelets } from './kubelets.js';
 
-export function dispatchStoreEvents(
-  store: Store,
-  api: ObjectApi,
-  podType: ResourceType,
-  nodes: NodeKubelets,
-  controllers: Controllers,
-  stopped: () => boolean,
-): void {
+export function dispatchStoreEvents(store: Store, api: ObjectApi, podType: ResourceType, nodes: NodeKubelets, controllers: Controllers, stopped: () => boolean): void {
   const kubelets = nodes.byNode;
   // Kubelets sync pods bound to their node; a change queues the controllers that own it.
   const pendingPods = new Map<string, { namespace: string; name: string }>();

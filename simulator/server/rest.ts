@@ -17,15 +17,7 @@ import { parseJson, sendJson } from './responses.js';
 import { scale } from './scale.js';
 import { watch } from './watch.js';
 
-export async function dispatch(
-  ctx: Serving,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  t: ResourceType,
-  info: RequestInfo,
-  query: URLSearchParams,
-  body: Buffer,
-): Promise<void> {
+export async function dispatch(ctx: Serving, req: http.IncomingMessage, res: http.ServerResponse, t: ResourceType, info: RequestInfo, query: URLSearchParams, body: Buffer): Promise<void> {
   const ns = t.namespaced ? info.namespace : undefined;
   if (t.namespaced && !ns && info.name) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
   const dryRun = query.getAll('dryRun').includes('All');

@@ -30,7 +30,9 @@ export async function scale(
       spec: { replicas: spec.replicas ?? 0 },
       status: {
         replicas: isRecord(o.status) && typeof o.status.replicas === 'number' ? o.status.replicas : 0,
-        selector: Object.entries(sel).map(([k, v]) => `${k}=${String(v)}`).join(','),
+        selector: Object.entries(sel)
+          .map(([k, v]) => `${k}=${String(v)}`)
+          .join(','),
       },
     };
   };

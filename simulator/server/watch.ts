@@ -10,24 +10,13 @@ import type { KubeObject } from '../types.js';
 import type { Serving } from './context.js';
 import type { RequestInfo } from './request-info.js';
 
-export function watch(
-  ctx: Serving,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  t: ResourceType,
-  ns: string | undefined,
-  info: RequestInfo,
-  query: URLSearchParams,
-): void {
+export function watch(ctx: Serving, req: http.IncomingMessage, res: http.ServerResponse, t: ResourceType, ns: string | undefined, info: RequestInfo, query: URLSearchParams): void {
   const labelSelector = parseLabelSelector(query.get('labelSelector'));
   const fieldSelector = parseFieldSelector(query.get('fieldSelector'));
   // Watching one object by name (legacy path, or fieldSelector metadata.name).
   if (info.name) fieldSelector.push({ path: 'metadata.name', op: 'eq', value: info.name });
   const matches = (o: KubeObject | undefined): boolean =>
-    !!o &&
-    (ns === undefined || o.metadata.namespace === ns) &&
-    matchesLabels(labelSelector, o.metadata.labels) &&
-    matchesFields(fieldSelector, { apiVersion: apiVersionOf(t), kind: t.kind, ...o });
+    !!o && (ns === undefined || o.metadata.namespace === ns) && matchesLabels(labelSelector, o.metadata.labels) && matchesFields(fieldSelector, { apiVersion: apiVersionOf(t), kind: t.kind, ...o });
   const key = resourceKey(t);
   const rvParam = query.get('resourceVersion');
   const bookmarks = query.get('allowWatchBookmarks') === 'true';

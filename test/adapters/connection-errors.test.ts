@@ -67,12 +67,21 @@ const ARCHIVE = '/var/lib/kubelet/checkpoints/checkpoint-web-0_default-app-2026-
 
 /** Each adapter's call, with a pattern its error must name; `tls` for the API server's https. */
 const adapters: { name: string; tls?: boolean; untested?: Fault; what: RegExp; call: (url: string) => Promise<unknown> }[] = [
-  { name: 'S3 (getJson)', what: /reading http:\/\/127\.0\.0\.1:\d+\/kcr\/events\/x\.json failed/, call: (url) => new S3ObjectStore({ endpoint: url, accessKey: 'kcr-test-access', secretKey: 'kcr-test-secret', bucket: 'kcr' }).getJson('events/x.json') },
+  {
+    name: 'S3 (getJson)',
+    what: /reading http:\/\/127\.0\.0\.1:\d+\/kcr\/events\/x\.json failed/,
+    call: (url) => new S3ObjectStore({ endpoint: url, accessKey: 'kcr-test-access', secretKey: 'kcr-test-secret', bucket: 'kcr' }).getJson('events/x.json'),
+  },
   // client-node 1.4 reads answers with node-fetch 2.7, which pipes the response
   // without its errors: a sized answer that breaks off never settles (a fix
   // belongs in functions/core/kubernetes/keepalive.ts, where the client is built).
   { name: 'API server (list pods)', tls: true, untested: 'sized break-off', what: /^list pods in default \(app=web\): /, call: (url) => kube(url).listPods('default', 'app=web') },
-  { name: 'kubelet through the API server (checkpoint)', tls: true, what: /^checkpoint default\/web-0\/app on node node-a/, call: (url) => kube(url).checkpoint('node-a', 'default', 'web-0', 'app', 30) },
+  {
+    name: 'kubelet through the API server (checkpoint)',
+    tls: true,
+    what: /^checkpoint default\/web-0\/app on node node-a/,
+    call: (url) => kube(url).checkpoint('node-a', 'default', 'web-0', 'app', 30),
+  },
   {
     name: 'node-agent (archive download)',
     what: /node-agent.* (GET|of node-a)/,

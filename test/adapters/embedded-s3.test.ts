@@ -23,7 +23,7 @@ describe('embedded S3', () => {
     for (const k of [s3.accessKey, s3.secretKey]) expect(k).toMatch(/^[A-Za-z0-9]+$/);
   });
 
-  it('serves those credentials, and no longer s3rver\'s S3RVER/S3RVER', async () => {
+  it("serves those credentials, and no longer s3rver's S3RVER/S3RVER", async () => {
     const options = { endpoint: s3.endpoint, bucket: 'kcr-credentials' };
     const store = new S3ObjectStore({ ...options, accessKey: s3.accessKey, secretKey: s3.secretKey });
     await store.ensureBucket();
@@ -33,7 +33,7 @@ describe('embedded S3', () => {
     await expect(old.getJson('x.json')).rejects.toThrow(/InvalidAccessKeyId/);
   });
 
-  it('makes DES-CBC tokens byte for byte as OpenSSL\'s legacy provider does, and leaves other ciphers alone', () => {
+  it("makes DES-CBC tokens byte for byte as OpenSSL's legacy provider does, and leaves other ciphers alone", () => {
     // s3rver's key and IV layout (lib/controllers/bucket.js).
     const key = Buffer.alloc(8, 'S3RVER', 'utf8');
     const iv = Buffer.from('d5a1b2c3d4e5f607', 'hex');

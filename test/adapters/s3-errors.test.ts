@@ -37,10 +37,12 @@ function operations(store: S3ObjectStore): Record<string, Promise<unknown>> {
 async function failures(store: S3ObjectStore): Promise<Record<string, unknown>> {
   const ops = operations(store);
   const settled = await Promise.allSettled(Object.values(ops));
-  return Object.fromEntries(Object.keys(ops).map((name, i) => {
-    const result = settled[i]!;
-    return [name, result.status === 'rejected' ? result.reason : 'resolved'];
-  }));
+  return Object.fromEntries(
+    Object.keys(ops).map((name, i) => {
+      const result = settled[i]!;
+      return [name, result.status === 'rejected' ? result.reason : 'resolved'];
+    }),
+  );
 }
 
 describe('S3 errors', () => {

@@ -36,7 +36,10 @@ function outcomes(answers: KcrEvent[][]): string[] {
 /** The files of one checkpoint in the store, by name. */
 function filesOf(store: MemoryStore, f: Fixture): string[] {
   const prefix = checkpointPrefix({ namespace: f.data.namespace, workload: f.data.workload, container: f.data.container, id: f.data.id });
-  return [...store.objects.keys()].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)).sort();
+  return [...store.objects.keys()]
+    .filter((k) => k.startsWith(prefix))
+    .map((k) => k.slice(prefix.length))
+    .sort();
 }
 
 describe('duplicates of one checkpoint.stored in one instance', () => {
@@ -117,7 +120,15 @@ describe('duplicates of one checkpoint.stored in one instance', () => {
       const res = await fetch(fn.url, {
         method: 'POST',
         headers: { 'content-type': 'application/cloudevents+json' },
-        body: JSON.stringify({ specversion: '1.0', id: 'stored-1', source: '/kcr/store-artifact', type: EventTypes.checkpointStored, subject: `shop/${fixture.data.pod}/redis`, kcrcheckpointid: fixture.data.id, data: fixture.data }),
+        body: JSON.stringify({
+          specversion: '1.0',
+          id: 'stored-1',
+          source: '/kcr/store-artifact',
+          type: EventTypes.checkpointStored,
+          subject: `shop/${fixture.data.pod}/redis`,
+          kcrcheckpointid: fixture.data.id,
+          data: fixture.data,
+        }),
       });
       expect(res.status).toBe(503);
       expect(sink.events).toEqual([]);

@@ -4,14 +4,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  credentialsFromDockerConfig,
-  parseChallenge,
-  RegistryAuthError,
-  RegistryClient,
-  RegistryError,
-  registryLocation,
-} from '../../functions/build-image/registry.js';
+import { credentialsFromDockerConfig, parseChallenge, RegistryAuthError, RegistryClient, RegistryError, registryLocation } from '../../functions/build-image/registry.js';
 import { BlobMismatchError } from '../../functions/build-image/image-target.js';
 import { TransientError } from '../../functions/core/runtime/errors.js';
 import { optionalBinary } from '../support/binaries.js';
@@ -133,7 +126,12 @@ describe.skipIf(!registryBinary)('registry client against docker-registry', () =
     const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
     await client.uploadBlob('t/m', chunked(config), { digest: configDigest, size: config.length });
     const manifest = Buffer.from(
-      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length }, layers: [] }),
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+        layers: [],
+      }),
     );
     const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
     await client.putManifest('t/m', 'v1', 'application/vnd.oci.image.manifest.v1+json', manifest);

@@ -33,7 +33,8 @@ async function history(n: number, spec: { container?: string; pagesBytes?: numbe
   return out;
 }
 
-const keysOf = (store: MemoryStore, f: Fixture) => [...store.objects.keys()].filter((k) => k.startsWith(checkpointPrefix({ namespace: f.data.namespace, workload: f.data.workload, container: f.data.container, id: f.data.id }))).sort();
+const keysOf = (store: MemoryStore, f: Fixture) =>
+  [...store.objects.keys()].filter((k) => k.startsWith(checkpointPrefix({ namespace: f.data.namespace, workload: f.data.workload, container: f.data.container, id: f.data.id }))).sort();
 const recordOf = async (store: MemoryStore, f: Fixture) => ImageRecord.parse(await store.getJson(keyOf(f, 'image')));
 const refOf = (f: Fixture) => ({ namespace: f.data.namespace, workload: f.data.workload, container: f.data.container });
 const pruneKeyOf = (f: Fixture) => artifactKey({ ...refOf(f), id: f.data.id }, 'prune');
@@ -91,7 +92,7 @@ describe('retention with an OCI layout', () => {
     expect(keysOf(store, newer!)).toHaveLength(3);
   });
 
-  it("removes a bad marker left of a checkpoint it pruned earlier", async () => {
+  it('removes a bad marker left of a checkpoint it pruned earlier', async () => {
     const store = new MemoryStore();
     const handler = createBuildImage({ store, target: layout, repoPrefix: 'kcr', retention: retain(1) });
     const [first, second, third] = await history(3);

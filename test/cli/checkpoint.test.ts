@@ -96,8 +96,16 @@ describe('kcr checkpoint --to request-checkpoint', () => {
   beforeAll(async () => {
     cluster = await startSimulatedCluster({ nodes: ['node-a', 'node-b'], kubelet: { tickMs: 20, dataSize: 4096 } });
     const kube = new Kubernetes(cluster.kubeConfig);
-    fn = await serveFunction(createRequestCheckpoint({ kube, timeoutSeconds: 30, concurrency: 4 }), { port: 0, host: '127.0.0.1', sink: sink.url, logger: createLogger('request-checkpoint', 'silent') });
-    await cluster.kubeConfig.makeApiClient(AppsV1Api).createNamespacedDeployment({ namespace: 'default', body: deployment({ name: 'counter', replicas: 2, containers: ['app'], annotations: { 'kcr.io/checkpoint-restore-schedule': '0 0 1 1 *' } }) });
+    fn = await serveFunction(createRequestCheckpoint({ kube, timeoutSeconds: 30, concurrency: 4 }), {
+      port: 0,
+      host: '127.0.0.1',
+      sink: sink.url,
+      logger: createLogger('request-checkpoint', 'silent'),
+    });
+    await cluster.kubeConfig.makeApiClient(AppsV1Api).createNamespacedDeployment({
+      namespace: 'default',
+      body: deployment({ name: 'counter', replicas: 2, containers: ['app'], annotations: { 'kcr.io/checkpoint-restore-schedule': '0 0 1 1 *' } }),
+    });
     await runningPods(kube, 'default', 'app=counter', 2);
   });
   afterAll(async () => {

@@ -14,9 +14,33 @@ const BAD_BUCKET = 'kcr-cli-malformed';
 const UNDATED_BUCKET = 'kcr-cli-undated';
 
 const archived: ArchivableEvent[] = [
-  { id: 'ev-ping-1', type: 'dev.knative.sources.ping', source: '/apis/v1/namespaces/default/pingsources/counter', subject: 'default/Deployment/counter', time: '2026-11-23T18:00:10Z', data: ping, extensions: {} },
-  { id: 'ev-created-1', type: 'io.kcr.checkpoint.created', source: '/kcr/request-checkpoint', subject: 'default/counter-7d9f8-abcde/app', time: '2026-11-23T18:15:05Z', data: created, extensions: { kcrcheckpointid: created.id } },
-  { id: 'ev-stored-1', type: 'io.kcr.checkpoint.stored', source: '/kcr/store-artifact', subject: 'default/counter-7d9f8-abcde/app', time: '2026-11-23T18:16:00Z', data: stored, extensions: { kcrcheckpointid: created.id } },
+  {
+    id: 'ev-ping-1',
+    type: 'dev.knative.sources.ping',
+    source: '/apis/v1/namespaces/default/pingsources/counter',
+    subject: 'default/Deployment/counter',
+    time: '2026-11-23T18:00:10Z',
+    data: ping,
+    extensions: {},
+  },
+  {
+    id: 'ev-created-1',
+    type: 'io.kcr.checkpoint.created',
+    source: '/kcr/request-checkpoint',
+    subject: 'default/counter-7d9f8-abcde/app',
+    time: '2026-11-23T18:15:05Z',
+    data: created,
+    extensions: { kcrcheckpointid: created.id },
+  },
+  {
+    id: 'ev-stored-1',
+    type: 'io.kcr.checkpoint.stored',
+    source: '/kcr/store-artifact',
+    subject: 'default/counter-7d9f8-abcde/app',
+    time: '2026-11-23T18:16:00Z',
+    data: stored,
+    extensions: { kcrcheckpointid: created.id },
+  },
   {
     id: 'ev-stored-1',
     type: 'io.kcr.checkpoint.stored',
@@ -26,8 +50,24 @@ const archived: ArchivableEvent[] = [
     data: stored,
     extensions: { kcrcheckpointid: created.id, knativeerrorcode: '500', knativeerrordest: 'http://build-image.kcr-system.svc.cluster.local' },
   },
-  { id: 'ev-created-2', type: 'io.kcr.checkpoint.created', source: '/kcr/request-checkpoint', subject: 'default/db-0/app', time: '2026-11-23T20:20:05Z', data: otherCreated, extensions: { kcrcheckpointid: otherCreated.id } },
-  { id: 'ev-old', type: 'dev.knative.sources.ping', source: '/apis/v1/namespaces/default/pingsources/counter', subject: 'default/Deployment/counter', time: '2026-11-20T10:00:00Z', data: ping, extensions: {} },
+  {
+    id: 'ev-created-2',
+    type: 'io.kcr.checkpoint.created',
+    source: '/kcr/request-checkpoint',
+    subject: 'default/db-0/app',
+    time: '2026-11-23T20:20:05Z',
+    data: otherCreated,
+    extensions: { kcrcheckpointid: otherCreated.id },
+  },
+  {
+    id: 'ev-old',
+    type: 'dev.knative.sources.ping',
+    source: '/apis/v1/namespaces/default/pingsources/counter',
+    subject: 'default/Deployment/counter',
+    time: '2026-11-20T10:00:00Z',
+    data: ping,
+    extensions: {},
+  },
 ];
 
 describe('kcr events', () => {
@@ -111,7 +151,10 @@ describe('kcr events', () => {
     it('lists only the hour prefixes of the time range', async () => {
       const before = s3.requests.length;
       expect(ids(await listJson('--since', '2026-11-23T18:10:00Z', '--until', '2026-11-23T18:59:59Z'))).toEqual(['ev-created-1', 'ev-stored-1', 'ev-stored-1']);
-      const listed = s3.requests.slice(before).filter((q) => q.method === 'GET' && q.query.has('prefix')).map((q) => q.query.get('prefix'));
+      const listed = s3.requests
+        .slice(before)
+        .filter((q) => q.method === 'GET' && q.query.has('prefix'))
+        .map((q) => q.query.get('prefix'));
       expect([...new Set(listed)]).toEqual(['events/2026/11/23/18/']);
     });
 
@@ -187,10 +230,18 @@ describe('kcr events', () => {
       const sent = sink.events[0]!;
       expect(sent.id).not.toBe('ev-created-1');
       expect(sent.kcrreplayof).toBe('ev-created-1');
-      expect(sent).toMatchObject({ type: 'io.kcr.checkpoint.created', source: '/kcr/request-checkpoint', subject: 'default/counter-7d9f8-abcde/app', time: '2026-11-23T18:15:05.000Z', kcrcheckpointid: created.id });
+      expect(sent).toMatchObject({
+        type: 'io.kcr.checkpoint.created',
+        source: '/kcr/request-checkpoint',
+        subject: 'default/counter-7d9f8-abcde/app',
+        time: '2026-11-23T18:15:05.000Z',
+        kcrcheckpointid: created.id,
+      });
       expect(sent.data).toEqual(created);
       expect(r.stdout).toMatch(
-        new RegExp(`^sent 1 event to ${sink.url}\\nORIGINAL ID\\s+NEW ID\\s+TYPE\\s+SUBJECT\\s+STATUS\\nev-created-1\\s+${sent.id}\\s+io\\.kcr\\.checkpoint\\.created\\s+default/counter-7d9f8-abcde/app\\s+202\\narchived 1 of them in s3://${BUCKET}/events/, as event-archive archives what the broker receives\\n$`),
+        new RegExp(
+          `^sent 1 event to ${sink.url}\\nORIGINAL ID\\s+NEW ID\\s+TYPE\\s+SUBJECT\\s+STATUS\\nev-created-1\\s+${sent.id}\\s+io\\.kcr\\.checkpoint\\.created\\s+default/counter-7d9f8-abcde/app\\s+202\\narchived 1 of them in s3://${BUCKET}/events/, as event-archive archives what the broker receives\\n$`,
+        ),
       );
     });
 
@@ -207,7 +258,10 @@ describe('kcr events', () => {
       expect(r.code).toBe(0);
       expect(sink.events.map((e) => e.kcrreplayof)).toEqual(['ev-created-1', 'ev-created-2']);
       const lines = JSON.parse(r.stdout) as { originalId: string; id: string; status: number }[];
-      expect(lines.map((l) => [l.originalId, l.status])).toEqual([['ev-created-1', 202], ['ev-created-2', 202]]);
+      expect(lines.map((l) => [l.originalId, l.status])).toEqual([
+        ['ev-created-1', 202],
+        ['ev-created-2', 202],
+      ]);
       expect(lines.map((l) => l.id)).toEqual(sink.events.map((e) => e.id));
     });
 
@@ -216,7 +270,10 @@ describe('kcr events', () => {
       expect(r.code).toBe(0);
       expect(sink.events).toHaveLength(0);
       const lines = JSON.parse(r.stdout) as { originalId: string; status: string; headers: Record<string, string>; body: string }[];
-      expect(lines.map((l) => [l.originalId, l.status])).toEqual([['ev-created-2', 'dry-run'], ['ev-ping-1', 'dry-run']]);
+      expect(lines.map((l) => [l.originalId, l.status])).toEqual([
+        ['ev-created-2', 'dry-run'],
+        ['ev-ping-1', 'dry-run'],
+      ]);
       expect(lines[0]!.headers).toMatchObject({ 'ce-type': 'io.kcr.checkpoint.created', 'ce-kcrreplayof': 'ev-created-2', 'ce-kcrcheckpointid': otherCreated.id });
       expect(JSON.parse(lines[0]!.body)).toEqual(otherCreated);
       const text = await kcr('events', 'replay', 'ev-ping-1', '--to', sink.url, '--dry-run');
@@ -247,7 +304,9 @@ describe('kcr events', () => {
       const r = await kcr('events', 'replay', 'ev-not-json', '--bucket', BAD_BUCKET, '--to', sink.url);
       expect(r.code).toBe(1);
       expect(sink.events).toHaveLength(0);
-      expect(r.stderr).toMatch(/^kcr: cannot replay 1 malformed archived object; nothing was sent:\n {2}s3:\/\/kcr-cli-malformed\/events\/2026\/11\/23\/18\/2026-11-23T181506\.000Z-ev-not-json\.json: not JSON: /);
+      expect(r.stderr).toMatch(
+        /^kcr: cannot replay 1 malformed archived object; nothing was sent:\n {2}s3:\/\/kcr-cli-malformed\/events\/2026\/11\/23\/18\/2026-11-23T181506\.000Z-ev-not-json\.json: not JSON: /,
+      );
     });
   });
 
@@ -275,7 +334,22 @@ describe('kcr events', () => {
       const missing = await kcrWith({}, 'events', 'list');
       expect(missing.code).toBe(2);
       expect(missing.stderr).toMatch(/^kcr: invalid configuration: KCR_S3_ENDPOINT=\(unset\).*KCR_S3_ACCESS_KEY=\(unset\).*pass --s3-endpoint/);
-      const flags = await kcrWith({}, 'events', '--s3-endpoint', s3.endpoint, '--s3-access-key', s3.accessKey, '--s3-secret-key', s3.secretKey, '--bucket', BUCKET, 'list', '--json', '--type', 'io.kcr.checkpoint.stored');
+      const flags = await kcrWith(
+        {},
+        'events',
+        '--s3-endpoint',
+        s3.endpoint,
+        '--s3-access-key',
+        s3.accessKey,
+        '--s3-secret-key',
+        s3.secretKey,
+        '--bucket',
+        BUCKET,
+        'list',
+        '--json',
+        '--type',
+        'io.kcr.checkpoint.stored',
+      );
       expect(flags.code).toBe(0);
       expect(ids(JSON.parse(flags.stdout) as { id: string }[])).toEqual(['ev-stored-1', 'ev-stored-1']);
     });

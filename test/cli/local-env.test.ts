@@ -26,7 +26,12 @@ async function kcr(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: numb
 /** The environment of a bash that ran `script` with `before` (and PATH) in its environment. */
 async function bash(script: string, before: Record<string, string>, ...args: string[]): Promise<Record<string, string>> {
   const { stdout } = await promisify(execFile)('bash', ['-c', `${script} && env -0`, '_', ...args], { env: { PATH: process.env.PATH ?? '', ...before }, encoding: 'utf8' });
-  return Object.fromEntries(stdout.split('\0').filter(Boolean).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    stdout
+      .split('\0')
+      .filter(Boolean)
+      .map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+  );
 }
 
 /** What `source file` leaves in a shell that had `before`, beside what any bash has here. */
@@ -93,7 +98,10 @@ describe('the CLI in a local-mode shell', () => {
     writeFileSync(file, liveEnvFile(file, settings(deadUrl)));
     const env = await sourced(file);
     writeFileSync(file, staleEnvFile(file, settings(deadUrl), new Date('2026-11-30T12:00:00Z')));
-    for (const args of [['events', 'list'], ['checkpoint', 'deployment/counter']]) {
+    for (const args of [
+      ['events', 'list'],
+      ['checkpoint', 'deployment/counter'],
+    ]) {
       const r = await kcr(args, env);
       notRunning(r);
       expect(r.err).toContain(`it stopped at 2026-11-30T12:00:00.000Z (${file} says so)`);
@@ -108,7 +116,10 @@ describe('the CLI in a local-mode shell', () => {
     const file = join(dir, 'killed');
     writeFileSync(file, liveEnvFile(file, settings(deadUrl)));
     const env = await sourced(file);
-    for (const args of [['events', 'list'], ['checkpoint', 'deployment/counter']]) {
+    for (const args of [
+      ['events', 'list'],
+      ['checkpoint', 'deployment/counter'],
+    ]) {
       const r = await kcr(args, env);
       notRunning(r);
       expect(r.err).toContain('ECONNREFUSED');

@@ -21,8 +21,24 @@ const BUCKET = 'kcr-replay-archive';
 const ARCHIVE_FN_BUCKET = 'kcr-replay-archive-fn';
 
 const originals: ArchivableEvent[] = [
-  { id: 'ev-created', type: 'io.kcr.checkpoint.created', source: '/kcr/request-checkpoint', subject: 'default/counter-7d9f8-abcde/app', time: '2026-11-23T18:15:05Z', data: created, extensions: { kcrcheckpointid: created.id, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } },
-  { id: 'ev-ping', type: 'dev.knative.sources.ping', source: '/apis/v1/namespaces/default/pingsources/counter', subject: 'default/Deployment/counter', time: '2026-11-23T18:00:10Z', data: ping, extensions: {} },
+  {
+    id: 'ev-created',
+    type: 'io.kcr.checkpoint.created',
+    source: '/kcr/request-checkpoint',
+    subject: 'default/counter-7d9f8-abcde/app',
+    time: '2026-11-23T18:15:05Z',
+    data: created,
+    extensions: { kcrcheckpointid: created.id, traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+  },
+  {
+    id: 'ev-ping',
+    type: 'dev.knative.sources.ping',
+    source: '/apis/v1/namespaces/default/pingsources/counter',
+    subject: 'default/Deployment/counter',
+    time: '2026-11-23T18:00:10Z',
+    data: ping,
+    extensions: {},
+  },
 ];
 
 /** A store whose writes fail, as S3 refusing them. */
@@ -69,7 +85,7 @@ describe('kcr events replay: archiving and destinations', () => {
     return out.sort();
   }
 
-  it('with --to, archives each copy the function answered, under event-archive\'s key, and show finds it by its new id', async () => {
+  it("with --to, archives each copy the function answered, under event-archive's key, and show finds it by its new id", async () => {
     const r = await kcr(env, ['events', 'replay', 'ev-created', '--to', sink.url, '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -78,7 +94,14 @@ describe('kcr events replay: archiving and destinations', () => {
     expect(line!.id).toBe(sent.id);
     expect(line!.archived).toBe(`events/2026/11/23/18/2026-11-23T181505.000Z-${sent.id}.json`);
     expect(await keys()).toEqual([...originals.map(archiveKey), line!.archived].sort());
-    expect(await store.getJson(line!.archived)).toMatchObject({ id: sent.id, kcrreplayof: 'ev-created', kcrcheckpointid: created.id, type: 'io.kcr.checkpoint.created', time: '2026-11-23T18:15:05.000Z', data: created });
+    expect(await store.getJson(line!.archived)).toMatchObject({
+      id: sent.id,
+      kcrreplayof: 'ev-created',
+      kcrcheckpointid: created.id,
+      type: 'io.kcr.checkpoint.created',
+      time: '2026-11-23T18:15:05.000Z',
+      data: created,
+    });
 
     const shown = await kcr(env, ['events', 'show', sent.id]);
     expect(shown.code).toBe(0);
@@ -121,7 +144,11 @@ describe('kcr events replay: archiving and destinations', () => {
     const r = await kcr(env, ['events', 'replay', 'ev-ping', '--to', sink.url], (s) => new ReadOnlyStore(s));
     expect(sink.events).toHaveLength(1);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`^replay of ev-ping reached ${sink.url}, but was not archived: archiving event ${sink.events[0]!.id} \\(dev\\.knative\\.sources\\.ping\\) to s3://${BUCKET}/events/2026/11/23/18/.* failed: writing .* S3 is read-only today\\n`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^replay of ev-ping reached ${sink.url}, but was not archived: archiving event ${sink.events[0]!.id} \\(dev\\.knative\\.sources\\.ping\\) to s3://${BUCKET}/events/2026/11/23/18/.* failed: writing .* S3 is read-only today\\n`,
+      ),
+    );
     expect(r.stderr).toContain('kcr: 1 of 1 replayed events were not archived');
   });
 

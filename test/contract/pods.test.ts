@@ -15,13 +15,13 @@ function pod(name: string, owners: V1OwnerReference[] = [], labels: Record<strin
 
 describe('podOwner', () => {
   it.each([
-    { what: 'a Deployment\'s pod', pod: pod('cart-7d9f8b6c4-x2x4z', [ref('ReplicaSet', 'cart-7d9f8b6c4', true)], { 'pod-template-hash': '7d9f8b6c4' }), owner: { kind: 'Deployment', name: 'cart' } },
+    { what: "a Deployment's pod", pod: pod('cart-7d9f8b6c4-x2x4z', [ref('ReplicaSet', 'cart-7d9f8b6c4', true)], { 'pod-template-hash': '7d9f8b6c4' }), owner: { kind: 'Deployment', name: 'cart' } },
     {
       what: 'a Deployment whose name has dashes and the hash inside it',
       pod: pod('web-7d9f-api-7d9f-abcde', [ref('ReplicaSet', 'web-7d9f-api-7d9f', true)], { 'pod-template-hash': '7d9f' }),
       owner: { kind: 'Deployment', name: 'web-7d9f-api' },
     },
-    { what: 'a StatefulSet\'s pod', pod: pod('db-0', [ref('StatefulSet', 'db', true)], { 'controller-revision-hash': 'db-6b8f' }), owner: { kind: 'StatefulSet', name: 'db' } },
+    { what: "a StatefulSet's pod", pod: pod('db-0', [ref('StatefulSet', 'db', true)], { 'controller-revision-hash': 'db-6b8f' }), owner: { kind: 'StatefulSet', name: 'db' } },
     { what: 'a StatefulSet whose name ends in a number', pod: pod('redis-2-1', [ref('StatefulSet', 'redis-2', true)]), owner: { kind: 'StatefulSet', name: 'redis-2' } },
     {
       what: 'the controller among several owners',
@@ -37,9 +37,13 @@ describe('podOwner', () => {
       owner: { kind: 'Pod', name: 'cart-abcde' },
     },
     { what: 'a ReplicaSet named only the hash', pod: pod('7d9f-abcde', [ref('ReplicaSet', '7d9f', true)], { 'pod-template-hash': '7d9f' }), owner: { kind: 'Pod', name: '7d9f-abcde' } },
-    { what: 'a hash that only ends the name without its dash', pod: pod('cart7d9f-abcde', [ref('ReplicaSet', 'cart7d9f', true)], { 'pod-template-hash': '7d9f' }), owner: { kind: 'Pod', name: 'cart7d9f-abcde' } },
-    { what: 'a DaemonSet\'s pod', pod: pod('agent-xyz', [ref('DaemonSet', 'agent', true)]), owner: { kind: 'Pod', name: 'agent-xyz' } },
-    { what: 'a Job\'s pod', pod: pod('batch-xyz', [ref('Job', 'batch', true)], { 'pod-template-hash': 'xyz' }), owner: { kind: 'Pod', name: 'batch-xyz' } },
+    {
+      what: 'a hash that only ends the name without its dash',
+      pod: pod('cart7d9f-abcde', [ref('ReplicaSet', 'cart7d9f', true)], { 'pod-template-hash': '7d9f' }),
+      owner: { kind: 'Pod', name: 'cart7d9f-abcde' },
+    },
+    { what: "a DaemonSet's pod", pod: pod('agent-xyz', [ref('DaemonSet', 'agent', true)]), owner: { kind: 'Pod', name: 'agent-xyz' } },
+    { what: "a Job's pod", pod: pod('batch-xyz', [ref('Job', 'batch', true)], { 'pod-template-hash': 'xyz' }), owner: { kind: 'Pod', name: 'batch-xyz' } },
     { what: 'a pod without metadata', pod: {}, owner: { kind: 'Pod', name: '' } },
   ])('$what', ({ pod: p, owner }) => {
     expect(podOwner(p)).toEqual(owner);
@@ -57,7 +61,13 @@ describe('isCheckpointable, isServing, isContainerRunning', () => {
   const base = (extra: Partial<V1Pod> = {}, phase = 'Running'): V1Pod => ({
     metadata: { name: 'p', namespace: 'shop', ...extra.metadata },
     spec: { nodeName: 'node-a', containers: [{ name: 'app' }], ...extra.spec },
-    status: { phase, podIP: '10.244.0.5', conditions: [{ type: 'Ready', status: 'True' }], containerStatuses: [{ name: 'app', image: 'i', imageID: '', ready: true, restartCount: 0, state: { running: {} } }], ...extra.status },
+    status: {
+      phase,
+      podIP: '10.244.0.5',
+      conditions: [{ type: 'Ready', status: 'True' }],
+      containerStatuses: [{ name: 'app', image: 'i', imageID: '', ready: true, restartCount: 0, state: { running: {} } }],
+      ...extra.status,
+    },
   });
 
   it.each([
@@ -76,7 +86,9 @@ describe('isCheckpointable, isServing, isContainerRunning', () => {
   it('a container runs only with a running state', () => {
     expect(isContainerRunning(base(), 'app')).toBe(true);
     expect(isContainerRunning(base(), 'sidecar')).toBe(false);
-    expect(isContainerRunning(base({ status: { containerStatuses: [{ name: 'app', image: 'i', imageID: '', ready: false, restartCount: 1, state: { waiting: { reason: 'CrashLoopBackOff' } } }] } }), 'app')).toBe(false);
+    expect(
+      isContainerRunning(base({ status: { containerStatuses: [{ name: 'app', image: 'i', imageID: '', ready: false, restartCount: 1, state: { waiting: { reason: 'CrashLoopBackOff' } } }] } }), 'app'),
+    ).toBe(false);
   });
 });
 
@@ -85,7 +97,7 @@ describe('selectContainers', () => {
 
   it.each([
     { what: 'no list: every app container, init containers never', wanted: undefined, selected: ['app', 'sidecar', 'cache'] },
-    { what: 'a list: those present, in the pod\'s order', wanted: ['cache', 'app'], selected: ['app', 'cache'] },
+    { what: "a list: those present, in the pod's order", wanted: ['cache', 'app'], selected: ['app', 'cache'] },
     { what: 'names the pod lacks are dropped', wanted: ['app', 'gone', 'init'], selected: ['app'] },
     { what: 'an empty list selects nothing', wanted: [], selected: [] },
   ])('$what', ({ wanted, selected }) => {

@@ -20,7 +20,10 @@ function topLevelKeys(schema: z.ZodType): string[] {
 describe('documentation', () => {
   it('README starts with exactly the two commands: the local mode and the tests', () => {
     const firstBlock = /```(?:sh|bash)?\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
-    const commands = firstBlock.split('\n').map((l) => l.replace(/#.*$/, '').trim()).filter(Boolean);
+    const commands = firstBlock
+      .split('\n')
+      .map((l) => l.replace(/#.*$/, '').trim())
+      .filter(Boolean);
     expect(commands).toEqual(['npm ci && npm start', 'npm ci && npm test']);
   });
 

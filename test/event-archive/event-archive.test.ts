@@ -114,7 +114,16 @@ describe('event-archive over HTTP into S3', () => {
 
   it('archives a dead letter whose data the contract refuses, and a type outside the contract', async () => {
     await start();
-    const badData = { specversion: '1.0', id: 'ev-bad', source: '/kcr/x', type: 'io.kcr.checkpoint.created', time: '2026-11-23T23:00:00Z', data: { pod: 'Not Valid' }, knativeerrorcode: '400', knativeerrordest: 'http://store-artifact' };
+    const badData = {
+      specversion: '1.0',
+      id: 'ev-bad',
+      source: '/kcr/x',
+      type: 'io.kcr.checkpoint.created',
+      time: '2026-11-23T23:00:00Z',
+      data: { pod: 'Not Valid' },
+      knativeerrorcode: '400',
+      knativeerrordest: 'http://store-artifact',
+    };
     const foreign = { specversion: '1.0', id: 'ev-foreign', source: '/elsewhere', type: 'com.example.other', time: '2026-11-23T23:00:01Z', datacontenttype: 'text/plain', data: 'hello' };
     expect((await post({ 'content-type': 'application/cloudevents+json' }, JSON.stringify(badData))).status).toBe(202);
     expect((await post({ 'content-type': 'application/cloudevents+json' }, JSON.stringify(foreign))).status).toBe(202);

@@ -146,6 +146,12 @@ spec:
 describe('makeResourceEvent', () => {
   it('builds the subject the way Knative does for core kinds', () => {
     const e = makeResourceEvent('MODIFIED', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'counter-0', namespace: 'demo' } }, 'https://10.96.0.1:443');
-    expect(e.attributes).toMatchObject({ type: 'dev.knative.apiserver.resource.update', subject: '/apis/v1/namespaces/demo/pods/counter-0', source: 'https://10.96.0.1:443', kind: 'Pod', apiversion: 'v1' });
+    expect(e.attributes).toMatchObject({
+      type: 'dev.knative.apiserver.resource.update',
+      subject: '/apis/v1/namespaces/demo/pods/counter-0',
+      source: 'https://10.96.0.1:443',
+      kind: 'Pod',
+      apiversion: 'v1',
+    });
   });
 });

@@ -113,7 +113,12 @@ describe('local broker ingress', () => {
     expect(sub.received.map((r) => r.path).sort()).toEqual(['/all', '/created']);
     const received = seen.find((o) => o.kind === 'received');
     expect(received).toMatchObject({ via: 'http', triggers: ['created', 'all'] });
-    expect(seen.filter((o) => o.kind === 'delivered').map((o) => (o as { trigger: string }).trigger).sort()).toEqual(['all', 'created']);
+    expect(
+      seen
+        .filter((o) => o.kind === 'delivered')
+        .map((o) => (o as { trigger: string }).trigger)
+        .sort(),
+    ).toEqual(['all', 'created']);
   });
 
   it('publishes in process (the function runtime emit hook) and idle() waits for deliveries', async () => {
@@ -226,7 +231,11 @@ describe('local broker delivery', () => {
     const expo = await subscriber((_e, n) => ({ status: n < 3 ? 503 : 200 }));
     const lin = await subscriber((_e, n) => ({ status: n < 3 ? 503 : 200 }));
     const linear = '  delivery:\n    retry: 3\n    backoffPolicy: linear\n    backoffDelay: PT1S\n';
-    const { b, seen } = await broker(BROKER('    retry: 3\n    backoffPolicy: exponential\n    backoffDelay: PT1S') + trigger('expo', 'e') + trigger('lin', 'l', linear), { expo: expo.url, lin: lin.url }, 0.05);
+    const { b, seen } = await broker(
+      BROKER('    retry: 3\n    backoffPolicy: exponential\n    backoffDelay: PT1S') + trigger('expo', 'e') + trigger('lin', 'l', linear),
+      { expo: expo.url, lin: lin.url },
+      0.05,
+    );
     await post(b.url, binaryHeaders(attrs('e')), '{}');
     await post(b.url, binaryHeaders(attrs('l')), '{}');
     await expo.waitFor(4);
@@ -327,7 +336,10 @@ describe('the project eventing/*.yaml', () => {
       const res = await post(b.url, binaryHeaders(attrs(row.type, row.ext)), '{}');
       expect(res.status).toBe(202);
       await b.idle();
-      const got = sub.received.slice(before).map((r) => r.path.slice(1)).sort();
+      const got = sub.received
+        .slice(before)
+        .map((r) => r.path.slice(1))
+        .sort();
       expect(got, `${row.type} ${JSON.stringify(row.ext ?? {})}`).toEqual([...row.to, 'event-archive'].sort());
     }
   });

@@ -26,7 +26,13 @@ describe('local mode: demo, archive and replay', () => {
     const registryBinary = optionalBinary('docker-registry');
     stack = await startStack({ stateDir: dir, ...(registryBinary ? { registryBinary } : {}), kubelet: { tickMs: 100 }, containerDataBytes: 256 * 1024, backoffScale: 0.05 });
     stack.broker.onDelivery((o) => {
-      if (o.kind === 'received') received.push({ id: o.event.attributes.id ?? '', type: o.event.attributes.type ?? '', data: dataOf(o.event), ...(o.event.attributes.kcrreplayof ? { replayOf: o.event.attributes.kcrreplayof } : {}) });
+      if (o.kind === 'received')
+        received.push({
+          id: o.event.attributes.id ?? '',
+          type: o.event.attributes.type ?? '',
+          data: dataOf(o.event),
+          ...(o.event.attributes.kcrreplayof ? { replayOf: o.event.attributes.kcrreplayof } : {}),
+        });
     });
     results = await runDemo(stack, { stepTimeoutMs: 30_000 });
     await stack.broker.idle();
@@ -83,14 +89,22 @@ describe('local mode: demo, archive and replay', () => {
 
     const out: string[] = [];
     const err: string[] = [];
-    const code = await runCli(['events', 'replay', stored.id, '--broker', stack.broker.url], { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: stack.env });
+    const code = await runCli(['events', 'replay', stored.id, '--broker', stack.broker.url], {
+      stdout: { write: (s: string) => out.push(s) },
+      stderr: { write: (s: string) => err.push(s) },
+      env: stack.env,
+    });
     expect(err.join('')).toBe('');
     expect(code).toBe(0);
     const replayed = received.find((e) => e.replayOf === stored.id);
     expect(replayed).toMatchObject({ type: 'io.kcr.checkpoint.stored' });
     expect(replayed!.id).not.toBe(stored.id);
 
-    const rebuilt = await until('the replay\'s image.built', () => received.filter((e) => e.type === 'io.kcr.image.built' && (e.data as ImageBuiltData).id === built.id).map((e) => e.data as ImageBuiltData)[1], { timeout: 20_000, interval: 100 });
+    const rebuilt = await until(
+      "the replay's image.built",
+      () => received.filter((e) => e.type === 'io.kcr.image.built' && (e.data as ImageBuiltData).id === built.id).map((e) => e.data as ImageBuiltData)[1],
+      { timeout: 20_000, interval: 100 },
+    );
     expect(rebuilt.image.digest).toBe(built.image.digest);
     if (stack.registry.kind === 'docker-registry') {
       const res = await fetch(`${stack.registry.server.url}/v2/${repo}/manifests/${digest}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.index.v1+json' } });

@@ -95,7 +95,7 @@ describe('CESQL subset', () => {
     expect(() => parseCesql("missing = 'x'").evaluate(event)).toThrow(/attribute missing is missing/);
   });
 
-  it.each(["type = 'unterminated", 'type =', "FOO(type) = 'x'", "type LIKE kind", 'a b', "kind NOT 'x'"])('rejects %s', (expr) => {
+  it.each(["type = 'unterminated", 'type =', "FOO(type) = 'x'", 'type LIKE kind', 'a b', "kind NOT 'x'"])('rejects %s', (expr) => {
     expect(() => parseCesql(expr)).toThrow(CesqlError);
   });
 });
@@ -147,7 +147,8 @@ describe('eventing YAML', () => {
   });
 
   it('rejects a filter entry with two dialects and a malformed cesql expression', () => {
-    const twoDialects = 'apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: two}\nspec: {broker: kcr, subscriber: {uri: "http://x/"}, filters: [{exact: {type: a}, prefix: {type: b}}]}\n';
+    const twoDialects =
+      'apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: two}\nspec: {broker: kcr, subscriber: {uri: "http://x/"}, filters: [{exact: {type: a}, prefix: {type: b}}]}\n';
     expect(() => parseEventingYaml(twoDialects, 'two.yaml')).toThrow(/exactly one dialect/);
     const badSql = 'apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: sql}\nspec: {broker: kcr, subscriber: {uri: "http://x/"}, filters: [{cesql: "type ="}]}\n';
     expect(() => parseEventingYaml(badSql, 'sql.yaml')).toThrow(/sql\.yaml: Trigger default\/sql: expected a value/);

@@ -51,7 +51,11 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
     return fetch(url(fn), { method: 'POST', headers, ...(body ? { body } : {}) });
   }
   const sdk = (e: ReturnType<typeof build.checkpointRequested>): WireEvent => ({
-    attributes: Object.fromEntries(Object.entries(e.toJSON()).filter(([k, v]) => k !== 'data' && v !== undefined).map(([k, v]) => [k, String(v)])),
+    attributes: Object.fromEntries(
+      Object.entries(e.toJSON())
+        .filter(([k, v]) => k !== 'data' && v !== undefined)
+        .map(([k, v]) => [k, String(v)]),
+    ),
     data: Buffer.from(JSON.stringify(e.data)),
   });
   const archivesOn = (node: string) => readdirSync(kit.stack.cluster.checkpointDir(node));
@@ -105,7 +109,7 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
     expect((await keys('checkpoints/')).filter((k) => k.includes('29991231T235959Z'))).toEqual([]);
   });
 
-  it('web-0\'s archive claimed as a checkpoint of Deployment counter stores nothing', async () => {
+  it("web-0's archive claimed as a checkpoint of Deployment counter stores nothing", async () => {
     const [web] = await runningPods(kit.kube, NS, 'app=web', 1);
     await kit.stack.broker.publish(build.checkpointRequested({ namespace: NS, pod: 'web-0' }, { source: 'test' }));
     const real = await until('web-0 created', () => typed('io.kcr.checkpoint.created', 'web-0')[0]);
@@ -145,7 +149,9 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
     expect(answers.map((r) => r.status)).toEqual(Array(50).fill(202));
     await kit.stack.broker.idle();
     expect(typed('io.kcr.checkpoint.failed')).toHaveLength(failedBefore);
-    const built = typed('io.kcr.image.built').slice(builtBefore).map((e) => (dataOf(e).image as { digest: string }).digest);
+    const built = typed('io.kcr.image.built')
+      .slice(builtBefore)
+      .map((e) => (dataOf(e).image as { digest: string }).digest);
     expect(new Set(built).size).toBe(1);
     expect(await kit.stack.store.getJson(artifactKey(locOf(data), 'image'))).toMatchObject({ digest: built[0] });
   });

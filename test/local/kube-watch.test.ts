@@ -37,7 +37,12 @@ async function startFakeApi(): Promise<FakeApi> {
     const url = new URL(req.url ?? '/', 'http://x');
     const json = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (url.pathname === '/apis/apps/v1') {
-      return json({ kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'apps/v1', resources: [{ name: 'deployments', singularName: 'deployment', namespaced: true, kind: 'Deployment', verbs: ['list', 'watch'] }] });
+      return json({
+        kind: 'APIResourceList',
+        apiVersion: 'v1',
+        groupVersion: 'apps/v1',
+        resources: [{ name: 'deployments', singularName: 'deployment', namespaced: true, kind: 'Deployment', verbs: ['list', 'watch'] }],
+      });
     }
     if (url.pathname !== '/apis/apps/v1/namespaces/demo/deployments') return res.writeHead(404).end();
     if (url.searchParams.get('watch') !== 'true') {
@@ -145,7 +150,15 @@ spec:
 });
 
 describe('label selectors', () => {
-  const selector = { matchLabels: { app: 'web' }, matchExpressions: [{ key: 'tier', operator: 'In', values: ['a', 'b'] }, { key: 'legacy', operator: 'DoesNotExist' }, { key: 'zone', operator: 'Exists' }, { key: 'env', operator: 'NotIn', values: ['prod'] }] };
+  const selector = {
+    matchLabels: { app: 'web' },
+    matchExpressions: [
+      { key: 'tier', operator: 'In', values: ['a', 'b'] },
+      { key: 'legacy', operator: 'DoesNotExist' },
+      { key: 'zone', operator: 'Exists' },
+      { key: 'env', operator: 'NotIn', values: ['prod'] },
+    ],
+  };
 
   it('renders the query syntax', () => {
     expect(labelSelectorString(selector)).toBe('app=web,tier in (a,b),!legacy,zone,env notin (prod)');

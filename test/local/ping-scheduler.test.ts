@@ -78,7 +78,11 @@ describe('ping scheduler against the simulated cluster', () => {
     expect(gap).toBeLessThan(2500);
 
     await waitFor('fired observation', () => seen.some((o) => o.kind === 'fired' && o.name === 'every-second'));
-    const status = ((await api.read({ apiVersion: 'sources.knative.dev/v1', kind: 'PingSource', metadata: { name: 'every-second', namespace: 'default' } })) as { status?: { sinkUri?: string; conditions?: { type: string; status: string }[] } }).status;
+    const status = (
+      (await api.read({ apiVersion: 'sources.knative.dev/v1', kind: 'PingSource', metadata: { name: 'every-second', namespace: 'default' } })) as {
+        status?: { sinkUri?: string; conditions?: { type: string; status: string }[] };
+      }
+    ).status;
     expect(status?.sinkUri).toBe(`${sink.url}direct`);
     expect(status?.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'True' }));
 
@@ -95,14 +99,7 @@ describe('ping scheduler against the simulated cluster', () => {
   it('reschedules on update and sends the new data', async () => {
     await api.create(pingSource('changing', { schedule: '0 0 1 1 *', contentType: 'text/plain', data: 'old', sink: { uri: `${sink.url}changing` } }));
     await waitFor('scheduled', () => scheduler.scheduled().some((s) => s.name === 'changing'));
-    await api.patch(
-      pingSource('changing', { schedule: '*/1 * * * * *', data: 'new' }),
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      'application/merge-patch+json' as never,
-    );
+    await api.patch(pingSource('changing', { schedule: '*/1 * * * * *', data: 'new' }), undefined, undefined, undefined, undefined, 'application/merge-patch+json' as never);
     await waitFor('a ping after the update', () => fromSource('changing').length >= 1);
     const got = fromSource('changing')[0]!.event;
     expect(got.data!.toString()).toBe('new');
@@ -157,7 +154,7 @@ describe('schedules and events', () => {
     expect(nextTime(pingSchedule(c), new Date('2026-11-30T00:00:00Z'))).toBeInstanceOf(Date);
   });
 
-  it.each(REFUSED.map((c) => [c.schedule, c.timezone ?? '', c] as const))('refuses %s %s with the webhook\'s error', (_, __, c) => {
+  it.each(REFUSED.map((c) => [c.schedule, c.timezone ?? '', c] as const))("refuses %s %s with the webhook's error", (_, __, c) => {
     expect(() => pingSchedule(c)).toThrow(`Knative's webhook refuses this PingSource: ${c.error}`);
   });
 

@@ -74,7 +74,14 @@ describe.skipIf(!registryBinary)('the local registry under retention and garbage
   });
 
   const until = <T>(what: string, probe: () => T | undefined | false) =>
-    poll(what, probe, { timeout: 20_000, context: () => `events: ${seen.slice(-10).map((e) => `${e.type} ${String(e.data.pod ?? '')}`).join(', ')}` });
+    poll(what, probe, {
+      timeout: 20_000,
+      context: () =>
+        `events: ${seen
+          .slice(-10)
+          .map((e) => `${e.type} ${String(e.data.pod ?? '')}`)
+          .join(', ')}`,
+    });
   const built = () => seen.filter((e) => e.type === 'io.kcr.image.built');
 
   it('keeps its storage under the state directory', () => {
@@ -130,7 +137,7 @@ describe.skipIf(!registryBinary)('the local registry under retention and garbage
   }, 60_000);
 });
 
-describe('the local stack\'s garbage collection schedule', () => {
+describe("the local stack's garbage collection schedule", () => {
   it('collects every interval until stopped', async () => {
     vi.useFakeTimers();
     try {

@@ -70,7 +70,11 @@ describe.skipIf(!kubectl)('kubectl kustomize manifests/', () => {
   it('includes every document of eventing/, sources/ and manifests/', () => {
     const key = (d: KubeDoc) => `${d.apiVersion} ${d.kind} ${d.metadata.name}`;
     const renderedKeys = new Set(objects.map(key));
-    expect(loadRepoDocs().map((d) => key(d.doc)).filter((k) => !renderedKeys.has(k))).toEqual([]);
+    expect(
+      loadRepoDocs()
+        .map((d) => key(d.doc))
+        .filter((k) => !renderedKeys.has(k)),
+    ).toEqual([]);
   });
 
   it('renders only schema-valid objects', () => {
@@ -131,7 +135,12 @@ describe.skipIf(!kubectl)('kubectl kustomize manifests/', () => {
     for (const f of FUNCTIONS) {
       const svc = has('serving.knative.dev/v1', 'Service', f);
       expect(svc.metadata.labels, f).toMatchObject(selector.selector.matchLabels);
-      expect(podSpecOf(svc).containers.flatMap((c) => c.env ?? []).map((e) => e.name), f).not.toContain('K_SINK');
+      expect(
+        podSpecOf(svc)
+          .containers.flatMap((c) => c.env ?? [])
+          .map((e) => e.name),
+        f,
+      ).not.toContain('K_SINK');
     }
     expect(has('v1', 'Namespace', 'kcr-system').metadata.labels?.['bindings.knative.dev/include']).toBe('true');
   });

@@ -61,11 +61,7 @@ function selects(selector: LabelSelector, labels: Record<string, string>): boole
   for (const e of selector.matchExpressions ?? []) {
     const has = Object.hasOwn(labels, e.key);
     const value = labels[e.key];
-    const ok =
-      e.operator === 'In' ? has && (e.values ?? []).includes(value ?? '')
-      : e.operator === 'NotIn' ? !has || !(e.values ?? []).includes(value ?? '')
-      : e.operator === 'Exists' ? has
-      : !has;
+    const ok = e.operator === 'In' ? has && (e.values ?? []).includes(value ?? '') : e.operator === 'NotIn' ? !has || !(e.values ?? []).includes(value ?? '') : e.operator === 'Exists' ? has : !has;
     if (!ok) return false;
   }
   return true;
@@ -162,7 +158,11 @@ describe('NetworkPolicies', () => {
       return p.metadata.namespace === NS && Object.keys(spec.podSelector).length === 0 && spec.policyTypes?.includes('Ingress') && !spec.ingress?.length;
     });
     expect(deny.map((p) => p.metadata.name)).toEqual(['kcr-default-deny-ingress']);
-    for (const pod of [...strangers.filter((s) => s.namespace === NS), nodeAgent, minio, fn['event-archive']]) expect(selecting(pod).map((p) => p.metadata.name), pod.what).toContain('kcr-default-deny-ingress');
+    for (const pod of [...strangers.filter((s) => s.namespace === NS), nodeAgent, minio, fn['event-archive']])
+      expect(
+        selecting(pod).map((p) => p.metadata.name),
+        pod.what,
+      ).toContain('kcr-default-deny-ingress');
   });
 
   it('are all in kcr-system, ingress only, with numeric TCP ports and namespaces selected by kubernetes.io/metadata.name', () => {
@@ -185,7 +185,11 @@ describe('NetworkPolicies', () => {
   });
 
   it.each(FUNCTIONS.map((f) => [f]))('%s: selected by the default deny and kcr-functions only', (f) => {
-    expect(selecting(fn[f]).map((p) => p.metadata.name).sort()).toEqual(['kcr-default-deny-ingress', 'kcr-functions']);
+    expect(
+      selecting(fn[f])
+        .map((p) => p.metadata.name)
+        .sort(),
+    ).toEqual(['kcr-default-deny-ingress', 'kcr-functions']);
   });
 
   it.each(FUNCTIONS.map((f) => [f]))('%s: takes requests from the activator, the ingress gateway and the broker filter, on queue-proxy ports only', (f) => {
@@ -204,7 +208,11 @@ describe('NetworkPolicies', () => {
   });
 
   it('node-agent: only store-artifact, only on 10380', () => {
-    expect(selecting(nodeAgent).map((p) => p.metadata.name).sort()).toEqual(['kcr-default-deny-ingress', 'kcr-node-agent']);
+    expect(
+      selecting(nodeAgent)
+        .map((p) => p.metadata.name)
+        .sort(),
+    ).toEqual(['kcr-default-deny-ingress', 'kcr-node-agent']);
     const port = Number(envOf(named(docs, 'apps/v1', 'DaemonSet', 'node-agent'), 'KCR_NODE_AGENT_PORT'));
     expect(port).toBe(10380);
     for (const p of ALL_PORTS) expect(allowed(fn['store-artifact'], nodeAgent, p), `store-artifact → node-agent:${p}`).toBe(p === port);
@@ -223,7 +231,11 @@ describe('NetworkPolicies', () => {
   });
 
   it('MinIO: only the functions that use S3, only on 9000', () => {
-    expect(selecting(minio).map((p) => p.metadata.name).sort()).toEqual(['kcr-default-deny-ingress', 'kcr-minio']);
+    expect(
+      selecting(minio)
+        .map((p) => p.metadata.name)
+        .sort(),
+    ).toEqual(['kcr-default-deny-ingress', 'kcr-minio']);
     const usesS3 = FUNCTIONS.filter((f) => envNames(named(docs, 'serving.knative.dev/v1', 'Service', f)).includes('KCR_S3_ENDPOINT'));
     expect(usesS3.sort()).toEqual(['build-image', 'event-archive', 'restore-pod', 'store-artifact']);
     for (const f of FUNCTIONS) {

@@ -100,17 +100,15 @@ describe('node-agent over HTTP', () => {
     expect(reasons).toContain('wrong bearer token');
   });
 
-  it.each([
-    ['/checkpoints/../secret.txt'],
-    ['/checkpoints/..%2fsecret.txt'],
-    ['/checkpoints/%2e%2e%2fsecret.txt'],
-    ['/checkpoints/%2e%2e'],
-  ])('refuses traversal %s with 400 and logs it', async (path) => {
-    const res = await rawRequest(agent.url, 'GET', path, auth);
-    expect(res.status).toBe(400);
-    expect(res.body.toString()).not.toContain('outside the checkpoint dir');
-    expect(log.lines.some((l) => l.event === 'request-rejected' && l.path === path && l.status === 400)).toBe(true);
-  });
+  it.each([['/checkpoints/../secret.txt'], ['/checkpoints/..%2fsecret.txt'], ['/checkpoints/%2e%2e%2fsecret.txt'], ['/checkpoints/%2e%2e']])(
+    'refuses traversal %s with 400 and logs it',
+    async (path) => {
+      const res = await rawRequest(agent.url, 'GET', path, auth);
+      expect(res.status).toBe(400);
+      expect(res.body.toString()).not.toContain('outside the checkpoint dir');
+      expect(log.lines.some((l) => l.event === 'request-rejected' && l.path === path && l.status === 400)).toBe(true);
+    },
+  );
 
   it('refuses names that are not kubelet archives with 404', async () => {
     writeFileSync(join(dir, 'notes.txt'), 'not an archive');

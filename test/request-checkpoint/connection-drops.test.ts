@@ -113,7 +113,7 @@ describe('request-checkpoint when the connection to the kubelet drops', () => {
     expectEveryContainerOnce(created());
   });
 
-  it('a container whose connection keeps dropping: on the third attempt the others\' checkpoints go out, with checkpoint.failed for it', async () => {
+  it("a container whose connection keeps dropping: on the third attempt the others' checkpoints go out, with checkpoint.failed for it", async () => {
     const [victim] = await runningPods(kube, NS, 'app=shop', 2);
     const pod = victim!.metadata!.name!;
     cluster.dropNext({ path: new RegExp(`/proxy/checkpoint/${NS}/${pod}/cache$`), count: 100, when: 'before-answer' });
@@ -137,7 +137,7 @@ describe('request-checkpoint when the connection to the kubelet drops', () => {
     expect(sink.events).toHaveLength(0);
   });
 
-  it('end to end through the broker: the checkpoint is taken on the broker\'s retry, and store-artifact gets every checkpoint once', async () => {
+  it("end to end through the broker: the checkpoint is taken on the broker's retry, and store-artifact gets every checkpoint once", async () => {
     const store = await startSink();
     const broker = await startLocalBroker({ services: { 'store-artifact': store.url }, backoffScale: 0.05 });
     const viaBroker = await serveFunction(createRequestCheckpoint({ kube, timeoutSeconds: 30, concurrency: 4 }), {

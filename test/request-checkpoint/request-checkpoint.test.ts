@@ -60,7 +60,10 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
     });
     const apps = cluster.kubeConfig.makeApiClient(AppsV1Api);
     await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'shop', replicas: 3, containers: ['app', 'cache'], annotations: OPT_IN }) });
-    await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'solo', replicas: 1, containers: ['app', 'sidecar'], annotations: { ...OPT_IN, 'kcr.io/checkpoint-containers': 'app' } }) });
+    await apps.createNamespacedDeployment({
+      namespace: NS,
+      body: deployment({ name: 'solo', replicas: 1, containers: ['app', 'sidecar'], annotations: { ...OPT_IN, 'kcr.io/checkpoint-containers': 'app' } }),
+    });
     // Not opted in, and one in an excluded namespace that says it is.
     await apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'plain', replicas: 1 }) });
     const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
@@ -153,7 +156,11 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
   it('checkpoints one pod on demand, and fails clearly for a pod that does not exist', async () => {
     const [pod] = await runningPods(kube, NS, 'app=solo', 1);
     expect((await post(requested({ namespace: NS, pod: pod!.metadata!.name! }))).status).toBe(202);
-    expect(created().map((d) => d.container).sort()).toEqual(['app', 'sidecar']);
+    expect(
+      created()
+        .map((d) => d.container)
+        .sort(),
+    ).toEqual(['app', 'sidecar']);
     expect(created()[0]).toMatchObject({ workload: { kind: 'Deployment', name: 'solo' } });
     sink.events.length = 0;
     expect((await post(requested({ namespace: NS, pod: 'ghost' }))).status).toBe(202);
@@ -173,7 +180,12 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
       expect((await post(event())).status).toBe(202);
       expect(cluster.callCount('create', 'nodes/proxy')).toBe(0);
       expect(created()).toHaveLength(0);
-      expect(failed()).toEqual([expect.objectContaining({ stage: 'request', reason: expect.stringMatching(/has not opted in: no kcr\.io\/checkpoint-restore-schedule annotation|is excluded from checkpoints \(KCR_EXCLUDED_NAMESPACES\)/) })]);
+      expect(failed()).toEqual([
+        expect.objectContaining({
+          stage: 'request',
+          reason: expect.stringMatching(/has not opted in: no kcr\.io\/checkpoint-restore-schedule annotation|is excluded from checkpoints \(KCR_EXCLUDED_NAMESPACES\)/),
+        }),
+      ]);
     });
 
     it('a request for a pod of an un-annotated Deployment: no kubelet call', async () => {

@@ -50,12 +50,7 @@ describe('CheckpointCatalog.newestOfPod', () => {
 
     expect(found).toMatchObject({ id: newest.id, pod: 'cart-7d9f-aaaaa' });
     expect(found?.image).toMatch(/@sha256:[0-9a-f]{64}$/);
-    expect(store.reads).toEqual([
-      artifactKey(siblings[1]!, 'manifest'),
-      artifactKey(siblings[0]!, 'manifest'),
-      artifactKey(newest, 'manifest'),
-      artifactKey(newest, 'image'),
-    ]);
+    expect(store.reads).toEqual([artifactKey(siblings[1]!, 'manifest'), artifactKey(siblings[0]!, 'manifest'), artifactKey(newest, 'manifest'), artifactKey(newest, 'image')]);
     expect(store.reads).not.toContain(artifactKey(older, 'manifest'));
   });
 

@@ -12,7 +12,12 @@ export async function commitCheckpoint(store: ObjectStore, data: CheckpointStore
     apiVersion: MANIFEST_API_VERSION,
     kind: 'CheckpointManifest',
     data,
-    archive: { container: { pod: data.pod, namespace: data.namespace, podUid: data.podUid, container: data.container }, entries: 4, checkpointFiles: 2, topLevel: ['checkpoint', 'config.dump', 'spec.dump'] },
+    archive: {
+      container: { pod: data.pod, namespace: data.namespace, podUid: data.podUid, container: data.container },
+      entries: 4,
+      checkpointFiles: 2,
+      topLevel: ['checkpoint', 'config.dump', 'spec.dump'],
+    },
     source: { node: data.node, archivePath: data.archivePath },
     storedAt: data.checkpointedAt,
   });

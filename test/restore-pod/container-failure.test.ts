@@ -70,7 +70,7 @@ describe('recentFailures', () => {
     expect(recentFailures(podWith(status('app', s)), NOW, WINDOW)).toEqual([]);
   });
 
-  it('a failure exactly at the window\'s edge still counts', () => {
+  it("a failure exactly at the window's edge still counts", () => {
     expect(recentFailures(podWith(status('app', { state: { terminated: { exitCode: 1, finishedAt: ago(WINDOW) } } })), NOW, WINDOW)).toHaveLength(1);
   });
 
@@ -98,13 +98,7 @@ describe('disruptionOf', () => {
   });
   const target = (reason?: string, status = 'True'): V1PodCondition => ({ type: 'DisruptionTarget', status, ...(reason ? { reason } : {}) });
 
-  it.each([
-    ['EvictionByEvictionAPI'],
-    ['DeletionByTaintManager'],
-    ['TerminationByKubelet'],
-    ['PreemptionByScheduler'],
-    ['DeletionByPodGC'],
-  ])('DisruptionTarget %s is a disruption', (reason) => {
+  it.each([['EvictionByEvictionAPI'], ['DeletionByTaintManager'], ['TerminationByKubelet'], ['PreemptionByScheduler'], ['DeletionByPodGC']])('DisruptionTarget %s is a disruption', (reason) => {
     expect(disruptionOf(ended('Running', [target(reason)]), undefined)).toBe(reason);
   });
 

@@ -70,7 +70,10 @@ describe('restore-pod takes the posted pod as a hint, never as the truth', () =>
     const [pod] = await runningPods(kit.kube, NS, 'app=optout', 1);
     const name = pod!.metadata!.name!;
     await checkpoint(pod!);
-    await kit.apps.patchNamespacedDeployment({ namespace: NS, name: 'optout', body: { metadata: { annotations: { 'kcr.io/checkpoint-restore-schedule': null } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await kit.apps.patchNamespacedDeployment(
+      { namespace: NS, name: 'optout', body: { metadata: { annotations: { 'kcr.io/checkpoint-restore-schedule': null } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
     await settle();
 
     kit.stack.cluster.killContainer(NS, name, 'app', { exitCode: 137 });
@@ -157,7 +160,7 @@ describe('restore-pod takes the posted pod as a hint, never as the truth', () =>
     expect(of('io.kcr.pod.restored', 'flaky-0')).toHaveLength(1);
   });
 
-  it('50 concurrent duplicates of a failed pod\'s update: one restore, nothing failed', async () => {
+  it("50 concurrent duplicates of a failed pod's update: one restore, nothing failed", async () => {
     await kit.apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'dup', annotations: OPT_IN }) });
     const [pod] = await runningPods(kit.kube, NS, 'app=dup', 1);
     const name = pod!.metadata!.name!;

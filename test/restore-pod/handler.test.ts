@@ -63,7 +63,18 @@ class FakeKube implements RestorePodKube {
     if (this.nodeError) throw this.nodeError;
     const version = this.runtimes.get(name);
     if (version === undefined) return undefined;
-    return { containerRuntimeVersion: version, architecture: 'amd64', bootID: '', kernelVersion: '', kubeProxyVersion: '', kubeletVersion: 'v1.37.0', machineID: '', operatingSystem: 'linux', osImage: '', systemUUID: '' };
+    return {
+      containerRuntimeVersion: version,
+      architecture: 'amd64',
+      bootID: '',
+      kernelVersion: '',
+      kubeProxyVersion: '',
+      kubeletVersion: 'v1.37.0',
+      machineID: '',
+      operatingSystem: 'linux',
+      osImage: '',
+      systemUUID: '',
+    };
   }
 }
 
@@ -123,7 +134,10 @@ function setup() {
   const { logger, lines } = capturingLogger();
   const handler = createRestorePod({ kube, store, windowMs: 120_000, maxAttempts: 2, now: () => NOW });
   const handle = (pod: V1Pod): Promise<KcrEvent[]> =>
-    handler.handle({ type: EventTypes.resourceUpdate, data: pod, id: `e-${Math.random()}`, source: 'https://kubernetes.default.svc', extensions: {} } as unknown as IncomingEvent<typeof EventTypes.resourceUpdate>, { log: logger });
+    handler.handle(
+      { type: EventTypes.resourceUpdate, data: pod, id: `e-${Math.random()}`, source: 'https://kubernetes.default.svc', extensions: {} } as unknown as IncomingEvent<typeof EventTypes.resourceUpdate>,
+      { log: logger },
+    );
   return { kube, store, lines, handle };
 }
 
@@ -184,7 +198,15 @@ describe('restore-pod on a runtime that cannot restore', () => {
     const { kube, store, handle } = setup();
     const catalog = new CheckpointCatalog(store);
     const id = await seedCheckpoint(store, 'cart-7d9f-lost1', 'uid-lost', '2026-11-30T11:50:00Z');
-    const record: DisruptionRecord = { namespace: NS, workload: { kind: 'Deployment', name: 'cart' }, pod: 'cart-7d9f-lost1', podUid: 'uid-lost', templateHash: '7d9f', reason: 'NodeNotReady', at: ago(60_000).toISOString() };
+    const record: DisruptionRecord = {
+      namespace: NS,
+      workload: { kind: 'Deployment', name: 'cart' },
+      pod: 'cart-7d9f-lost1',
+      podUid: 'uid-lost',
+      templateHash: '7d9f',
+      reason: 'NodeNotReady',
+      at: ago(60_000).toISOString(),
+    };
     await catalog.putDisruption(record);
     const fresh = deploymentPod('cart-7d9f-new01', { node: 'node-b', created: ago(30_000) });
     kube.pods.set(`${NS}/cart-7d9f-new01`, fresh);
@@ -271,7 +293,15 @@ describe('a replacement not bound to a node yet', () => {
     const { kube, store, handle } = setup();
     const catalog = new CheckpointCatalog(store);
     const id = await seedCheckpoint(store, 'cart-7d9f-lost1', 'uid-lost', '2026-11-30T11:50:00Z');
-    await catalog.putDisruption({ namespace: NS, workload: { kind: 'Deployment', name: 'cart' }, pod: 'cart-7d9f-lost1', podUid: 'uid-lost', templateHash: '7d9f', reason: 'NodeNotReady', at: ago(60_000).toISOString() });
+    await catalog.putDisruption({
+      namespace: NS,
+      workload: { kind: 'Deployment', name: 'cart' },
+      pod: 'cart-7d9f-lost1',
+      podUid: 'uid-lost',
+      templateHash: '7d9f',
+      reason: 'NodeNotReady',
+      at: ago(60_000).toISOString(),
+    });
     const pending = deploymentPod('cart-7d9f-new01', { node: '', created: ago(30_000) });
     pending.status = { phase: 'Pending' };
     kube.pods.set(`${NS}/cart-7d9f-new01`, pending);

@@ -49,7 +49,7 @@ function restored(current: RestorableCheckpoint, tried: RestorableCheckpoint[], 
 describe('planFailure: what a failed container gets', () => {
   it.each([
     {
-      what: 'a first failure restores the pod\'s newest checkpoint, never a sibling replica\'s',
+      what: "a first failure restores the pod's newest checkpoint, never a sibling replica's",
       s: snapshot(ORIGINAL, undefined, 1),
       restores: newer,
       tried: [newer],
@@ -189,9 +189,17 @@ describe('replacements', () => {
 
   function newPod(extra: { name?: string; uid?: string; hash?: string; created?: Date; restartCount?: number } = {}): V1Pod {
     return {
-      metadata: { name: extra.name ?? 'cart-7d9f-nnnnn', namespace: 'shop', uid: extra.uid ?? 'uid-new', labels: { 'pod-template-hash': extra.hash ?? '7d9f' }, creationTimestamp: extra.created ?? ago(30_000) },
+      metadata: {
+        name: extra.name ?? 'cart-7d9f-nnnnn',
+        namespace: 'shop',
+        uid: extra.uid ?? 'uid-new',
+        labels: { 'pod-template-hash': extra.hash ?? '7d9f' },
+        creationTimestamp: extra.created ?? ago(30_000),
+      },
       spec: { nodeName: 'node-b', containers: [{ name: 'app', image: ORIGINAL }] },
-      ...(extra.restartCount !== undefined ? { status: { containerStatuses: [{ name: 'app', image: ORIGINAL, imageID: '', ready: true, restartCount: extra.restartCount, state: { running: {} } }] } } : {}),
+      ...(extra.restartCount !== undefined
+        ? { status: { containerStatuses: [{ name: 'app', image: ORIGINAL, imageID: '', ready: true, restartCount: extra.restartCount, state: { running: {} } }] } }
+        : {}),
     };
   }
 
@@ -199,7 +207,7 @@ describe('replacements', () => {
     { what: 'an unclaimed recent disruption of the same template', pod: newPod(), records: [lost], found: true },
     { what: 'one this pod claimed already (a retry)', pod: newPod(), records: [{ ...lost, claimedBy: { pod: 'cart-7d9f-nnnnn', uid: 'uid-new' } }], found: true },
     { what: 'one another pod claimed', pod: newPod(), records: [{ ...lost, claimedBy: { pod: 'cart-7d9f-ooooo', uid: 'uid-other' } }], found: false },
-    { what: 'the pod\'s own disruption', pod: newPod({ uid: lost.podUid }), records: [lost], found: false },
+    { what: "the pod's own disruption", pod: newPod({ uid: lost.podUid }), records: [lost], found: false },
     { what: 'another template (a rollout)', pod: newPod({ hash: '5c4b' }), records: [lost], found: false },
     { what: 'an expired record', pod: newPod(), records: [{ ...lost, at: ago(2 * 60 * 60_000).toISOString() }], found: false },
     { what: 'a Deployment pod created well before the loss', pod: newPod({ created: ago(10 * 60_000) }), records: [lost], found: false },
@@ -216,7 +224,7 @@ describe('replacements', () => {
     expect(replacementRecord({ ...web0, metadata: { ...web0.metadata, name: 'web-1' } }, sts, [record], NOW, 60 * 60_000)).toBeUndefined();
   });
 
-  it('plans the disrupted pod\'s checkpoint into a pod created after it, remembering where it came from', () => {
+  it("plans the disrupted pod's checkpoint into a pod created after it, remembering where it came from", () => {
     const plan = replacementPlan(newPod(), 'app', lost, inherited, NOW);
     expect(plan).toMatchObject({
       image: inherited.image,

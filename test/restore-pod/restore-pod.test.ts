@@ -41,7 +41,7 @@ describe('restore-pod on the local stack', () => {
     expect(evs.items.some((e) => e.reason === 'Restored' && e.message?.includes(id!))).toBe(true);
   });
 
-  it('gives a StatefulSet pod that replaces an evicted one that pod\'s state', async () => {
+  it("gives a StatefulSet pod that replaces an evicted one that pod's state", async () => {
     await kit.apps.createNamespacedStatefulSet({ namespace: NS, body: statefulSet({ name: 'web', annotations: OPT_IN }) });
     const [pod] = await runningPods(kit.kube, NS, 'app=web', 1);
     kit.stack.cluster.setContainerState(NS, 'web-0', 'app', { counter: 200_000 });
@@ -57,7 +57,7 @@ describe('restore-pod on the local stack', () => {
     expect(s.counter).toBeGreaterThanOrEqual(200_000);
   });
 
-  it('gives the replacement of a Deployment pod lost with its node that pod\'s state, on another node', async () => {
+  it("gives the replacement of a Deployment pod lost with its node that pod's state, on another node", async () => {
     await kit.apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'lost', annotations: OPT_IN }) });
     const [pod] = await runningPods(kit.kube, NS, 'app=lost', 1);
     const name = pod!.metadata!.name!;
@@ -154,7 +154,10 @@ describe('restore-pod on the local stack', () => {
     await runningPods(kit.kube, NS, 'app=calm', 1);
     await kit.core.deleteNamespacedPod({ namespace: NS, name: (await runningPods(kit.kube, NS, 'app=calm', 1))[0]!.metadata!.name! });
     await until('replacement after deletion', async () => ((await runningPods(kit.kube, NS, 'app=calm', 1).catch(() => [])).length === 1 ? true : undefined));
-    await kit.apps.patchNamespacedDeployment({ namespace: NS, name: 'calm', body: { spec: { template: { spec: { containers: [{ name: 'app', image: 'quay.io/kcr/app:2' }] } } } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+    await kit.apps.patchNamespacedDeployment(
+      { namespace: NS, name: 'calm', body: { spec: { template: { spec: { containers: [{ name: 'app', image: 'quay.io/kcr/app:2' }] } } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    );
     await until('rollout done', async () => {
       const running = await kit.kube.listPods(NS, 'app=calm');
       return running.length === 1 && running[0]!.spec!.containers[0]!.image === 'quay.io/kcr/app:2' && running[0]!.status?.phase === 'Running' ? true : undefined;

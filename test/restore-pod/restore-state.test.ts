@@ -8,7 +8,13 @@ import { containerImage, hasStarted, readRestoreState, restoredFromKey, restoreS
 /** An annotation key's name part: at most 63 characters, alphanumeric at both ends (apimachinery's qualified name). */
 const QUALIFIED_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
-const STATE: RestoreState = { tried: ['20261130T113000Z-0123456789ab'], current: '20261130T113000Z-0123456789ab', restoredAt: '2026-11-30T12:00:00.000Z', seenRestarts: 2, originalImage: 'quay.io/kcr/app:1' };
+const STATE: RestoreState = {
+  tried: ['20261130T113000Z-0123456789ab'],
+  current: '20261130T113000Z-0123456789ab',
+  restoredAt: '2026-11-30T12:00:00.000Z',
+  seenRestarts: 2,
+  originalImage: 'quay.io/kcr/app:1',
+};
 
 function annotated(annotations: Record<string, string>): V1Pod {
   return { metadata: { name: 'p', annotations }, spec: { containers: [{ name: 'app', image: 'quay.io/kcr/app:1' }] } };
@@ -44,11 +50,11 @@ describe('annotation keys', () => {
 });
 
 describe('readRestoreState', () => {
-  it('reads the container\'s state', () => {
+  it("reads the container's state", () => {
     expect(readRestoreState(annotated({ [restoreStateKey('app')]: JSON.stringify(STATE) }), 'app')).toEqual(STATE);
   });
 
-  it('reads a long-named container\'s state under its hashed key', () => {
+  it("reads a long-named container's state under its hashed key", () => {
     const long = 'c'.repeat(63);
     expect(readRestoreState(annotated({ [restoreStateKey(long)]: JSON.stringify(STATE) }), long)).toEqual(STATE);
     expect(readRestoreState(annotated({ [`kcr.io/restore-state-${long}`]: JSON.stringify(STATE) }), long)).toBeUndefined();
@@ -56,7 +62,7 @@ describe('readRestoreState', () => {
 
   it.each([
     ['no annotation', {}],
-    ['another container\'s', { [restoreStateKey('sidecar')]: JSON.stringify(STATE) }],
+    ["another container's", { [restoreStateKey('sidecar')]: JSON.stringify(STATE) }],
     ['an empty value', { [restoreStateKey('app')]: '' }],
     ['not JSON', { [restoreStateKey('app')]: '{"tried":' }],
     ['JSON of another shape', { [restoreStateKey('app')]: JSON.stringify({ ...STATE, seenRestarts: '2' }) }],

@@ -44,7 +44,7 @@ describe('retention on the local stack, with a restored pod', () => {
     return resolveImage(image, sources);
   }
 
-  it('keeps the checkpoint a restored pod runs, in S3 and pullable, past the retention count; the pod\'s own checkpoints name the workload\'s image', async () => {
+  it("keeps the checkpoint a restored pod runs, in S3 and pullable, past the retention count; the pod's own checkpoints name the workload's image", async () => {
     await kit.apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'kept', annotations: OPT_IN, image: WORKLOAD_IMAGE }) });
     const [running] = await runningPods(kit.kube, NS, 'app=kept', 1);
     const pod = running!.metadata!.name!;

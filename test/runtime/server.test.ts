@@ -94,7 +94,15 @@ describe('function runtime over HTTP', () => {
   it.each([
     ['structured without id', structured({ id: undefined }), /id is missing/],
     ['structured with empty id', structured({ id: '' }), /id is missing/],
-    ['binary without ce-id', (() => { const b = binary(); delete (b.headers as Record<string, string>)['ce-id']; return b; })(), /not a CloudEvent/],
+    [
+      'binary without ce-id',
+      (() => {
+        const b = binary();
+        delete (b.headers as Record<string, string>)['ce-id'];
+        return b;
+      })(),
+      /not a CloudEvent/,
+    ],
     ['structured with specversion 0.2', structured({ specversion: '0.2' }), /specversion "0.2"/],
     ['binary with specversion 2.0', binary({ 'ce-specversion': '2.0' }), /specversion "2.0"/],
     ['structured without source', structured({ source: undefined }), /source/],
@@ -126,7 +134,7 @@ describe('function runtime over HTTP', () => {
     expect(res.status).toBe(503);
     expect(((await res.json()) as { error: string }).error).toMatch(/after 3 tries: HTTP 500/);
     const metrics = await (await fetch(`${fn.url}/metrics`)).text();
-    expect(metric(metrics, 'kcr_events_failed_total', {type: 'io.kcr.checkpoint.created', outcome: 'emit', function: 'test-fn'})).toBe(1);
+    expect(metric(metrics, 'kcr_events_failed_total', { type: 'io.kcr.checkpoint.created', outcome: 'emit', function: 'test-fn' })).toBe(1);
   });
 
   it('serves health, readiness and Prometheus metrics', async () => {
@@ -135,10 +143,10 @@ describe('function runtime over HTTP', () => {
     expect((await fetch(`${fn.url}/healthz`)).status).toBe(200);
     expect((await fetch(`${fn.url}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${fn.url}/metrics`)).text();
-    expect(metric(metrics, 'kcr_events_received_total', {type: 'io.kcr.checkpoint.created', function: 'test-fn'})).toBe(2);
-    expect(metric(metrics, 'kcr_events_emitted_total', {type: 'io.kcr.checkpoint.stored', function: 'test-fn'})).toBe(1);
-    expect(metric(metrics, 'kcr_events_failed_total', {type: 'io.kcr.checkpoint.created', outcome: 'transient', function: 'test-fn'})).toBe(1);
-    expect(metric(metrics, 'kcr_handler_duration_seconds_count', {type: 'io.kcr.checkpoint.created', function: 'test-fn'})).toBe(2);
+    expect(metric(metrics, 'kcr_events_received_total', { type: 'io.kcr.checkpoint.created', function: 'test-fn' })).toBe(2);
+    expect(metric(metrics, 'kcr_events_emitted_total', { type: 'io.kcr.checkpoint.stored', function: 'test-fn' })).toBe(1);
+    expect(metric(metrics, 'kcr_events_failed_total', { type: 'io.kcr.checkpoint.created', outcome: 'transient', function: 'test-fn' })).toBe(1);
+    expect(metric(metrics, 'kcr_handler_duration_seconds_count', { type: 'io.kcr.checkpoint.created', function: 'test-fn' })).toBe(2);
   });
 });
 

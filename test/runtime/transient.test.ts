@@ -45,7 +45,7 @@ describe('isConnectionError, per error code', () => {
     expect(isConnectionError(new TypeError('fetch failed', { cause: coded(code) }))).toBe(false);
   });
 
-  it('a deadline before the answer is one: AbortSignal.timeout(), as it is or as an AbortError\'s cause, and timeoutError()', () => {
+  it("a deadline before the answer is one: AbortSignal.timeout(), as it is or as an AbortError's cause, and timeoutError()", () => {
     const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
     expect(isConnectionError(timeout)).toBe(true);
     expect(isConnectionError(Object.assign(new Error('The operation was aborted', { cause: timeout }), { name: 'AbortError', code: 'ABORT_ERR' }))).toBe(true);

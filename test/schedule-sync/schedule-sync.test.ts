@@ -95,7 +95,9 @@ describe('schedule-sync against the simulated cluster, over HTTP', () => {
       expect(synced()).toEqual([expect.objectContaining({ name: bad, action: 'rejected', schedule: '0 0 L * *', reason: expect.stringMatching(/"L" \(last\)/) })]);
       const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
       const evs = await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${bad}` });
-      expect(evs.items).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'InvalidCheckpointSchedule', message: expect.stringMatching(/kcr.io\/checkpoint-restore-schedule: .*"L" \(last\)/) }));
+      expect(evs.items).toContainEqual(
+        expect.objectContaining({ type: 'Warning', reason: 'InvalidCheckpointSchedule', message: expect.stringMatching(/kcr.io\/checkpoint-restore-schedule: .*"L" \(last\)/) }),
+      );
     });
 
     it('leaves no PingSource when the workload is deleted while annotated', async () => {
@@ -133,21 +135,35 @@ describe('schedule-sync against the simulated cluster, over HTTP', () => {
     const stale: PingSource = {
       apiVersion: 'sources.knative.dev/v1',
       kind: 'PingSource',
-      metadata: { name: 'kcr-deployment-unannotated', namespace: NS, labels: { 'app.kubernetes.io/managed-by': 'kcr', 'kcr.io/workload-kind': 'Deployment', 'kcr.io/workload-name': 'unannotated' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'unannotated', uid: w.metadata!.uid! }] },
+      metadata: {
+        name: 'kcr-deployment-unannotated',
+        namespace: NS,
+        labels: { 'app.kubernetes.io/managed-by': 'kcr', 'kcr.io/workload-kind': 'Deployment', 'kcr.io/workload-name': 'unannotated' },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'unannotated', uid: w.metadata!.uid! }],
+      },
       spec: { schedule: '* * * * *', sink: { uri: BROKER } },
     };
     await kube.createPingSource(stale);
     const resync = {
       headers: { 'content-type': 'application/cloudevents+json' },
-      body: JSON.stringify({ specversion: '1.0', id: 'resync-1', source: '/apis/v1/namespaces/kcr-system/pingsources/kcr-resync', type: 'dev.knative.sources.ping', kcrresync: 'true', data: { resync: true } }),
+      body: JSON.stringify({
+        specversion: '1.0',
+        id: 'resync-1',
+        source: '/apis/v1/namespaces/kcr-system/pingsources/kcr-resync',
+        type: 'dev.knative.sources.ping',
+        kcrresync: 'true',
+        data: { resync: true },
+      }),
     };
     expect((await post(resync)).status).toBe(202);
     expect((await kube.getPingSource(NS, 'kcr-statefulset-before'))?.spec.schedule).toBe('*/15 * * * *');
     expect(await kube.getPingSource(NS, 'kcr-deployment-unannotated')).toBeUndefined();
     // Nothing left to change the second time; the invalid schedules are reported again.
     const again = await resyncAll({ kube, sinkUri: BROKER }, { log: createLogger('t', 'silent') });
-    expect(again.map((e) => `${(e.data as { name: string }).name}:${(e.data as { action: string }).action}`).sort()).toEqual(
-      ['sync-deployment-bad:rejected', 'sync-statefulset-bad:rejected', 'typo:rejected'],
-    );
+    expect(again.map((e) => `${(e.data as { name: string }).name}:${(e.data as { action: string }).action}`).sort()).toEqual([
+      'sync-deployment-bad:rejected',
+      'sync-statefulset-bad:rejected',
+      'typo:rejected',
+    ]);
   });
 });

@@ -13,7 +13,7 @@ describe("checkpoint schedules: exactly what Knative's PingSource webhook accept
     expect(checkSchedule(c.schedule, c.timezone, new Date('2026-11-23T18:00:00Z'))).toMatchObject({ ok: true });
   });
 
-  it.each(REFUSED.map((c) => [label(c), c] as const))('refuses %s with the webhook\'s error', (_, c) => {
+  it.each(REFUSED.map((c) => [label(c), c] as const))("refuses %s with the webhook's error", (_, c) => {
     const webhook = checkPingSchedule(c.schedule, c.timezone);
     expect(webhook.ok).toBe(false);
     if (!webhook.ok) expect(fieldErrorsText(webhook.errors)).toBe(c.error);
@@ -62,7 +62,7 @@ describe('when a schedule fires (robfig/cron SpecSchedule.Next)', () => {
     expect(next('*/10 * * * * *', '2026-11-30T11:07:20.000Z')).toBe('2026-11-30T11:07:30.000Z');
   });
 
-  it('runs without a zone in UTC (the adapter\'s), with one in that zone', () => {
+  it("runs without a zone in UTC (the adapter's), with one in that zone", () => {
     expect(next('0 9 * * *', '2025-01-15T12:00:00Z')).toBe('2025-01-16T09:00:00.000Z');
     expect(next('CRON_TZ=Asia/Tokyo 0 9 * * *', '2025-01-15T12:00:00Z')).toBe('2025-01-16T00:00:00.000Z');
     const r = checkSchedule('0 9 * * *', 'Asia/Tokyo', new Date('2026-11-23T00:30:00Z'));

@@ -59,7 +59,12 @@ export const ACCEPTED: AcceptedCase[] = [
 
 export const REFUSED: RefusedCase[] = [
   { schedule: '2', error: 'invalid value: expected 5 to 6 fields, found 1: [2]: spec.schedule', why: 'upstream test "invalid schedule"' },
-  { schedule: '*/2 * * * *', timezone: 'Knative/Land', error: 'invalid value: provided bad location Knative/Land: unknown time zone Knative/Land: spec.timezone', why: 'upstream test "valid spec with invalid timezone"' },
+  {
+    schedule: '*/2 * * * *',
+    timezone: 'Knative/Land',
+    error: 'invalid value: provided bad location Knative/Land: unknown time zone Knative/Land: spec.timezone',
+    why: 'upstream test "valid spec with invalid timezone"',
+  },
   { schedule: '@every 2h', error: 'invalid value: unsupported descriptor @every: spec.schedule', why: 'upstream test "unsupported @every descriptor"' },
   { schedule: '@every 2h', timezone: 'Europe/Paris', error: 'invalid value: unsupported descriptor @every: spec.schedule', why: 'upstream test "unsupported @every descriptor with TZ"' },
   {
@@ -84,7 +89,11 @@ export const REFUSED: RefusedCase[] = [
   { schedule: '0 JAN * * *', error: 'invalid value: failed to parse int from JAN: strconv.Atoi: parsing "JAN": invalid syntax: spec.schedule', why: 'names only in their own field' },
   { schedule: '0 9 * * *', timezone: 'europe/paris', error: 'invalid value: provided bad location europe/paris: unknown time zone europe/paris: spec.timezone', why: 'zone names are case-sensitive' },
   { schedule: '0 9 * * *', timezone: '../etc/passwd', error: 'invalid value: provided bad location ../etc/passwd: time: invalid location name: spec.timezone', why: 'not a zone name' },
-  { schedule: 'CRON_TZ=Mars/Olympus 0 9 * * *', error: 'invalid value: provided bad location Mars/Olympus: unknown time zone Mars/Olympus: spec.timezone', why: "the prefix's zone is reported on spec.timezone" },
+  {
+    schedule: 'CRON_TZ=Mars/Olympus 0 9 * * *',
+    error: 'invalid value: provided bad location Mars/Olympus: unknown time zone Mars/Olympus: spec.timezone',
+    why: "the prefix's zone is reported on spec.timezone",
+  },
   {
     schedule: 'CRON_TZ=UTC 0 9 * * *',
     timezone: 'Europe/Paris',

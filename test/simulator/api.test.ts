@@ -12,7 +12,15 @@ let apps: AppsV1Api;
 let custom: CustomObjectsApi;
 
 function pod(name: string, labels: Record<string, string> = {}): V1Pod {
-  return { metadata: { name, labels }, spec: { containers: [{ name: 'c', image: 'quay.io/kcr/counter:1' }, { name: 'side', image: 'busybox:1' }] } };
+  return {
+    metadata: { name, labels },
+    spec: {
+      containers: [
+        { name: 'c', image: 'quay.io/kcr/counter:1' },
+        { name: 'side', image: 'busybox:1' },
+      ],
+    },
+  };
 }
 
 beforeAll(async () => {
@@ -132,13 +140,19 @@ describe('CRUD and list', () => {
     });
     // A patch carrying a stale resourceVersion is a precondition failure too.
     const stalePatch = await apiError(() =>
-      core.patchNamespacedConfigMap({ namespace: 'api', name: 'conf', body: { metadata: { resourceVersion: String(rv1) }, data: { v: '4' } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
+      core.patchNamespacedConfigMap(
+        { namespace: 'api', name: 'conf', body: { metadata: { resourceVersion: String(rv1) }, data: { v: '4' } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      ),
     );
     expect(stalePatch.code).toBe(409);
     // Deployment: generation follows spec changes only.
     const d = await apps.createNamespacedDeployment({
       namespace: 'api',
-      body: { metadata: { name: 'gen' }, spec: { replicas: 0, selector: { matchLabels: { app: 'gen' } }, template: { metadata: { labels: { app: 'gen' } }, spec: { containers: [{ name: 'c', image: 'i:1' }] } } } },
+      body: {
+        metadata: { name: 'gen' },
+        spec: { replicas: 0, selector: { matchLabels: { app: 'gen' } }, template: { metadata: { labels: { app: 'gen' } }, spec: { containers: [{ name: 'c', image: 'i:1' }] } } },
+      },
     });
     expect(d.metadata?.generation).toBe(1);
     const d2 = await apps.patchNamespacedDeployment({ namespace: 'api', name: 'gen', body: { metadata: { labels: { x: 'y' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
@@ -151,10 +165,7 @@ describe('CRUD and list', () => {
 describe('patch strategies', () => {
   it('merge patch replaces lists and deletes keys with null', async () => {
     await core.createNamespacedPod({ namespace: 'api', body: pod('mp', { a: '1', b: '2' }) });
-    const p = await core.patchNamespacedPod(
-      { namespace: 'api', name: 'mp', body: { metadata: { labels: { a: null, c: '3' } } } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    const p = await core.patchNamespacedPod({ namespace: 'api', name: 'mp', body: { metadata: { labels: { a: null, c: '3' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
     expect(p.metadata?.labels).toEqual({ b: '2', c: '3' });
   });
 
@@ -181,7 +192,15 @@ describe('patch strategies', () => {
         spec: {
           replicas: 0,
           selector: { matchLabels: { app: 'smp' } },
-          template: { metadata: { labels: { app: 'smp' } }, spec: { containers: [{ name: 'a', image: 'a:1', env: [{ name: 'X', value: '1' }] }, { name: 'b', image: 'b:1' }] } },
+          template: {
+            metadata: { labels: { app: 'smp' } },
+            spec: {
+              containers: [
+                { name: 'a', image: 'a:1', env: [{ name: 'X', value: '1' }] },
+                { name: 'b', image: 'b:1' },
+              ],
+            },
+          },
         },
       },
     });
@@ -190,7 +209,19 @@ describe('patch strategies', () => {
       {
         namespace: 'api',
         name: 'smp',
-        body: { spec: { template: { spec: { containers: [{ name: 'b', $patch: 'delete' }, { name: 'a', env: [{ name: 'Y', value: '2' }] }, { name: 'c', image: 'c:1' }] } } } },
+        body: {
+          spec: {
+            template: {
+              spec: {
+                containers: [
+                  { name: 'b', $patch: 'delete' },
+                  { name: 'a', env: [{ name: 'Y', value: '2' }] },
+                  { name: 'c', image: 'c:1' },
+                ],
+              },
+            },
+          },
+        },
       },
       setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
     );
@@ -386,11 +417,16 @@ describe('garbage collection', () => {
     });
     await core.createNamespacedConfigMap({ namespace: 'api', body: { metadata: { name: 'child', ownerReferences: [ref] } } });
     await core.deleteNamespacedConfigMap({ namespace: 'api', name: 'owner' });
-    await cluster.waitFor(async () => {
-      const cms = await core.listNamespacedConfigMap({ namespace: 'api', fieldSelector: 'metadata.name=child' });
-      const ps = (await custom.listNamespacedCustomObject({ group: 'sources.knative.dev', version: 'v1', namespace: 'api', plural: 'pingsources', fieldSelector: 'metadata.name=owned' })) as { items: unknown[] };
-      return cms.items.length === 0 && ps.items.length === 0;
-    }, { description: 'dependents collected' });
+    await cluster.waitFor(
+      async () => {
+        const cms = await core.listNamespacedConfigMap({ namespace: 'api', fieldSelector: 'metadata.name=child' });
+        const ps = (await custom.listNamespacedCustomObject({ group: 'sources.knative.dev', version: 'v1', namespace: 'api', plural: 'pingsources', fieldSelector: 'metadata.name=owned' })) as {
+          items: unknown[];
+        };
+        return cms.items.length === 0 && ps.items.length === 0;
+      },
+      { description: 'dependents collected' },
+    );
 
     const owner2 = await core.createNamespacedConfigMap({ namespace: 'api', body: { metadata: { name: 'owner2' } } });
     await core.createNamespacedConfigMap({

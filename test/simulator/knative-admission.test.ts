@@ -36,14 +36,20 @@ afterAll(async () => {
 
 describe('PingSource admission', () => {
   it.each(REFUSED.map((c, i) => [c.why, c, `refused-${i}`] as const))('refuses a create as the webhook would: %s', async (_, c, name) => {
-    const { code, body } = await apiError(() => custom.createNamespacedCustomObject({ ...coordinates, body: pingSource(name, { schedule: c.schedule, ...(c.timezone ? { timezone: c.timezone } : {}) }) }));
+    const { code, body } = await apiError(() =>
+      custom.createNamespacedCustomObject({ ...coordinates, body: pingSource(name, { schedule: c.schedule, ...(c.timezone ? { timezone: c.timezone } : {}) }) }),
+    );
     expect(code).toBe(400);
     expect(body).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'BadRequest', code: 400, message: denied(c.error) });
     expect(await exists(name)).toBe(false);
   });
 
   it.each(ACCEPTED.map((c, i) => [c.why, c, `accepted-${i}`] as const))('admits %s', async (_, c, name) => {
-    const created = (await custom.createNamespacedCustomObject({ ...coordinates, body: pingSource(name, { schedule: c.schedule, ...(c.timezone ? { timezone: c.timezone } : {}) }), dryRun: 'All' })) as { spec: { schedule: string } };
+    const created = (await custom.createNamespacedCustomObject({
+      ...coordinates,
+      body: pingSource(name, { schedule: c.schedule, ...(c.timezone ? { timezone: c.timezone } : {}) }),
+      dryRun: 'All',
+    })) as { spec: { schedule: string } };
     expect(created.spec.schedule).toBe(c.schedule);
   });
 
@@ -67,7 +73,10 @@ describe('PingSource admission', () => {
   it("refuses a schedule that is not a string as the CRD's schema does, before any webhook", async () => {
     const { code, body } = await apiError(() => custom.createNamespacedCustomObject({ ...coordinates, body: pingSource('typed', { schedule: 5 }) }));
     expect(code).toBe(422);
-    expect(body).toMatchObject({ reason: 'Invalid', message: 'PingSource.sources.knative.dev "typed" is invalid: spec.schedule: Invalid value: "integer": spec.schedule in body must be of type string: "integer"' });
+    expect(body).toMatchObject({
+      reason: 'Invalid',
+      message: 'PingSource.sources.knative.dev "typed" is invalid: spec.schedule: Invalid value: "integer": spec.schedule in body must be of type string: "integer"',
+    });
   });
 
   describe.skipIf(!kubectlBin)('through kubectl', () => {

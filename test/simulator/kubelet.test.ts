@@ -31,10 +31,13 @@ afterAll(async () => {
 });
 
 async function running(name: string): Promise<V1Pod> {
-  return cluster.waitFor(async () => {
-    const p = await core.readNamespacedPod({ namespace: 'ck', name });
-    return p.status?.containerStatuses?.every((c) => c.state?.running) && p.status.phase === 'Running' ? p : undefined;
-  }, { description: `pod ${name} running` });
+  return cluster.waitFor(
+    async () => {
+      const p = await core.readNamespacedPod({ namespace: 'ck', name });
+      return p.status?.containerStatuses?.every((c) => c.state?.running) && p.status.phase === 'Running' ? p : undefined;
+    },
+    { description: `pod ${name} running` },
+  );
 }
 
 /** POST through the API server with the real path shape (slashes, not %2F). */
@@ -68,7 +71,19 @@ describe('kubelet checkpoint API', () => {
 
     const archive = readFileSync(file);
     const files = await readTar(archive);
-    for (const f of ['config.dump', 'spec.dump', 'checkpoint/inventory.img', 'checkpoint/core-1.img', 'checkpoint/pagemap-1.img', 'checkpoint/pages-1.img', 'rootfs-diff.tar', 'deleted.files', 'bind.mounts', 'stats-dump', 'dump.log']) {
+    for (const f of [
+      'config.dump',
+      'spec.dump',
+      'checkpoint/inventory.img',
+      'checkpoint/core-1.img',
+      'checkpoint/pagemap-1.img',
+      'checkpoint/pages-1.img',
+      'rootfs-diff.tar',
+      'deleted.files',
+      'bind.mounts',
+      'stats-dump',
+      'dump.log',
+    ]) {
       expect(files.has(f), f).toBe(true);
     }
     const config = JSON.parse(files.get('config.dump')!.toString()) as Record<string, string>;
@@ -191,15 +206,15 @@ describe('restore from a checkpoint image', () => {
     expect(before.counter).toBeLessThan(1000);
     expect(before.restoredFrom).toBeUndefined();
 
-    await core.patchNamespacedPod(
-      { namespace: 'ck', name: 'dst', body: { spec: { containers: [{ name: 'app', image }] } } },
-      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    await core.patchNamespacedPod({ namespace: 'ck', name: 'dst', body: { spec: { containers: [{ name: 'app', image }] } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+    const pod = await cluster.waitFor(
+      async () => {
+        const p = await core.readNamespacedPod({ namespace: 'ck', name: 'dst' });
+        const cs = p.status!.containerStatuses![0]!;
+        return cs.restartCount === 1 && cs.state?.running && cs.image === image ? p : undefined;
+      },
+      { description: 'dst restored' },
     );
-    const pod = await cluster.waitFor(async () => {
-      const p = await core.readNamespacedPod({ namespace: 'ck', name: 'dst' });
-      const cs = p.status!.containerStatuses![0]!;
-      return cs.restartCount === 1 && cs.state?.running && cs.image === image ? p : undefined;
-    }, { description: 'dst restored' });
     expect(pod.status!.containerStatuses![0]!.imageID).toBe(`kcr.local/ck/src@${manifestDigest}`);
     const after = cluster.containerState('ck', 'dst', 'app')!;
     expect(after.restoredFrom).toBe(image);
@@ -243,13 +258,16 @@ describe('restore from a checkpoint image', () => {
       body: { metadata: { name: 'nopull' }, spec: { containers: [{ name: 'app', image: `kcr.local/ck/missing@sha256:${'0'.repeat(64)}` }] } },
     });
     const reasons = new Set<string>();
-    await cluster.waitFor(async () => {
-      const p = await core.readNamespacedPod({ namespace: 'ck', name: 'nopull' });
-      const w = p.status?.containerStatuses?.[0]?.state?.waiting;
-      if (w?.reason) reasons.add(w.reason);
-      if (w?.reason === 'ErrImagePull') expect(w.message).toContain('manifest unknown');
-      return reasons.has('ErrImagePull') && reasons.has('ImagePullBackOff');
-    }, { intervalMs: 5, description: 'ErrImagePull and ImagePullBackOff' });
+    await cluster.waitFor(
+      async () => {
+        const p = await core.readNamespacedPod({ namespace: 'ck', name: 'nopull' });
+        const w = p.status?.containerStatuses?.[0]?.state?.waiting;
+        if (w?.reason) reasons.add(w.reason);
+        if (w?.reason === 'ErrImagePull') expect(w.message).toContain('manifest unknown');
+        return reasons.has('ErrImagePull') && reasons.has('ImagePullBackOff');
+      },
+      { intervalMs: 5, description: 'ErrImagePull and ImagePullBackOff' },
+    );
     const p = await core.readNamespacedPod({ namespace: 'ck', name: 'nopull' });
     expect(p.status?.phase).toBe('Pending');
   });
@@ -265,10 +283,13 @@ describe('restore from a checkpoint image', () => {
     try {
       const core2 = c2.kubeConfig.makeApiClient(CoreV1Api);
       await core2.createNamespacedPod({ namespace: 'default', body: { metadata: { name: 'bomb' }, spec: { containers: [{ name: 'app', image: `kcr.local/ck/bomb@${manifestDigest}` }] } } });
-      const p = await c2.waitFor(async () => {
-        const x = await core2.readNamespacedPod({ namespace: 'default', name: 'bomb' });
-        return x.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CrashLoopBackOff' ? x : undefined;
-      }, { description: 'restore loop into CrashLoopBackOff' });
+      const p = await c2.waitFor(
+        async () => {
+          const x = await core2.readNamespacedPod({ namespace: 'default', name: 'bomb' });
+          return x.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CrashLoopBackOff' ? x : undefined;
+        },
+        { description: 'restore loop into CrashLoopBackOff' },
+      );
       const cs = p.status!.containerStatuses![0]!;
       expect(cs.lastState?.terminated).toMatchObject({ exitCode: 1, reason: 'Error' });
       expect(cs.restartCount).toBeGreaterThanOrEqual(1);

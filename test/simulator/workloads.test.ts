@@ -79,10 +79,13 @@ describe('Deployment', () => {
       { namespace: 'wl', name: 'web', body: { spec: { template: { spec: { containers: [{ name: 'app', image: 'quay.io/kcr/counter:2' }] } } } } },
       setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
     );
-    await cluster.waitFor(async () => {
-      const x = (await pods('app=web')).filter(running);
-      return x.length === 2 && x.every((p) => p.spec!.containers[0]!.image === 'quay.io/kcr/counter:2') ? x : undefined;
-    }, { description: 'rollout to :2' });
+    await cluster.waitFor(
+      async () => {
+        const x = (await pods('app=web')).filter(running);
+        return x.length === 2 && x.every((p) => p.spec!.containers[0]!.image === 'quay.io/kcr/counter:2') ? x : undefined;
+      },
+      { description: 'rollout to :2' },
+    );
     const after = await apps.listNamespacedReplicaSet({ namespace: 'wl', labelSelector: 'app=web' });
     expect(after.items).toHaveLength(2);
     const old = after.items.find((r) => r.metadata!.name === rs.metadata!.name)!;
@@ -110,12 +113,15 @@ describe('Deployment', () => {
     });
     await waitRunning('app=gone', 1);
     await apps.deleteNamespacedDeployment({ namespace: 'wl', name: 'gone' });
-    await cluster.waitFor(async () => {
-      const rs = await apps.listNamespacedReplicaSet({ namespace: 'wl', labelSelector: 'app=gone' });
-      const ps = await pods('app=gone');
-      const srcs = (await custom.listNamespacedCustomObject({ group: 'sources.knative.dev', version: 'v1', namespace: 'wl', plural: 'pingsources' })) as { items: unknown[] };
-      return rs.items.length === 0 && ps.length === 0 && srcs.items.length === 0;
-    }, { description: 'cascade deletion' });
+    await cluster.waitFor(
+      async () => {
+        const rs = await apps.listNamespacedReplicaSet({ namespace: 'wl', labelSelector: 'app=gone' });
+        const ps = await pods('app=gone');
+        const srcs = (await custom.listNamespacedCustomObject({ group: 'sources.knative.dev', version: 'v1', namespace: 'wl', plural: 'pingsources' })) as { items: unknown[] };
+        return rs.items.length === 0 && ps.length === 0 && srcs.items.length === 0;
+      },
+      { description: 'cascade deletion' },
+    );
   });
 });
 
@@ -123,7 +129,10 @@ describe('StatefulSet', () => {
   it('keeps pods <name>-0..n-1 and recreates a deleted pod with the same name', async () => {
     await apps.createNamespacedStatefulSet({
       namespace: 'wl',
-      body: { metadata: { name: 'db' }, spec: { replicas: 2, serviceName: 'db', selector: { matchLabels: { app: 'db' } }, template: { metadata: { labels: { app: 'db' } }, spec: { containers: [container] } } } },
+      body: {
+        metadata: { name: 'db' },
+        spec: { replicas: 2, serviceName: 'db', selector: { matchLabels: { app: 'db' } }, template: { metadata: { labels: { app: 'db' } }, spec: { containers: [container] } } },
+      },
     });
     const ps = await waitRunning('app=db', 2);
     expect(ps.map((p) => p.metadata!.name).sort()).toEqual(['db-0', 'db-1']);
@@ -131,10 +140,13 @@ describe('StatefulSet', () => {
     expect(ps[0]!.metadata!.labels!['controller-revision-hash']).toMatch(/^db-/);
     const uid = ps.find((p) => p.metadata!.name === 'db-0')!.metadata!.uid;
     await core.deleteNamespacedPod({ namespace: 'wl', name: 'db-0' });
-    await cluster.waitFor(async () => {
-      const p = await core.readNamespacedPod({ namespace: 'wl', name: 'db-0' }).catch(() => undefined);
-      return p && p.metadata!.uid !== uid && running(p);
-    }, { description: 'db-0 recreated' });
+    await cluster.waitFor(
+      async () => {
+        const p = await core.readNamespacedPod({ namespace: 'wl', name: 'db-0' }).catch(() => undefined);
+        return p && p.metadata!.uid !== uid && running(p);
+      },
+      { description: 'db-0 recreated' },
+    );
     const sts = await cluster.waitFor(async () => {
       const s = await apps.readNamespacedStatefulSet({ namespace: 'wl', name: 'db' });
       return s.status?.readyReplicas === 2 ? s : undefined;
@@ -148,11 +160,14 @@ describe('kubelet restarts', () => {
     await core.createNamespacedPod({ namespace: 'wl', body: { metadata: { name: 'crashy', labels: { app: 'crashy' } }, spec: { containers: [container] } } });
     await waitRunning('app=crashy', 1);
     cluster.killContainer('wl', 'crashy', 'app', { oomKilled: true });
-    const p1 = await cluster.waitFor(async () => {
-      const p = await core.readNamespacedPod({ namespace: 'wl', name: 'crashy' });
-      const cs = p.status!.containerStatuses![0]!;
-      return cs.restartCount === 1 && cs.state?.running ? p : undefined;
-    }, { description: 'first restart' });
+    const p1 = await cluster.waitFor(
+      async () => {
+        const p = await core.readNamespacedPod({ namespace: 'wl', name: 'crashy' });
+        const cs = p.status!.containerStatuses![0]!;
+        return cs.restartCount === 1 && cs.state?.running ? p : undefined;
+      },
+      { description: 'first restart' },
+    );
     const cs1 = p1.status!.containerStatuses![0]!;
     expect(cs1.lastState?.terminated).toMatchObject({ exitCode: 137, reason: 'OOMKilled' });
     expect(cs1.lastState?.terminated?.containerID).toMatch(/^cri-o:\/\//);
@@ -161,25 +176,34 @@ describe('kubelet restarts', () => {
     expect(p1.status?.phase).toBe('Running');
 
     cluster.killContainer('wl', 'crashy', 'app', { exitCode: 2 });
-    const p2 = await cluster.waitFor(async () => {
-      const p = await core.readNamespacedPod({ namespace: 'wl', name: 'crashy' });
-      return p.status!.containerStatuses![0]!.state?.waiting?.reason === 'CrashLoopBackOff' ? p : undefined;
-    }, { description: 'CrashLoopBackOff' });
+    const p2 = await cluster.waitFor(
+      async () => {
+        const p = await core.readNamespacedPod({ namespace: 'wl', name: 'crashy' });
+        return p.status!.containerStatuses![0]!.state?.waiting?.reason === 'CrashLoopBackOff' ? p : undefined;
+      },
+      { description: 'CrashLoopBackOff' },
+    );
     const cs2 = p2.status!.containerStatuses![0]!;
     expect(cs2.state?.waiting?.message).toMatch(/^back-off 150ms restarting failed container=app pod=crashy_wl\(/);
     expect(cs2.lastState?.terminated).toMatchObject({ exitCode: 2, reason: 'Error' });
     expect(cs2.ready).toBe(false);
     expect(p2.status?.phase).toBe('Running');
     // After the back-off it runs again, with the restart counted.
-    await cluster.waitFor(async () => {
-      const cs = (await core.readNamespacedPod({ namespace: 'wl', name: 'crashy' })).status!.containerStatuses![0]!;
-      return cs.restartCount === 2 && cs.state?.running !== undefined;
-    }, { description: 'restart after back-off' });
+    await cluster.waitFor(
+      async () => {
+        const cs = (await core.readNamespacedPod({ namespace: 'wl', name: 'crashy' })).status!.containerStatuses![0]!;
+        return cs.restartCount === 2 && cs.state?.running !== undefined;
+      },
+      { description: 'restart after back-off' },
+    );
     // The restarted container logs afresh; its first tick may still be due.
-    const logs = await cluster.waitFor(async () => {
-      const text = await core.readNamespacedPodLog({ namespace: 'wl', name: 'crashy', container: 'app' });
-      return text.includes('counter=1\n') ? text : undefined;
-    }, { description: 'first tick after the restart' });
+    const logs = await cluster.waitFor(
+      async () => {
+        const text = await core.readNamespacedPodLog({ namespace: 'wl', name: 'crashy', container: 'app' });
+        return text.includes('counter=1\n') ? text : undefined;
+      },
+      { description: 'first tick after the restart' },
+    );
     expect(logs).toMatch(/^starting fresh: counter=0\ncounter=1\n/);
   });
 });
@@ -209,23 +233,32 @@ describe('eviction and node loss', () => {
       name: replacement!.metadata!.name!,
       body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: replacement!.metadata!.name!, namespace: 'wl' } },
     });
-    await cluster.waitFor(async () => {
-      const ps = (await pods('app=ev')).filter(running);
-      return ps.length === 1 && ps[0]!.metadata!.name !== replacement!.metadata!.name;
-    }, { description: 'replacement after API eviction' });
+    await cluster.waitFor(
+      async () => {
+        const ps = (await pods('app=ev')).filter(running);
+        return ps.length === 1 && ps[0]!.metadata!.name !== replacement!.metadata!.name;
+      },
+      { description: 'replacement after API eviction' },
+    );
   });
 
   it('recreates a StatefulSet pod evicted by node pressure under the same name', async () => {
     await apps.createNamespacedStatefulSet({
       namespace: 'wl',
-      body: { metadata: { name: 'evs' }, spec: { replicas: 1, serviceName: 'evs', selector: { matchLabels: { app: 'evs' } }, template: { metadata: { labels: { app: 'evs' } }, spec: { containers: [container] } } } },
+      body: {
+        metadata: { name: 'evs' },
+        spec: { replicas: 1, serviceName: 'evs', selector: { matchLabels: { app: 'evs' } }, template: { metadata: { labels: { app: 'evs' } }, spec: { containers: [container] } } },
+      },
     });
     const [p0] = await waitRunning('app=evs', 1);
     cluster.evictPod('wl', 'evs-0');
-    await cluster.waitFor(async () => {
-      const p = await core.readNamespacedPod({ namespace: 'wl', name: 'evs-0' }).catch(() => undefined);
-      return p && p.metadata!.uid !== p0!.metadata!.uid && running(p);
-    }, { description: 'evs-0 recreated' });
+    await cluster.waitFor(
+      async () => {
+        const p = await core.readNamespacedPod({ namespace: 'wl', name: 'evs-0' }).catch(() => undefined);
+        return p && p.metadata!.uid !== p0!.metadata!.uid && running(p);
+      },
+      { description: 'evs-0 recreated' },
+    );
   });
 
   it('marks a downed node NotReady, evicts its pods after the timeout and reschedules them elsewhere', async () => {
@@ -240,10 +273,13 @@ describe('eviction and node loss', () => {
     const node = await core.readNode({ name: lost });
     expect(node.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('Unknown');
     expect(node.spec?.taints?.map((t) => t.effect)).toEqual(['NoSchedule', 'NoExecute']);
-    const moved = await cluster.waitFor(async () => {
-      const x = (await pods('app=nd')).filter(running);
-      return x.length === 2 && x.every((p) => p.spec!.nodeName === other) ? x : undefined;
-    }, { description: 'pods rescheduled away from the lost node' });
+    const moved = await cluster.waitFor(
+      async () => {
+        const x = (await pods('app=nd')).filter(running);
+        return x.length === 2 && x.every((p) => p.spec!.nodeName === other) ? x : undefined;
+      },
+      { description: 'pods rescheduled away from the lost node' },
+    );
     expect(moved.map((p) => p.metadata!.name)).not.toContain(ps[0]!.metadata!.name);
     cluster.nodeUp(lost);
     const back = await core.readNode({ name: lost });

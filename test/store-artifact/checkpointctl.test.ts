@@ -17,7 +17,15 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe.skipIf(!checkpointctl)('checkpointctl agrees with the archive inspection', () => {
   it('reads the same image, runtime, container and dump statistics', async () => {
     const file = join(dir, 'checkpoint-db-0_data-postgres-2026-11-23T18:15:04Z.tar');
-    await writeCheckpointArchive(file, { pod: 'db-0', namespace: 'data', podUid: 'uid-db', container: 'postgres', pagesBytes: 2 << 20, rootfsImageName: 'docker.io/library/postgres:16', stats: { freezing_time: 11, frozen_time: 22, memdump_time: 33, memwrite_time: 44, pages_scanned: 555, pages_skipped_parent: 0, pages_written: 512, pages_lazy: 0 } });
+    await writeCheckpointArchive(file, {
+      pod: 'db-0',
+      namespace: 'data',
+      podUid: 'uid-db',
+      container: 'postgres',
+      pagesBytes: 2 << 20,
+      rootfsImageName: 'docker.io/library/postgres:16',
+      stats: { freezing_time: 11, frozen_time: 22, memdump_time: 33, memwrite_time: 44, pages_scanned: 555, pages_skipped_parent: 0, pages_written: 512, pages_lazy: 0 },
+    });
     const out = execFileSync(checkpointctl as string, ['inspect', '--stats', '--format', 'json', file], { encoding: 'utf8' });
     const [theirs] = JSON.parse(out) as { container_name: string; image: string; runtime: string; engine: string; statistics: Record<string, number> }[];
     const ours = await inspectCheckpointArchive(createReadStream(file));

@@ -40,7 +40,10 @@ beforeAll(async () => {
   await core.createNamespace({ body: { metadata: { name: NS } } });
   // Agents on node-a and node-b; node-c has none, and a look-alike without the component label runs there.
   for (const node of ['node-a', 'node-b']) await core.createNamespacedPod({ namespace: NS, body: agentPod(node) });
-  await core.createNamespacedPod({ namespace: NS, body: { ...agentPod('node-c', { 'app.kubernetes.io/part-of': 'kcr' }), metadata: { name: 'not-an-agent', namespace: NS, labels: { 'app.kubernetes.io/part-of': 'kcr' } } } });
+  await core.createNamespacedPod({
+    namespace: NS,
+    body: { ...agentPod('node-c', { 'app.kubernetes.io/part-of': 'kcr' }), metadata: { name: 'not-an-agent', namespace: NS, labels: { 'app.kubernetes.io/part-of': 'kcr' } } },
+  });
   agents = await runningPods(kube, NS, SELECTOR, 2);
   await runningPods(kube, NS, 'app.kubernetes.io/part-of=kcr', 3);
 });
@@ -67,7 +70,7 @@ function inCluster(token?: string): { pods: InClusterPods; saDir: string } {
 }
 
 describe('node-agent discovery', () => {
-  it("finds the agent pod on the node and calls its pod IP, with one pod list", async () => {
+  it('finds the agent pod on the node and calls its pod IP, with one pod list', async () => {
     const onB = agents.find((p) => p.spec?.nodeName === 'node-b')!;
     expect(onB.status?.podIP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     expect(await discover()('node-b')).toBe(`http://${onB.status!.podIP}:${PORT}`);
@@ -140,7 +143,12 @@ describe('store-artifact with discovery', () => {
     checkpointedAt: timestamp,
   };
   const event = { type: 'io.kcr.checkpoint.created', data, id: 'ev-1', source: '/kcr/request-checkpoint', extensions: {} } as IncomingEvent<'io.kcr.checkpoint.created'>;
-  const handler = (store: MemoryStore) => createStoreArtifact({ pods: { getPod: () => Promise.resolve(undefined) }, store, agents: new NodeAgentClient({ locate: nodeAgentLocator({ discover: discover() }), token: () => 'token', timeoutMs: 2_000 }) });
+  const handler = (store: MemoryStore) =>
+    createStoreArtifact({
+      pods: { getPod: () => Promise.resolve(undefined) },
+      store,
+      agents: new NodeAgentClient({ locate: nodeAgentLocator({ discover: discover() }), token: () => 'token', timeoutMs: 2_000 }),
+    });
   const ctx = { log: pino({ level: 'silent' }) };
 
   it('answers 503 (a transient error) while the node has no serving agent, and commits nothing', async () => {

@@ -18,7 +18,7 @@ async function readAll(stream: Readable): Promise<Buffer> {
 function generated(total: number, failAt?: number): { stream: Readable; sha256: () => string } {
   const hash = createHash('sha256');
   async function* gen() {
-    for (let sent = 0; sent < total; ) {
+    for (let sent = 0; sent < total;) {
       if (failAt !== undefined && sent >= failAt) throw new Error('source died midway');
       const chunk = randomBytes(Math.min(MiB, total - sent));
       hash.update(chunk);
@@ -73,7 +73,11 @@ describe('S3ObjectStore against s3rver', () => {
     expect(result).toEqual({ size: 3 * MiB + 17, sha256: src.sha256() });
     const sent = s3.requests.slice(before);
     expect(sent.some((r) => r.query.has('uploads'))).toBe(false);
-    expect(createHash('sha256').update(await readAll(await store.getStream('small.bin'))).digest('hex')).toBe(result.sha256);
+    expect(
+      createHash('sha256')
+        .update(await readAll(await store.getStream('small.bin')))
+        .digest('hex'),
+    ).toBe(result.sha256);
   });
 
   it('uploads a large body in parallel parts, at most partsInFlight at once', async () => {
@@ -87,7 +91,11 @@ describe('S3ObjectStore against s3rver', () => {
     expect(parts.length).toBe(5); // four parts of 5 MiB (whole 1 MiB chunks) and the 3 MiB rest
     expect(s3.peakConcurrentParts()).toBeLessThanOrEqual(2);
     expect(progress.at(-1)).toBe(result.size);
-    expect(createHash('sha256').update(await readAll(await store.getStream('large.bin'))).digest('hex')).toBe(result.sha256);
+    expect(
+      createHash('sha256')
+        .update(await readAll(await store.getStream('large.bin')))
+        .digest('hex'),
+    ).toBe(result.sha256);
     expect(s3.pendingUploads(bucket)).toEqual([]);
   });
 

@@ -44,7 +44,12 @@ describe('store-artifact over HTTP', () => {
   async function serve(agentUrl: string): Promise<RunningFunction> {
     const store = new S3ObjectStore(s3.storeOptions('kcr-http'));
     const agents = new NodeAgentClient({ locate: nodeAgentLocator({ urls: { 'node-b': agentUrl } }), token: () => TOKEN, timeoutMs: 5_000 });
-    const fn = await serveFunction(createStoreArtifact({ pods: { getPod: () => Promise.resolve(undefined) }, store, agents }), { port: 0, host: '127.0.0.1', sink: sink.url, logger: createLogger('store-artifact', 'silent') });
+    const fn = await serveFunction(createStoreArtifact({ pods: { getPod: () => Promise.resolve(undefined) }, store, agents }), {
+      port: 0,
+      host: '127.0.0.1',
+      sink: sink.url,
+      logger: createLogger('store-artifact', 'silent'),
+    });
     running.push(fn);
     return fn;
   }
@@ -64,7 +69,16 @@ describe('store-artifact over HTTP', () => {
       archivePath: `${KUBELET_CHECKPOINT_DIR}/${name}`,
       checkpointedAt: timestamp,
     };
-    return { specversion: '1.0', id: `created-${pod}`, source: '/kcr/request-checkpoint', type: 'io.kcr.checkpoint.created', subject: `web/${pod}/app`, kcrcheckpointid: data.id, datacontenttype: 'application/json', data };
+    return {
+      specversion: '1.0',
+      id: `created-${pod}`,
+      source: '/kcr/request-checkpoint',
+      type: 'io.kcr.checkpoint.created',
+      subject: `web/${pod}/app`,
+      kcrcheckpointid: data.id,
+      datacontenttype: 'application/json',
+      data,
+    };
   }
 
   const post = (url: string, event: unknown) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify(event) });

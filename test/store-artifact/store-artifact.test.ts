@@ -251,7 +251,7 @@ describe('store-artifact', () => {
     expect(existsSync(s.file)).toBe(true);
   });
 
-  it('refuses an event whose archive path is not its container\'s', async () => {
+  it("refuses an event whose archive path is not its container's", async () => {
     const s = await scenario();
     const event = { ...s.event, data: { ...s.data, archivePath: '/var/lib/kubelet/checkpoints/checkpoint-other-0_shop-redis-2026-11-23T18:15:04Z.tar' } };
     await expect(createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle(event, ctx)).rejects.toBeInstanceOf(BadInputError);
@@ -271,7 +271,7 @@ describe('store-artifact trusts the archive and the API, not the event', () => {
     expect(existsSync(s.file)).toBe(true);
   });
 
-  it('refuses a checkpointedAt that is not the archive name\'s time, and a pod uid the id was not made of', async () => {
+  it("refuses a checkpointedAt that is not the archive name's time, and a pod uid the id was not made of", async () => {
     const s = await scenario();
     const late = await createStoreArtifact({ pods: gone, store: s.store, agents: client() }).handle({ ...s.event, data: { ...s.data, checkpointedAt: '2099-01-01T00:00:00Z' } }, ctx);
     expect(dataOf(late[0] as KcrEvent).reason).toMatch(/^checkpointedAt 2099-01-01T00:00:00Z is not the time of archive/);
@@ -282,7 +282,7 @@ describe('store-artifact trusts the archive and the API, not the event', () => {
     expect(await keys(s.store, 'checkpoints/')).toEqual([]);
   });
 
-  it('refuses a workload that is not the pod\'s controller, as the API says', async () => {
+  it("refuses a workload that is not the pod's controller, as the API says", async () => {
     const s = await scenario();
     // The archive of StatefulSet redis's pod, claimed for Deployment counter (id made to match).
     const event = { ...s.event, data: { ...s.data, workload: { kind: 'Deployment' as const, name: 'counter' } } };
@@ -337,4 +337,3 @@ describe('store-artifact trusts the archive and the API, not the event', () => {
     }
   });
 });
-

@@ -86,14 +86,11 @@ export async function startRegistryProxy(upstream: string, options: ProxyOptions
     }
     const headers = { ...req.headers };
     delete headers.authorization;
-    const out = request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
-      (upstreamRes) => {
-        requests.push({ method: req.method ?? '', path: url.pathname + url.search, status: upstreamRes.statusCode ?? 0 });
-        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-        upstreamRes.pipe(res);
-      },
-    );
+    const out = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (upstreamRes) => {
+      requests.push({ method: req.method ?? '', path: url.pathname + url.search, status: upstreamRes.statusCode ?? 0 });
+      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+      upstreamRes.pipe(res);
+    });
     out.on('error', (err) => {
       res.writeHead(502);
       res.end(String(err));

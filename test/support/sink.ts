@@ -19,7 +19,7 @@ export async function startSink(): Promise<TestSink> {
       (body) => {
         if (sink.status < 300) {
           const parsed = HTTP.toEvent({ headers: req.headers as Record<string, string>, body });
-          sink.events.push(...(Array.isArray(parsed) ? parsed : [parsed]) as CloudEvent<unknown>[]);
+          sink.events.push(...((Array.isArray(parsed) ? parsed : [parsed]) as CloudEvent<unknown>[]));
         }
         res.writeHead(sink.status).end();
       },

@@ -55,22 +55,17 @@ function checkpointAttrs(data: CheckpointData, common: Common): EventAttributes 
 }
 
 export const events = {
-  checkpointCreated: (data: EventData<typeof EventTypes.checkpointCreated>, common: Common) =>
-    newEvent(EventTypes.checkpointCreated, data, checkpointAttrs(data, common)),
-  checkpointStored: (data: EventData<typeof EventTypes.checkpointStored>, common: Common) =>
-    newEvent(EventTypes.checkpointStored, data, checkpointAttrs(data, common)),
-  imageBuilt: (data: EventData<typeof EventTypes.imageBuilt>, common: Common) =>
-    newEvent(EventTypes.imageBuilt, data, checkpointAttrs(data, common)),
+  checkpointCreated: (data: EventData<typeof EventTypes.checkpointCreated>, common: Common) => newEvent(EventTypes.checkpointCreated, data, checkpointAttrs(data, common)),
+  checkpointStored: (data: EventData<typeof EventTypes.checkpointStored>, common: Common) => newEvent(EventTypes.checkpointStored, data, checkpointAttrs(data, common)),
+  imageBuilt: (data: EventData<typeof EventTypes.imageBuilt>, common: Common) => newEvent(EventTypes.imageBuilt, data, checkpointAttrs(data, common)),
   podRestored: (data: EventData<typeof EventTypes.podRestored>, common: Common) =>
     newEvent(EventTypes.podRestored, data, {
       ...common,
       subject: containerSubject(data.namespace, data.pod, data.container),
       checkpointId: data.checkpointId,
     }),
-  checkpointFailed: (data: EventData<typeof EventTypes.checkpointFailed>, common: Common) =>
-    newEvent(EventTypes.checkpointFailed, data, failureAttrs(data, common)),
-  restoreFailed: (data: EventData<typeof EventTypes.restoreFailed>, common: Common) =>
-    newEvent(EventTypes.restoreFailed, data, failureAttrs(data, common)),
+  checkpointFailed: (data: EventData<typeof EventTypes.checkpointFailed>, common: Common) => newEvent(EventTypes.checkpointFailed, data, failureAttrs(data, common)),
+  restoreFailed: (data: EventData<typeof EventTypes.restoreFailed>, common: Common) => newEvent(EventTypes.restoreFailed, data, failureAttrs(data, common)),
   scheduleSynced: (data: EventData<typeof EventTypes.scheduleSynced>, common: Common) =>
     newEvent(EventTypes.scheduleSynced, data, { ...common, subject: workloadSubject(data.namespace, data.kind, data.name) }),
   checkpointRequested: (data: EventData<typeof EventTypes.checkpointRequested>, common: Common) =>

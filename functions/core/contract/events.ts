@@ -3,8 +3,14 @@
 import { z } from 'zod';
 import { CHECKPOINT_ID_PATTERN } from './checkpoint-id.js';
 
-const dns1123Label = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label').max(63);
-const dns1123Subdomain = z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS-1123 subdomain').max(253);
+const dns1123Label = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label')
+  .max(63);
+const dns1123Subdomain = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS-1123 subdomain')
+  .max(253);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
 const rfc3339 = z.string().refine((s) => /^\d{4}-\d{2}-\d{2}T/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an RFC 3339 time');
 
@@ -34,10 +40,7 @@ export const KubeObject = z
   .loose();
 export type KubeObject = z.infer<typeof KubeObject>;
 
-export const CheckpointRequestedData = z.union([
-  WorkloadRef,
-  z.object({ namespace: dns1123Label, pod: dns1123Subdomain, container: dns1123Label.optional() }).strict(),
-]);
+export const CheckpointRequestedData = z.union([WorkloadRef, z.object({ namespace: dns1123Label, pod: dns1123Subdomain, container: dns1123Label.optional() }).strict()]);
 export type CheckpointRequestedData = z.infer<typeof CheckpointRequestedData>;
 
 export const CheckpointCreatedData = z

@@ -186,7 +186,7 @@ function parseDescriptor(descriptor: string, zone: string): CronSchedule {
   throw new CronSyntaxError(`unrecognized descriptor: ${descriptor}`);
 }
 
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Go's time.ParseDuration in milliseconds, or its error message. */
 function parseGoDuration(s: string): number | string {

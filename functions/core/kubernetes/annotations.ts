@@ -20,7 +20,14 @@ export const MANAGED_BY = 'kcr';
 /** Parses `kcr.io/checkpoint-containers`: a comma list of container names; undefined when unset. */
 export function parseContainerList(value: string | undefined): string[] | undefined {
   if (value === undefined || value.trim() === '') return undefined;
-  return [...new Set(value.split(',').map((s) => s.trim()).filter(Boolean))];
+  return [
+    ...new Set(
+      value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  ];
 }
 
 type Meta = { annotations?: Record<string, string> } | undefined;

@@ -5,7 +5,10 @@
 export type NamespaceExclusion = (namespace: string) => boolean;
 
 export function namespaceExclusion(patterns: string): NamespaceExclusion {
-  const list = patterns.split(',').map((p) => p.trim()).filter(Boolean);
+  const list = patterns
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
   const exact = new Set(list.filter((p) => !p.endsWith('*')));
   const prefixes = list.filter((p) => p.endsWith('*')).map((p) => p.slice(0, -1));
   return (namespace) => exact.has(namespace) || prefixes.some((p) => namespace.startsWith(p));

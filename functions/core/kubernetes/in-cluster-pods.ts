@@ -90,7 +90,11 @@ export class InClusterPods {
     const user = doc.users?.find((u) => u.name === context?.user)?.user;
     if (!cluster?.server?.startsWith('https://') || !user || (!user.token && !user.tokenFile)) return undefined;
     const near = (file: string) => resolve(dirname(path), file);
-    const ca = cluster['certificate-authority-data'] ? Buffer.from(cluster['certificate-authority-data'], 'base64') : cluster['certificate-authority'] ? readFileSync(near(cluster['certificate-authority'])) : undefined;
+    const ca = cluster['certificate-authority-data']
+      ? Buffer.from(cluster['certificate-authority-data'], 'base64')
+      : cluster['certificate-authority']
+        ? readFileSync(near(cluster['certificate-authority']))
+        : undefined;
     if (!ca) return undefined;
     const { token, tokenFile } = user;
     return new InClusterPods({ server: cluster.server, ca, token: token ? () => token : () => readFileSync(near(tokenFile!), 'utf8').trim() });

@@ -46,9 +46,7 @@ export interface PingSource {
 
 const PING = { group: 'sources.knative.dev', version: 'v1', plural: 'pingsources' } as const;
 
-export type CheckpointOutcome =
-  | { ok: true; archivePath: string }
-  | { ok: false; status: number; body: string };
+export type CheckpointOutcome = { ok: true; archivePath: string } | { ok: false; status: number; body: string };
 
 interface KubernetesOptions {
   /** HTTP timeout for the kubelet checkpoint call is the kubelet's timeout plus this margin. */
@@ -62,7 +60,10 @@ export class Kubernetes {
 
   private readonly agents: KeepAliveAgents;
 
-  constructor(readonly kubeConfig: KubeConfig, private readonly options: KubernetesOptions = {}) {
+  constructor(
+    readonly kubeConfig: KubeConfig,
+    private readonly options: KubernetesOptions = {},
+  ) {
     this.agents = new KeepAliveAgents(kubeConfig);
     this.core = this.agents.makeApiClient(CoreV1Api);
     this.apps = this.agents.makeApiClient(AppsV1Api);
@@ -93,8 +94,9 @@ export class Kubernetes {
 
   async listPods(namespace: string, labelSelector?: string, fieldSelector?: string): Promise<V1Pod[]> {
     const selectors = [labelSelector, fieldSelector].filter(Boolean).join('; ');
-    return call(`list pods in ${namespace}${selectors ? ` (${selectors})` : ''}`, async () =>
-      (await this.core.listNamespacedPod({ namespace, ...(labelSelector ? { labelSelector } : {}), ...(fieldSelector ? { fieldSelector } : {}) })).items,
+    return call(
+      `list pods in ${namespace}${selectors ? ` (${selectors})` : ''}`,
+      async () => (await this.core.listNamespacedPod({ namespace, ...(labelSelector ? { labelSelector } : {}), ...(fieldSelector ? { fieldSelector } : {}) })).items,
     );
   }
 
@@ -104,9 +106,7 @@ export class Kubernetes {
 
   async patchPod(namespace: string, name: string, patch: object, strategy: 'strategic' | 'merge' | 'json' = 'strategic'): Promise<V1Pod> {
     const contentType = strategy === 'strategic' ? PatchStrategy.StrategicMergePatch : strategy === 'merge' ? PatchStrategy.MergePatch : PatchStrategy.JsonPatch;
-    return call(`patch pod ${namespace}/${name}`, () =>
-      this.core.patchNamespacedPod({ namespace, name, body: patch }, setHeaderOptions('Content-Type', contentType)),
-    );
+    return call(`patch pod ${namespace}/${name}`, () => this.core.patchNamespacedPod({ namespace, name, body: patch }, setHeaderOptions('Content-Type', contentType)));
   }
 
   /** Whether the node's Ready condition is True; false when the node is gone. */
@@ -116,9 +116,7 @@ export class Kubernetes {
   }
 
   async getPingSource(namespace: string, name: string): Promise<PingSource | undefined> {
-    return orUndefined(`get pingsource ${namespace}/${name}`, async () =>
-      (await this.custom.getNamespacedCustomObject({ ...PING, namespace, name })) as PingSource,
-    );
+    return orUndefined(`get pingsource ${namespace}/${name}`, async () => (await this.custom.getNamespacedCustomObject({ ...PING, namespace, name })) as PingSource);
   }
 
   async listPingSources(labelSelector: string): Promise<PingSource[]> {
@@ -130,18 +128,14 @@ export class Kubernetes {
 
   async createPingSource(source: PingSource): Promise<PingSource> {
     const namespace = source.metadata.namespace ?? 'default';
-    return call(`create pingsource ${namespace}/${source.metadata.name}`, async () =>
-      (await this.custom.createNamespacedCustomObject({ ...PING, namespace, body: source })) as PingSource,
-    );
+    return call(`create pingsource ${namespace}/${source.metadata.name}`, async () => (await this.custom.createNamespacedCustomObject({ ...PING, namespace, body: source })) as PingSource);
   }
 
   /** Replaces with optimistic concurrency: a stale resourceVersion gives ConflictError. */
   async replacePingSource(source: PingSource): Promise<PingSource> {
     const namespace = source.metadata.namespace ?? 'default';
     const name = source.metadata.name ?? '';
-    return call(`update pingsource ${namespace}/${name}`, async () =>
-      (await this.custom.replaceNamespacedCustomObject({ ...PING, namespace, name, body: source })) as PingSource,
-    );
+    return call(`update pingsource ${namespace}/${name}`, async () => (await this.custom.replaceNamespacedCustomObject({ ...PING, namespace, name, body: source })) as PingSource);
   }
 
   /** Deletes; false when it did not exist. */

@@ -32,12 +32,7 @@ export function isCheckpointable(pod: V1Pod): boolean {
 
 /** Running, Ready, with an IP and not being deleted: it can serve requests. */
 export function isServing(pod: V1Pod): boolean {
-  return (
-    pod.status?.phase === 'Running' &&
-    !!pod.status.podIP &&
-    !pod.metadata?.deletionTimestamp &&
-    !!pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')
-  );
+  return pod.status?.phase === 'Running' && !!pod.status.podIP && !pod.metadata?.deletionTimestamp && !!pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
 }
 
 export function isContainerRunning(pod: V1Pod, container: string): boolean {

@@ -36,7 +36,10 @@ export function errorMessage(err: unknown): string {
 
 /** A server's answer (its HTTP status) that retrying the same request cannot change: a 4xx other than those with a meaning of their own. */
 export class RefusedError extends Error {
-  constructor(message: string, readonly status: number) {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
     super(message);
   }
 }

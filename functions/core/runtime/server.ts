@@ -58,7 +58,10 @@ export async function serveFunction(handler: AnyHandler, options: ServeOptions):
   });
   app.post('/', express.text({ type: () => true, limit: '5mb' }), async (req: Request, res: Response) => {
     if (draining) {
-      res.set('Connection', 'close').status(503).json({ error: `${handler.name} is shutting down` });
+      res
+        .set('Connection', 'close')
+        .status(503)
+        .json({ error: `${handler.name} is shutting down` });
       return;
     }
     inFlight++;

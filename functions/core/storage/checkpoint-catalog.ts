@@ -44,9 +44,7 @@ export class CheckpointCatalog {
 
   /** Ids, newest first, that have image.json and no bad marker. */
   async restorableIds(ref: ContainerRef): Promise<string[]> {
-    return (await this.checkpointFiles(ref))
-      .filter(([, f]) => f.has(ARTIFACT_FILES.manifest) && f.has(ARTIFACT_FILES.image) && !f.has(ARTIFACT_FILES.bad))
-      .map(([id]) => id);
+    return (await this.checkpointFiles(ref)).filter(([, f]) => f.has(ARTIFACT_FILES.manifest) && f.has(ARTIFACT_FILES.image) && !f.has(ARTIFACT_FILES.bad)).map(([id]) => id);
   }
 
   /**

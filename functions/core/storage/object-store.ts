@@ -55,7 +55,10 @@ export async function getJsonIfParsable(store: ObjectStore, key: string): Promis
 
 export class ObjectNotFoundError extends Error {
   override readonly name = 'ObjectNotFoundError';
-  constructor(readonly bucket: string, readonly key: string) {
+  constructor(
+    readonly bucket: string,
+    readonly key: string,
+  ) {
     super(`s3://${bucket}/${key} does not exist`);
   }
 }

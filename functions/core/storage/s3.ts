@@ -30,7 +30,17 @@ export interface S3ObjectStoreOptions {
   logger?: Logger;
 }
 
-const TRANSIENT_S3_CODES = new Set(['SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout', 'Throttling', 'ThrottlingException', 'RequestTimeTooSkewed', 'OperationAborted', 'XMinioServerNotInitialized']);
+const TRANSIENT_S3_CODES = new Set([
+  'SlowDown',
+  'InternalError',
+  'ServiceUnavailable',
+  'RequestTimeout',
+  'Throttling',
+  'ThrottlingException',
+  'RequestTimeTooSkewed',
+  'OperationAborted',
+  'XMinioServerNotInitialized',
+]);
 const NOT_FOUND_CODES = new Set(['NoSuchKey', 'NotFound']);
 
 function errorCode(err: unknown): string | undefined {
@@ -266,7 +276,7 @@ export class S3ObjectStore implements ObjectStore {
         hash.update(chunk);
         size += chunk.length;
         options.onProgress?.(size);
-        for (let offset = 0; offset < chunk.length; ) {
+        for (let offset = 0; offset < chunk.length;) {
           current ??= spare.pop() ?? Buffer.allocUnsafe(this.partSize);
           const copied = chunk.copy(current, filled, offset);
           filled += copied;
