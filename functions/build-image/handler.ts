@@ -55,6 +55,8 @@ export interface BuildReport {
   action: 'reused' | 'built';
   layer?: PushedBlob['via'];
   record: ImageRecord;
+  /** The checkpoint as its committed manifest.json records it (what image.built reports). */
+  stored: CheckpointStoredData;
 }
 
 /** What one attempt decided, shared by every duplicate that joined it: built, failed (permanent), or an error to throw. */
@@ -68,19 +70,21 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
   /** The attempt in flight per checkpoint id, with the event data it is for. */
   const inFlight = new Map<string, { dataJson: string; outcome: Promise<Outcome> }>();
 
-  async function build(data: CheckpointStoredData, ctx: HandlerContext): Promise<BuildReport> {
-    const loc: CheckpointLocation = { namespace: data.namespace, workload: data.workload, container: data.container, id: data.id };
-    const archive = parseS3Uri(data.artifact.uri);
-    if (archive.bucket !== deps.store.bucket) {
-      throw new PermanentFailure(`archive ${data.artifact.uri} is in bucket ${archive.bucket}, but build-image reads bucket ${deps.store.bucket}`);
-    }
+  async function build(event: CheckpointStoredData, ctx: HandlerContext): Promise<BuildReport> {
+    const loc: CheckpointLocation = { namespace: event.namespace, workload: event.workload, container: event.container, id: event.id };
     const manifestKey = artifactKey(loc, 'manifest');
     const manifest = await storeCall(`read ${manifestKey}`, () => readManifest(deps.store, loc));
     // store-artifact writes manifest.json before it emits `stored`: if it is gone, the checkpoint was deleted.
     if (!manifest) throw new PermanentFailure(`${manifestKey} does not exist (the checkpoint was deleted or never committed) or is not a checkpoint manifest`);
     const recorded = manifest.data;
-    if (recorded.id !== data.id || recorded.artifact.sha256 !== data.artifact.sha256) {
-      throw new PermanentFailure(`${manifestKey} records checkpoint ${recorded.id} sha256 ${recorded.artifact.sha256}, the event ${data.id} sha256 ${data.artifact.sha256}`);
+    if (recorded.id !== event.id || recorded.artifact.sha256 !== event.artifact.sha256) {
+      throw new PermanentFailure(`${manifestKey} records checkpoint ${recorded.id} sha256 ${recorded.artifact.sha256}, the event ${event.id} sha256 ${event.artifact.sha256}`);
+    }
+    // The event only named the checkpoint: what the image says (pod, archive, sizes) comes from the committed manifest.
+    const data = recorded;
+    const archive = parseS3Uri(data.artifact.uri);
+    if (archive.bucket !== deps.store.bucket) {
+      throw new PermanentFailure(`archive ${data.artifact.uri} is in bucket ${archive.bucket}, but build-image reads bucket ${deps.store.bucket}`);
     }
     let repo: string;
     try {
@@ -94,7 +98,7 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
     if (prior && prior.repository === repo && prior.host === deps.target.host && prior.layer.mediaType === layerMediaType(compression)) {
       if (await deps.target.hasManifest(repo, prior.indexDigest)) {
         ctx.log.info({ reference: prior.reference }, 'image exists: emitting built again without pushing');
-        return { action: 'reused', record: prior };
+        return { action: 'reused', record: prior, stored: data };
       }
       ctx.log.info({ reference: prior.reference }, 'image.json names an image the target no longer has: rebuilding');
     }
@@ -135,7 +139,7 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
     };
     await storeCall(`write ${imageKey}`, () => writeImage(deps.store, loc, record));
     ctx.log.info({ reference: record.reference, layer: via, mountedFrom: mountFrom }, 'image built');
-    return { action: 'built', layer: via, record };
+    return { action: 'built', layer: via, record, stored: data };
   }
 
   /** The layer's descriptor before pushing, when it can be known: a gzip layer's digest only after compressing, unless a previous build recorded it. */
@@ -255,8 +259,8 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
       const outcome = await attemptOnce(data, ctx);
       if ('error' in outcome) throw outcome.error;
       if ('failed' in outcome) return [events.checkpointFailed({ ...data, stage: 'build', reason: outcome.failed }, common)];
-      const { record } = outcome.built;
-      const built: ImageBuiltData = { ...data, image: { reference: record.reference, digest: record.digest, size: record.size } };
+      const { record, stored } = outcome.built;
+      const built: ImageBuiltData = { ...stored, image: { reference: record.reference, digest: record.digest, size: record.size } };
       return [events.imageBuilt(built, common)];
     },
   };

@@ -156,6 +156,18 @@ describe('hostile and duplicated input to the checkpoint chain, on the local sta
     expect(await kit.stack.store.getJson(artifactKey(locOf(data), 'image'))).toMatchObject({ digest: built[0] });
   });
 
+  it('a checkpoint.stored naming the right checkpoint but another pod and node: the image and image.built say what manifest.json recorded', async () => {
+    const data = dataOf(stored) as unknown as CheckpointCreatedData;
+    await kit.stack.store.remove(artifactKey(locOf(data), 'image'));
+    const builtBefore = typed('io.kcr.image.built').length;
+    const forged = { ...dataOf(stored), pod: 'impostor-0', podUid: 'f0f0-impostor', node: 'node-b' };
+    expect((await send('build-image', { attributes: stored.attributes, data: Buffer.from(JSON.stringify(forged)) })).status).toBe(202);
+    await kit.stack.broker.idle();
+    const built = typed('io.kcr.image.built').slice(builtBefore).map(dataOf);
+    expect(built).toHaveLength(1);
+    expect(built[0]).toMatchObject({ id: data.id, pod: data.pod, podUid: data.podUid, node: data.node });
+  });
+
   describe('a failing dependency is 503 (the broker retries) from every function, which keeps serving', () => {
     const deployAdd = (): WireEvent => ({
       attributes: { specversion: '1.0', id: 'x', source: 'https://kubernetes.default.svc', type: 'dev.knative.apiserver.resource.update', datacontenttype: 'application/json' },
