@@ -1,13 +1,15 @@
-// Writes kubelet-style CRI-O checkpoint archives for tests and benchmarks:
-// config.dump, spec.dump, checkpoint/ (CRIU images, pages-1.img of any size),
-// rootfs-diff.tar, stats-dump (a CRIU protobuf image) and dump.log. The page
-// data is generated while streaming, so a 1 GiB archive costs no memory.
+// Writes kubelet-style CRI-O checkpoint archives for tests and benchmarks, with
+// the entries the simulated kubelet writes (archive-entries.ts) less CRI-O's
+// extras, and options to size, leave out or spoil them. The page data is
+// generated while streaming, so a 1 GiB archive costs no memory.
 import { createWriteStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
-import { criuImage, MAGIC } from './criu.js';
+import { checkpointEntries, tarStream, type StreamedContent, type TarEntry } from './archive-entries.js';
+import type { DumpStats } from './criu.js';
+
+export { statsDumpImage as encodeStatsDump } from './criu.js';
 
 export interface ArchiveSpec {
   pod: string;
@@ -24,23 +26,12 @@ export interface ArchiveSpec {
   stats?: DumpStats | false;
   /** Raw bytes for stats-dump instead of a valid encoding. */
   rawStats?: Buffer;
-  /** Entries to leave out, e.g. `config.dump`. */
+  /** Entries to leave out, e.g. `config.dump`; `checkpoint/` also leaves out pages-1.img. */
   omit?: string[];
   /** Replaces an entry's content, e.g. `{ 'config.dump': 'not json' }`. */
   override?: Record<string, string | Buffer>;
   /** Entries added as they are (names not checked), e.g. hostile paths. */
   extra?: { name: string; content: string | Buffer; type?: 'file' | 'symlink'; linkname?: string }[];
-}
-
-interface DumpStats {
-  freezing_time: number;
-  frozen_time: number;
-  memdump_time: number;
-  memwrite_time: number;
-  pages_scanned: number;
-  pages_skipped_parent: number;
-  pages_written: number;
-  pages_lazy: number;
 }
 
 export const SAMPLE_STATS: DumpStats = {
@@ -54,113 +45,59 @@ export const SAMPLE_STATS: DumpStats = {
   pages_lazy: 0,
 };
 
-/** A CRIU stats-dump image: StatsEntry{dump = 1: DumpStatsEntry}, encoded as the simulated kubelet encodes CRIU images. */
-export function encodeStatsDump(stats: DumpStats): Buffer {
-  const fields: [number, number][] = [
-    [1, stats.freezing_time],
-    [2, stats.frozen_time],
-    [3, stats.memdump_time],
-    [4, stats.memwrite_time],
-    [5, stats.pages_scanned],
-    [6, stats.pages_skipped_parent],
-    [7, stats.pages_written],
-    [9, stats.pages_lazy],
-  ];
-  return criuImage('service', MAGIC.stats, [[{ n: 1, message: fields.map(([n, varint]) => ({ n, varint })) }]]);
-}
+const PAGE_BLOCK = randomBytes(1 << 20);
 
-function configDump(spec: ArchiveSpec): Record<string, unknown> {
+/** Incompressible-ish page data: one random MiB, each repeat stamped with its index. */
+function pages(size: number): StreamedContent {
   return {
-    id: 'b3b1a4d2c5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2',
-    name: `k8s_${spec.container}_${spec.pod}_${spec.namespace}_${spec.podUid}_0`,
-    rootfsImage: spec.rootfsImageName ?? 'docker.io/library/redis:7',
-    rootfsImageRef: spec.rootfsImageRef ?? 'sha256:6f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8',
-    rootfsImageName: spec.rootfsImageName ?? 'docker.io/library/redis:7',
-    runtime: spec.runtime ?? 'runc',
-    createdTime: '2026-11-23T18:00:00.000000000Z',
-    checkpointedTime: spec.checkpointedTime ?? '2026-11-23T18:15:04.123456789Z',
-  };
-}
-
-function specDump(spec: ArchiveSpec): Record<string, unknown> {
-  return {
-    ociVersion: '1.0.2-dev',
-    process: { args: ['redis-server'], cwd: '/data' },
-    root: { path: '/var/lib/containers/storage/overlay/abc/merged' },
-    annotations: {
-      'io.kubernetes.pod.name': spec.pod,
-      'io.kubernetes.pod.namespace': spec.namespace,
-      'io.kubernetes.pod.uid': spec.podUid,
-      'io.kubernetes.container.name': spec.container,
-      // What CRI-O itself adds; checkpointctl keys on these to show a CRI-O checkpoint.
-      'io.container.manager': 'cri-o',
-      'io.kubernetes.cri-o.ContainerType': 'container',
-      'io.kubernetes.cri-o.Metadata': JSON.stringify({ name: spec.container }),
-      'io.kubernetes.cri-o.Created': '2026-11-23T18:00:00.000000000Z',
+    size,
+    *chunks() {
+      for (let i = 0, offset = 0; offset < size; i++, offset += PAGE_BLOCK.length) {
+        const block = Buffer.from(PAGE_BLOCK.subarray(0, Math.min(PAGE_BLOCK.length, size - offset)));
+        if (block.length >= 4) block.writeUInt32LE(i, 0);
+        yield block;
+      }
     },
   };
 }
 
-const PAGE_BLOCK = randomBytes(1 << 20);
-
-/** Incompressible-ish page data: one random MiB, each repeat stamped with its index. */
-function pageBlock(index: number, size: number): Buffer {
-  const block = Buffer.from(PAGE_BLOCK.subarray(0, size));
-  if (size >= 4) block.writeUInt32LE(index, 0);
-  return block;
-}
-
-async function writeEntry(pack: tar.Pack, name: string, content: string | Buffer): Promise<void> {
-  await new Promise<void>((resolve, reject) => pack.entry({ name, mode: 0o600 }, content, (err) => (err ? reject(err) : resolve())));
-}
-
-async function writePages(pack: tar.Pack, name: string, size: number): Promise<void> {
-  const entry = pack.entry({ name, size, mode: 0o600 });
-  const done = new Promise<void>((resolve, reject) => {
-    entry.on('finish', resolve);
-    entry.on('error', reject);
-  });
-  // streamx's end() takes the last chunk; the loop keeps one back for it.
-  let offset = 0;
-  let i = 0;
-  for (; size - offset > PAGE_BLOCK.length; i++, offset += PAGE_BLOCK.length) {
-    if (!entry.write(pageBlock(i, PAGE_BLOCK.length))) await new Promise<void>((r) => entry.once('drain', () => r()));
-  }
-  entry.end(pageBlock(i, size - offset));
-  await done;
-}
-
-/** The archive as a stream (tar-stream pack), written lazily as it is read. */
+/** The archive as a stream, written lazily as it is read. */
 export function checkpointArchiveStream(spec: ArchiveSpec): Readable {
-  const pack = tar.pack();
   const omit = new Set(spec.omit ?? []);
-  const content = (name: string, dflt: string | Buffer) => spec.override?.[name] ?? dflt;
+  const checkpointedAt = spec.checkpointedTime ?? '2026-11-23T18:15:04.123456789Z';
+  const image = spec.rootfsImageName ?? 'docker.io/library/redis:7';
+  const left = (e: TarEntry) => !omit.has(e.name) && !(e.name === 'checkpoint/pages-1.img' && omit.has('checkpoint/'));
   const fill = async () => {
-    const files: [string, string | Buffer][] = [
-      ['config.dump', JSON.stringify(configDump(spec))],
-      ['spec.dump', JSON.stringify(specDump(spec))],
-      ['checkpoint/inventory.img', Buffer.from('inventory')],
-      ['checkpoint/core-1.img', Buffer.from('core')],
-      ['checkpoint/pagemap-1.img', Buffer.from('pagemap')],
-    ];
-    for (const [name, dflt] of files) {
-      // CRI-O's tar has the directory entry itself before the CRIU images (checkpointctl looks for it).
-      if (name === 'checkpoint/inventory.img' && !omit.has('checkpoint/')) pack.entry({ name: 'checkpoint/', type: 'directory', mode: 0o700 });
-      if (!omit.has(name)) await writeEntry(pack, name, content(name, dflt));
-    }
-    if (!omit.has('checkpoint/pages-1.img') && !omit.has('checkpoint/')) await writePages(pack, 'checkpoint/pages-1.img', spec.pagesBytes ?? 64 * 1024);
-    if (!omit.has('rootfs-diff.tar')) await writeEntry(pack, 'rootfs-diff.tar', Buffer.alloc(1024));
-    if (spec.rawStats) await writeEntry(pack, 'stats-dump', spec.rawStats);
-    else if (spec.stats !== false && !omit.has('stats-dump')) await writeEntry(pack, 'stats-dump', encodeStatsDump(spec.stats ?? SAMPLE_STATS));
-    if (!omit.has('dump.log')) await writeEntry(pack, 'dump.log', 'Dumping finished successfully\n');
-    for (const e of spec.extra ?? []) {
-      if (e.type === 'symlink') pack.entry({ name: e.name, type: 'symlink', linkname: e.linkname ?? '/etc/passwd' });
-      else await writeEntry(pack, e.name, e.content);
-    }
-    pack.finalize();
+    const entries = await checkpointEntries({
+      namespace: spec.namespace,
+      pod: spec.pod,
+      podUid: spec.podUid,
+      container: spec.container,
+      containerId: 'b3b1a4d2c5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2',
+      image,
+      imageRef: spec.rootfsImageRef ?? 'sha256:6f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8',
+      podIP: '10.244.0.10',
+      sandboxId: '9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d',
+      restartCount: 0,
+      createdAt: '2026-11-23T18:00:00.000000000Z',
+      checkpointedAt,
+      runtime: spec.runtime ?? 'runc',
+      args: ['redis-server'],
+      pages: pages(spec.pagesBytes ?? 64 * 1024),
+      rootfsDiff: [],
+      // Raw bytes are written even where stats-dump is left out: they stand for a spoiled file, not a missing one.
+      stats: spec.rawStats ?? (spec.stats === false || omit.has('stats-dump') ? undefined : (spec.stats ?? SAMPLE_STATS)),
+      minimal: true,
+    });
+    const chosen = entries.filter((e) => e.name === 'stats-dump' || left(e));
+    const replaced = chosen.map((e): TarEntry => {
+      const content = spec.override?.[e.name];
+      return content === undefined || 'dir' in e ? e : { name: e.name, data: Buffer.from(content) };
+    });
+    const extra = (spec.extra ?? []).map((e): TarEntry => (e.type === 'symlink' ? { name: e.name, symlink: e.linkname ?? '/etc/passwd' } : { name: e.name, data: Buffer.from(e.content) }));
+    return [...replaced, ...extra];
   };
-  fill().catch((err: unknown) => pack.destroy(err instanceof Error ? err : new Error(String(err))));
-  return Readable.from(pack);
+  return tarStream(fill(), new Date(checkpointedAt));
 }
 
 export async function writeCheckpointArchive(path: string, spec: ArchiveSpec): Promise<void> {

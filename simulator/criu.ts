@@ -4,7 +4,7 @@
 // page data without a header, so the simulator keeps its container state there.
 
 /** Magic numbers from criu/include/magic.h. */
-export const MAGIC = {
+const MAGIC = {
   common: 0x54564319,
   service: 0x55105940,
   inventory: 0x58313116,
@@ -49,7 +49,7 @@ function u32(v: number): Buffer {
 }
 
 /** A CRIU image: magic pair, then size-prefixed protobuf entries. */
-export function criuImage(kind: 'common' | 'service', magic: number, entries: Field[][]): Buffer {
+function criuImage(kind: 'common' | 'service', magic: number, entries: Field[][]): Buffer {
   const parts: Buffer[] = [u32(kind === 'common' ? MAGIC.common : MAGIC.service), u32(magic)];
   for (const e of entries) {
     const msg = encodeMessage(e);
@@ -58,26 +58,32 @@ export function criuImage(kind: 'common' | 'service', magic: number, entries: Fi
   return Buffer.concat(parts);
 }
 
-interface DumpStats {
-  freezingTimeUs: number;
-  frozenTimeUs: number;
-  memdumpTimeUs: number;
-  memwriteTimeUs: number;
-  pagesScanned: number;
-  pagesWritten: number;
+/**
+ * CRIU's dump_stats_entry (criu/images/stats.proto), with its field names: times in
+ * microseconds, counts in pages. The one shape every simulated stats-dump is written from.
+ */
+export interface DumpStats {
+  freezing_time: number;
+  frozen_time: number;
+  memdump_time: number;
+  memwrite_time: number;
+  pages_scanned: number;
+  pages_skipped_parent: number;
+  pages_written: number;
+  pages_lazy: number;
 }
 
 /** `stats-dump`: stats_entry { dump_stats_entry dump = 1 } (criu/images/stats.proto). */
 export function statsDumpImage(s: DumpStats): Buffer {
   const dump: Field[] = [
-    { n: 1, varint: s.freezingTimeUs },
-    { n: 2, varint: s.frozenTimeUs },
-    { n: 3, varint: s.memdumpTimeUs },
-    { n: 4, varint: s.memwriteTimeUs },
-    { n: 5, varint: s.pagesScanned },
-    { n: 6, varint: 0 },
-    { n: 7, varint: s.pagesWritten },
-    { n: 9, varint: 0 },
+    { n: 1, varint: s.freezing_time },
+    { n: 2, varint: s.frozen_time },
+    { n: 3, varint: s.memdump_time },
+    { n: 4, varint: s.memwrite_time },
+    { n: 5, varint: s.pages_scanned },
+    { n: 6, varint: s.pages_skipped_parent },
+    { n: 7, varint: s.pages_written },
+    { n: 9, varint: s.pages_lazy },
   ];
   return criuImage('service', MAGIC.stats, [[{ n: 1, message: dump }]]);
 }
