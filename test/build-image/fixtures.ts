@@ -1,11 +1,13 @@
-// Small kubelet-style checkpoint archives (CRI-O layout) and the stored event
-// and manifest.json that store-artifact would have written for them.
+// Small kubelet-style checkpoint archives (CRI-O layout, written by the
+// simulator's archive writer) and the stored event and manifest.json that
+// store-artifact would have written for them.
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { V1Pod } from '@kubernetes/client-node';
 import tar from 'tar-stream';
+import { checkpointArchiveStream } from '../../simulator/archive-writer.js';
 import type { Retention } from '../../functions/build-image/handler.js';
 import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
 import { EventTypes, type CheckpointStoredData } from '../../functions/core/contract/events.js';
@@ -34,43 +36,6 @@ export interface Fixture {
   entries: string[];
 }
 
-const MTIME = new Date('2026-11-23T18:15:04Z');
-
-export async function makeArchive(spec: Required<Pick<FixtureSpec, 'namespace' | 'pod' | 'podUid' | 'container' | 'checkpointedAt' | 'pagesBytes'>>): Promise<Buffer> {
-  const pack = tar.pack();
-  const pages = Buffer.alloc(spec.pagesBytes);
-  for (let i = 0; i < pages.length; i++) pages[i] = (i * 31 + (i >> 9)) & 0xff;
-  const files: [string, string | Buffer][] = [
-    [
-      'config.dump',
-      JSON.stringify({
-        id: 'b3b1a4d2c5e6',
-        name: `k8s_${spec.container}_${spec.pod}_${spec.namespace}_${spec.podUid}_0`,
-        rootfsImage: 'docker.io/library/redis:7',
-        rootfsImageRef: 'sha256:6f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8',
-        rootfsImageName: 'docker.io/library/redis:7',
-        runtime: 'runc',
-        createdTime: '2026-11-23T18:00:00Z',
-        checkpointedTime: spec.checkpointedAt,
-      }),
-    ],
-    ['spec.dump', JSON.stringify({ ociVersion: '1.0.2', annotations: { 'io.kubernetes.pod.name': spec.pod, 'io.kubernetes.container.name': spec.container } })],
-    ['checkpoint/inventory.img', 'inventory'],
-    ['checkpoint/core-1.img', 'core'],
-    ['checkpoint/pagemap-1.img', 'pagemap'],
-    ['checkpoint/pages-1.img', pages],
-    ['rootfs-diff.tar', Buffer.alloc(1024)],
-    ['deleted.files', '[]'],
-    ['dump.log', 'Dumping finished successfully\n'],
-  ];
-  const done = collect(pack);
-  for (const [name, content] of files) {
-    await new Promise<void>((resolve, reject) => pack.entry({ name, mode: 0o600, mtime: MTIME }, content, (err) => (err ? reject(err) : resolve())));
-  }
-  pack.finalize();
-  return done;
-}
-
 export async function makeFixture(spec: FixtureSpec = {}): Promise<Fixture> {
   const s = {
     namespace: spec.namespace ?? 'shop',
@@ -80,7 +45,8 @@ export async function makeFixture(spec: FixtureSpec = {}): Promise<Fixture> {
     checkpointedAt: spec.checkpointedAt ?? '2026-11-23T18:15:04Z',
     pagesBytes: spec.pagesBytes ?? 200 * 1024,
   };
-  const archive = await makeArchive(s);
+  // Written as the simulated kubelet writes it (random pages and container hash): no test compares archives built apart.
+  const archive = await collect(checkpointArchiveStream({ ...s, checkpointedTime: s.checkpointedAt }));
   const id = checkpointId({ podUid: s.podUid, container: s.container, checkpointedAt: s.checkpointedAt });
   const workload = { kind: 'Deployment' as const, name: spec.workloadName ?? 'redis' };
   const loc = { namespace: s.namespace, workload, container: s.container, id };
@@ -108,8 +74,9 @@ export async function makeFixture(spec: FixtureSpec = {}): Promise<Fixture> {
       checkpointedTime: s.checkpointedAt,
       container: { pod: s.pod, container: s.container },
       entries: entries.length,
-      checkpointFiles: entries.filter((e) => e.startsWith('checkpoint/')).length,
-      topLevel: [...new Set(entries.map((e) => e.split('/')[0] ?? e))].sort(),
+      // Counted as store-artifact's inspection counts them: CRIU images, not the checkpoint/ directory entry; directories with their '/'.
+      checkpointFiles: entries.filter((e) => e.startsWith('checkpoint/') && e !== 'checkpoint/').length,
+      topLevel: [...new Set(entries.map((e) => (e.includes('/') ? `${e.split('/')[0]}/` : e)))].sort(),
     },
     source: { node: data.node, archivePath: data.archivePath },
     storedAt: s.checkpointedAt,
