@@ -56,7 +56,7 @@ describe('S3 errors', () => {
   });
   afterEach(async () => {
     server?.closeAllConnections();
-    await new Promise((resolve) => server?.close(resolve));
+    await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
     server = undefined;
   });
 
