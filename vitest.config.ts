@@ -9,7 +9,7 @@ const UNIT = [
   'test/manifests/{image,rbac,routing,schemas,security}.test.ts',
   'test/adapters/object-store.test.ts',
   'test/build-image/checkpoint-image.test.ts',
-  'test/local/{filters,broker-parts,ping-parts}.test.ts',
+  'test/local/{filters,broker-parts,ping-parts,s3-choice}.test.ts',
   'test/node-agent/token.test.ts',
   'test/request-checkpoint/{excluded-namespaces,kubelet-outcome}.test.ts',
   'test/restore-pod/{checkpoint-catalog,container-failure,handler,plan,restore-state,runtime-support}.test.ts',
