@@ -7,7 +7,6 @@
 // the kernel ends it should this process die without stopping it: Swift makes
 // every server a session leader (setsid), out of reach of our process group.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHmac, createHash } from 'node:crypto';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -17,6 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findBinary } from './binaries.js';
 import { stopChild } from './child-process.js';
+import { sigV4Headers } from './sigv4.js';
 
 const run = promisify(execFile);
 
@@ -31,7 +31,8 @@ const binaryOf = (server: Server) => `swift-${server}-server`;
 /** tempauth's user `test:tester` with key `testing123`, an admin of its account (AUTH_test). */
 export const SWIFT_S3_CREDENTIALS = { accessKey: 'test:tester', secretKey: 'testing123' } as const;
 const REGION = 'us-east-1';
-const START_TIMEOUT_MS = 60_000;
+/** Seconds of CPU for four Python servers; far longer on a loaded machine. */
+const START_TIMEOUT_MS = 150_000;
 /** Swift reads and writes in chunks of this size; its default 64 KiB costs CPU per request. */
 const CHUNK = 1024 * 1024;
 
@@ -292,22 +293,5 @@ async function waitUntilReady(endpoint: string, running: Running[], logDir: stri
 
 /** A SigV4-signed `GET /` (ListBuckets), without an S3 client: readiness only. */
 function signedListBuckets(endpoint: string): Record<string, string> {
-  const host = new URL(endpoint).host;
-  const amzDate = new Date()
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d{3}/, '');
-  const day = amzDate.slice(0, 8);
-  const payloadHash = createHash('sha256').update('').digest('hex');
-  const canonical = ['GET', '/', '', `host:${host}`, `x-amz-content-sha256:${payloadHash}`, `x-amz-date:${amzDate}`, '', 'host;x-amz-content-sha256;x-amz-date', payloadHash].join('\n');
-  const scope = `${day}/${REGION}/s3/aws4_request`;
-  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
-  const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data).digest();
-  const signingKey = hmac(hmac(hmac(hmac(`AWS4${SWIFT_S3_CREDENTIALS.secretKey}`, day), REGION), 's3'), 'aws4_request');
-  const signature = createHmac('sha256', signingKey).update(toSign).digest('hex');
-  return {
-    'x-amz-date': amzDate,
-    'x-amz-content-sha256': payloadHash,
-    authorization: `AWS4-HMAC-SHA256 Credential=${SWIFT_S3_CREDENTIALS.accessKey}/${scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=${signature}`,
-  };
+  return sigV4Headers({ method: 'GET', url: new URL(endpoint), ...SWIFT_S3_CREDENTIALS, region: REGION });
 }

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore } from '../../functions/core/storage/s3.js';
 import type { S3Kind } from '../../local/s3-server.js';
 import { swiftAvailable } from '../support/binaries.js';
-import { startS3, type S3Fixture } from '../support/s3.js';
+import { startS3, SWIFT_START_TIMEOUT_MS, type S3Fixture } from '../support/s3.js';
 
 const MiB = 1024 * 1024;
 const SERVERS: S3Kind[] = ['s3rver', ...(swiftAvailable() ? (['swift'] as const) : [])];
@@ -46,7 +46,7 @@ describe.each(SERVERS)('S3 as kcr uses it, on %s', (kind) => {
     s3 = await startS3(kind);
     store = new S3ObjectStore(s3.storeOptions('kcr-conformance', { partSize: 5 * MiB, partsInFlight: 4 }));
     await store.ensureBucket();
-  }, 60_000);
+  }, SWIFT_START_TIMEOUT_MS);
   afterAll(async () => s3?.stop());
 
   it('stores a multipart upload sent in parallel parts byte for byte', async () => {
@@ -67,18 +67,22 @@ describe.each(SERVERS)('S3 as kcr uses it, on %s', (kind) => {
     expect(await s3.pendingUploads('kcr-conformance')).toEqual([]);
   });
 
-  it('lists more than 1,000 keys across pages, each once', async () => {
-    const keys = Array.from({ length: 1_105 }, (_, i) => `events/2026/11/30/${String(i).padStart(5, '0')}.json`);
-    const limit = pLimit(16);
-    await Promise.all(keys.map((key, i) => limit(() => store.putJson(key, { i }))));
-    const before = s3.requests.length;
-    const listed: string[] = [];
-    for await (const o of store.list('events/2026/11/30/')) listed.push(o.key);
-    expect(listed).toEqual(keys);
-    const pages = s3.requests.slice(before).filter((r) => r.query.get('list-type') === '2');
-    expect(pages.length).toBeGreaterThanOrEqual(2);
-    expect(pages.slice(1).every((r) => r.query.has('continuation-token'))).toBe(true);
-  }, 60_000);
+  it(
+    'lists more than 1,000 keys across pages, each once',
+    async () => {
+      const keys = Array.from({ length: 1_105 }, (_, i) => `events/2026/11/30/${String(i).padStart(5, '0')}.json`);
+      const limit = pLimit(16);
+      await Promise.all(keys.map((key, i) => limit(() => store.putJson(key, { i }))));
+      const before = s3.requests.length;
+      const listed: string[] = [];
+      for await (const o of store.list('events/2026/11/30/')) listed.push(o.key);
+      expect(listed).toEqual(keys);
+      const pages = s3.requests.slice(before).filter((r) => r.query.get('list-type') === '2');
+      expect(pages.length).toBeGreaterThanOrEqual(2);
+      expect(pages.slice(1).every((r) => r.query.has('continuation-token'))).toBe(true);
+    },
+    SWIFT_START_TIMEOUT_MS,
+  );
 
   it('reads a commit marker right after writing it, and its replacement right after replacing it', async () => {
     for (let attempt = 0; attempt < 20; attempt++) {

@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { S3ObjectStore } from '../../functions/core/storage/s3.js';
 import { startSwiftS3, SWIFT_S3_CREDENTIALS } from '../../local/swift-s3.js';
 import { swiftAvailable } from '../support/binaries.js';
+import { SWIFT_START_TIMEOUT_MS } from '../support/s3.js';
 import { until } from '../support/wait.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -27,43 +28,51 @@ describe.skipIf(!swiftAvailable())('Swift with s3api, launched for kcr', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kcr-swift-test-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('serves S3 with test:tester, reuses its rings on the next start, and stops all four servers', async () => {
-    const first = await startSwiftS3({ dir });
-    const ring = join(dir, 'rings', 'object.ring.gz');
-    const built = statSync(ring).mtimeMs;
-    try {
-      expect(first).toMatchObject(SWIFT_S3_CREDENTIALS);
-      const store = new S3ObjectStore({ endpoint: first.endpoint, accessKey: first.accessKey, secretKey: first.secretKey, bucket: 'kcr-swift' });
-      await store.ensureBucket();
-      await store.putJson('a.json', { swift: true });
-      expect(await store.getJson('a.json')).toEqual({ swift: true });
-    } finally {
-      await first.stop();
-    }
-    expect(first.pids.filter(alive)).toEqual([]);
-    const second = await startSwiftS3({ dir });
-    try {
-      expect(statSync(ring).mtimeMs).toBe(built);
-      expect(second.endpoint).toBe(first.endpoint);
-      // The data directory is kept too: what the first run stored is there.
-      const store = new S3ObjectStore({ endpoint: second.endpoint, accessKey: second.accessKey, secretKey: second.secretKey, bucket: 'kcr-swift' });
-      expect(await store.getJson('a.json')).toEqual({ swift: true });
-    } finally {
-      await second.stop();
-    }
-  }, 60_000);
+  it(
+    'serves S3 with test:tester, reuses its rings on the next start, and stops all four servers',
+    async () => {
+      const first = await startSwiftS3({ dir });
+      const ring = join(dir, 'rings', 'object.ring.gz');
+      const built = statSync(ring).mtimeMs;
+      try {
+        expect(first).toMatchObject(SWIFT_S3_CREDENTIALS);
+        const store = new S3ObjectStore({ endpoint: first.endpoint, accessKey: first.accessKey, secretKey: first.secretKey, bucket: 'kcr-swift' });
+        await store.ensureBucket();
+        await store.putJson('a.json', { swift: true });
+        expect(await store.getJson('a.json')).toEqual({ swift: true });
+      } finally {
+        await first.stop();
+      }
+      expect(first.pids.filter(alive)).toEqual([]);
+      const second = await startSwiftS3({ dir });
+      try {
+        expect(statSync(ring).mtimeMs).toBe(built);
+        expect(second.endpoint).toBe(first.endpoint);
+        // The data directory is kept too: what the first run stored is there.
+        const store = new S3ObjectStore({ endpoint: second.endpoint, accessKey: second.accessKey, secretKey: second.secretKey, bucket: 'kcr-swift' });
+        expect(await store.getJson('a.json')).toEqual({ swift: true });
+      } finally {
+        await second.stop();
+      }
+    },
+    2 * SWIFT_START_TIMEOUT_MS,
+  );
 
-  it('leaves no server running when the process that started it is killed', async () => {
-    const script = `import { startSwiftS3 } from './local/swift-s3.ts'; const s = await startSwiftS3(); process.stdout.write(JSON.stringify(s.pids) + '\\n'); process.kill(process.pid, 'SIGKILL');`;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-    await new Promise((resolve) => child.once('close', resolve));
-    expect(child.signalCode).toBe('SIGKILL');
-    const pids = JSON.parse(out) as number[];
-    expect(pids).toHaveLength(4);
-    await until('the Swift servers of the killed process to end', () => pids.every((pid) => !alive(pid)));
-  }, 60_000);
+  it(
+    'leaves no server running when the process that started it is killed',
+    async () => {
+      const script = `import { startSwiftS3 } from './local/swift-s3.ts'; const s = await startSwiftS3(); process.stdout.write(JSON.stringify(s.pids) + '\\n'); process.kill(process.pid, 'SIGKILL');`;
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+      await new Promise((resolve) => child.once('close', resolve));
+      expect(child.signalCode).toBe('SIGKILL');
+      const pids = JSON.parse(out) as number[];
+      expect(pids).toHaveLength(4);
+      await until('the Swift servers of the killed process to end', () => pids.every((pid) => !alive(pid)), { timeout: 30_000 });
+    },
+    2 * SWIFT_START_TIMEOUT_MS,
+  );
 });
 
 describe('Swift missing', () => {

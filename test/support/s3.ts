@@ -46,6 +46,9 @@ export function testRingsDir(): string {
   return join(REPO_ROOT, '.state', 'test-swift-rings', `worker-${process.env.VITEST_POOL_ID ?? process.pid}`);
 }
 
+/** How long a hook that starts Swift may take: its four Python servers take seconds of CPU, minutes on a loaded machine. */
+export const SWIFT_START_TIMEOUT_MS = 180_000;
+
 /** KCR_TEST_S3: which server the S3 suites run against (default s3rver). */
 export function testS3Kind(): S3Kind {
   const kind = process.env.KCR_TEST_S3 ?? 's3rver';
