@@ -31,6 +31,8 @@ const binaryOf = (server: Server) => `swift-${server}-server`;
 /** tempauth's user `test:tester` with key `testing123`, an admin of its account (AUTH_test). */
 export const SWIFT_S3_CREDENTIALS = { accessKey: 'test:tester', secretKey: 'testing123' } as const;
 const REGION = 'us-east-1';
+/** Opens each start's lines in a server's log. */
+const START_MARK = '--- kcr starts this server';
 /** Seconds of CPU for four Python servers; far longer on a loaded machine. */
 const START_TIMEOUT_MS = 150_000;
 /** Swift reads and writes in chunks of this size; its default 64 KiB costs CPU per request. */
@@ -75,26 +77,36 @@ export async function startSwiftS3(options: SwiftS3Options = {}): Promise<SwiftS
   const devices = join(dir, 'devices');
   const logDir = join(dir, 'logs');
   await Promise.all([swiftDir, configDir, join(devices, 'd1'), logDir].map((d) => mkdir(d, { recursive: true })));
-  const ports = await ringPorts(swiftDir);
   const user = userInfo().username;
   const configPath = (server: Server) => join(configDir, `${server}-server.conf`);
-  for (const server of SERVERS) await writeFile(configPath(server), serverConfig(server, { port: ports[server], user, swiftDir, devices }));
-
-  const running: Running[] = [];
-  const stop = async () => {
-    await Promise.all(running.map((r) => r.stop()));
+  const removeOwnDir = async () => {
     if (ownDir) await rm(dir, { recursive: true, force: true });
   };
-  try {
-    for (const server of SERVERS) running.push(launch(server, configPath(server), join(logDir, `${server}.log`)));
-    const endpoint = `http://127.0.0.1:${ports.proxy}`;
-    await waitUntilReady(endpoint, running, logDir);
-    return { endpoint, ...SWIFT_S3_CREDENTIALS, region: REGION, dir, pids: running.map((r) => r.child.pid ?? 0), stop };
-  } catch (err) {
-    await stop();
-    throw err;
+  // A port of the kept rings taken between the check and the bind: new ports, rings built again.
+  for (let attempt = 1; ; attempt++) {
+    const ports = await ringPorts(swiftDir, attempt > 1);
+    for (const server of SERVERS) await writeFile(configPath(server), serverConfig(server, { port: ports[server], user, swiftDir, devices }));
+    const running: Running[] = [];
+    const stopAll = () => Promise.all(running.map((r) => r.stop()));
+    try {
+      for (const server of SERVERS) running.push(launch(server, configPath(server), join(logDir, `${server}.log`)));
+      const endpoint = `http://127.0.0.1:${ports.proxy}`;
+      await waitUntilReady(endpoint, running, logDir);
+      const stop = async () => {
+        await stopAll();
+        await removeOwnDir();
+      };
+      return { endpoint, ...SWIFT_S3_CREDENTIALS, region: REGION, dir, pids: running.map((r) => r.child.pid ?? 0), stop };
+    } catch (err) {
+      await stopAll();
+      if (err instanceof PortTaken && attempt < 3) continue;
+      await removeOwnDir();
+      throw err;
+    }
   }
 }
+
+class PortTaken extends Error {}
 
 interface Running {
   server: Server;
@@ -104,6 +116,7 @@ interface Running {
 
 function launch(server: Server, configPath: string, logPath: string): Running {
   const log = createWriteStream(logPath, { flags: 'a' });
+  log.write(`${START_MARK} ${new Date().toISOString()}\n`);
   // -v: the servers log to stderr (and so to the log file) besides syslog, which may not exist here.
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', binaryOf(server), configPath, '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
@@ -144,6 +157,8 @@ export function serverConfig(server: Server, v: ConfigValues): string {
     `swift_dir = ${v.swiftDir}`,
     `devices = ${v.devices}`,
     'mount_check = false',
+    // A port taken is an error at once (default: 30 s of retries), and the launcher picks new ones.
+    'bind_timeout = 1',
     `log_name = ${server}-server`,
     'log_level = WARNING',
     '',
@@ -211,14 +226,14 @@ type Ports = Record<Server, number>;
  * they are kept with the ports they were built for: reused when those (and a
  * proxy port) are free, else built again (a few seconds of swift-ring-builder).
  */
-async function ringPorts(swiftDir: string): Promise<Ports> {
+async function ringPorts(swiftDir: string, fresh: boolean): Promise<Ports> {
   const portsPath = join(swiftDir, 'ports.json');
   const saved = await readFile(portsPath, 'utf8').then(
     (text) => JSON.parse(text) as Ports,
     () => undefined,
   );
   const ringsThere = RING_SERVERS.every((s) => existsSync(join(swiftDir, `${s}.ring.gz`)));
-  if (saved && ringsThere && (await allFree(SERVERS.map((s) => saved[s])))) return saved;
+  if (!fresh && saved && ringsThere && (await allFree(SERVERS.map((s) => saved[s])))) return saved;
   const ports = await freePorts();
   await Promise.all(RING_SERVERS.map((server) => buildRing(swiftDir, server, ports[server])));
   await writeFile(portsPath, JSON.stringify(ports));
@@ -275,7 +290,10 @@ async function waitUntilReady(endpoint: string, running: Running[], logDir: stri
   while (Date.now() < deadline) {
     const exited = running.find((r) => r.child.exitCode !== null || r.child.signalCode !== null);
     if (exited) {
-      const log = await readFile(join(logDir, `${exited.server}.log`), 'utf8').catch(() => '');
+      const whole = await readFile(join(logDir, `${exited.server}.log`), 'utf8').catch(() => '');
+      // This start's lines only: the log is kept across starts.
+      const log = whole.slice(Math.max(0, whole.lastIndexOf(START_MARK)));
+      if (/Could not bind to/.test(log)) throw new PortTaken(`${binaryOf(exited.server)} found its port taken: ${log.slice(-500)}`);
       throw new Error(`${binaryOf(exited.server)} exited with ${exited.child.exitCode ?? exited.child.signalCode} while starting: ${log.slice(-2000)}`);
     }
     try {
