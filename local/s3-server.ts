@@ -87,11 +87,13 @@ export async function startLocalS3(target: S3Choice | ExternalS3, options: Local
 /**
  * The local mode's S3 from `--s3` and the environment: KCR_S3_ENDPOINT (with
  * the functions' own KCR_S3_ACCESS_KEY, KCR_S3_SECRET_KEY, KCR_S3_REGION)
- * names an external S3, which no other `--s3` than `auto` may contradict.
+ * names an external S3, which no other `--s3` than `auto` may contradict;
+ * not when it comes from a local mode's env file (`source .state/run/env`).
  */
 export function s3Target(choice: S3Choice, env: Record<string, string | undefined>): S3Choice | ExternalS3 {
   const endpoint = env.KCR_S3_ENDPOINT?.trim();
-  if (!endpoint) return choice;
+  // Set together with KCR_LOCAL_ENV_FILE, it is a local mode's own S3 (its env file sourced): not the user's.
+  if (!endpoint || env.KCR_LOCAL_ENV_FILE) return choice;
   if (choice !== 'auto') throw new Error(`--s3 ${choice} and KCR_S3_ENDPOINT=${endpoint} contradict each other: unset KCR_S3_ENDPOINT, or drop --s3`);
   if (!/^https?:\/\/[^/]+/.test(endpoint)) throw new Error(`KCR_S3_ENDPOINT=${endpoint} must be an http(s) URL`);
   const accessKey = env.KCR_S3_ACCESS_KEY?.trim();

@@ -22,6 +22,12 @@ describe('the local S3 choice', () => {
     expect(s3Target('auto', { KCR_S3_ENDPOINT: 'https://s3.example', KCR_S3_ACCESS_KEY: 'a', KCR_S3_SECRET_KEY: 'b', KCR_S3_REGION: 'eu-west-3' })).toMatchObject({ region: 'eu-west-3' });
   });
 
+  it("ignores the S3 of a local mode's env file, sourced for the CLI", () => {
+    const sourced = { KCR_S3_ENDPOINT: 'http://127.0.0.1:33601', KCR_S3_ACCESS_KEY: 'test:tester', KCR_S3_SECRET_KEY: 'testing123', KCR_LOCAL_ENV_FILE: '/repo/.state/run/env' };
+    expect(s3Target('auto', sourced)).toBe('auto');
+    expect(s3Target('s3rver', sourced)).toBe('s3rver');
+  });
+
   it('refuses an external S3 without credentials, a non-URL, or one that --s3 contradicts', () => {
     expect(() => s3Target('auto', { KCR_S3_ENDPOINT: 'http://127.0.0.1:9000' })).toThrow(/needs KCR_S3_ACCESS_KEY and KCR_S3_SECRET_KEY/);
     expect(() => s3Target('auto', { KCR_S3_ENDPOINT: 'minio:9000', KCR_S3_ACCESS_KEY: 'a', KCR_S3_SECRET_KEY: 'b' })).toThrow(/must be an http\(s\) URL/);
