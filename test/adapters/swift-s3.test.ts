@@ -2,7 +2,8 @@
 // credentials, reuses its rings, stops every process it started, leaves none
 // behind when its parent is killed, and names the apt packages when missing.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +54,33 @@ describe.skipIf(!swiftAvailable())('Swift with s3api, launched for kcr', () => {
         expect(await store.getJson('a.json')).toEqual({ swift: true });
       } finally {
         await second.stop();
+      }
+    },
+    2 * SWIFT_START_TIMEOUT_MS,
+  );
+
+  it(
+    'builds its rings again on new ports when a port of the kept ones is taken',
+    async () => {
+      const ringsDir = join(dir, 'shared-rings');
+      const first = await startSwiftS3({ dir: join(dir, 'a'), ringsDir });
+      await first.stop();
+      const kept = JSON.parse(readFileSync(join(ringsDir, 'ports.json'), 'utf8')) as { account: number };
+      const squatter = createServer();
+      await new Promise<void>((resolve) => squatter.listen(kept.account, '127.0.0.1', resolve));
+      try {
+        const second = await startSwiftS3({ dir: join(dir, 'b'), ringsDir });
+        try {
+          const now = JSON.parse(readFileSync(join(ringsDir, 'ports.json'), 'utf8')) as { account: number };
+          expect(now.account).not.toBe(kept.account);
+          const store = new S3ObjectStore({ endpoint: second.endpoint, accessKey: second.accessKey, secretKey: second.secretKey, bucket: 'kcr-moved' });
+          await store.ensureBucket();
+          expect(await store.stat('nothing.json')).toBeUndefined();
+        } finally {
+          await second.stop();
+        }
+      } finally {
+        await new Promise((resolve) => squatter.close(resolve));
       }
     },
     2 * SWIFT_START_TIMEOUT_MS,
