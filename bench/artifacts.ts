@@ -1,24 +1,26 @@
-// The artifact benchmark of issue 4 (`npm run bench:artifacts`). The same
-// kubelet-style archives (100 MiB and 1 GiB, generated once into a node's
-// checkpoint directory served by a real node-agent) go through
-//   (a) kcr: store-artifact (node-agent → s3rver) then build-image (s3rver →
-//       docker-registry), each compiled and run in a process of its own
-//       (bench/kcr-worker.ts), so that a peak RSS is that function's alone;
-//       as deployed (the settings of manifests/functions/*.yaml), with the
-//       larger parts and V8 young generation kcr had before ("large"), and
-//       with a gzip layer;
-//   (b) the seed operator's way: buildah from scratch / add / config
-//       --annotation / commit / push (vfs driver) to the same registry;
-//   (c) the physical floor: sha256sum of the archive, and a plain loopback
-//       copy of the same bytes from the node-agent (curl → /dev/null);
-// and, to show where kcr's time goes, the two servers alone: one curl PUT of
-// the archive into s3rver, one into the registry.
-// Prints markdown tables with absolute times and the ratios of this run.
+// The artifact benchmark (`npm run bench:artifacts`). The same kubelet-style
+// archives of incompressible pages (100 MiB and 1 GiB, generated once into a
+// node's checkpoint directory served by a real node-agent) go, in one run,
+// against OpenStack Swift with s3api (or s3rver with --s3=s3rver) and Debian's
+// docker-registry, through
+//   (a) kcr: store-artifact (node-agent → S3) then build-image (S3 →
+//       registry), each compiled and run in a process of its own
+//       (bench/kcr-worker.ts), so that a peak RSS is that function's alone,
+//       as deployed (the settings of manifests/functions/*.yaml); with
+//       --variants also with larger parts ("large") and a gzip layer;
+//   (b) the infrastructure floor: the same bytes moved by plain tools against
+//       the same servers — a multipart PUT to S3 (curl, the parts in parallel),
+//       a GET from S3 (curl), a monolithic blob upload to the registry (curl),
+//       and one sha256 (openssl dgst, else sha256sum);
+//   (c) the seed operator's way: buildah from scratch / add / config
+//       --annotation / commit / push (vfs driver) to the same registry.
+// Prints markdown tables with absolute times, the per-stage split and the
+// ratios of this run.
 //
-//   npm run bench:artifacts [-- --sizes=100,1024 --gzip-sizes=100]
+//   npm run bench:artifacts [-- --sizes=100,1024 --s3=swift|s3rver --variants=none,large,gzip --gzip-sizes=100]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -35,7 +37,8 @@ import { findBinary } from '../local/binaries.js';
 import { startRegistryServer, type RegistryServer } from '../local/registry-server.js';
 import { WorkerResult, type BenchCheckpoint, type WorkerJob } from './kcr-job.js';
 import type { S3ServerInfo } from './s3-server.js';
-import { mib, MiB, rate, runCommand, seconds, timed } from './support.js';
+import { sigV4Headers } from '../local/sigv4.js';
+import { mib, MiB, rate, runCommand, seconds, timed, type CommandResult } from './support.js';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const NODE = 'bench-node';
@@ -44,7 +47,7 @@ const NAMESPACE = 'bench';
 const CONTAINER = 'redis';
 const TIMESTAMP = '2026-11-23T18:15:04Z';
 const BUILDAH_SYSTEM_DIR = '/var/lib/containers';
-const TARGETS = { vsBuildah: 3, vsFloor: 2, peakRssMiB: 150 };
+const TARGETS = { vsBuildah: 3, vsFloor: 1.3, peakRssMiB: 150 };
 /**
  * The settings each function's Knative Service gives it (manifests/functions/*.yaml),
  * read from the manifests so that the bench runs kcr as deployed: the part size,
@@ -104,16 +107,19 @@ interface KcrResult {
 
 type BuildahOutcome = { ok: true; totalMs: number; steps: Record<string, number> } | { ok: false; reason: string };
 
+/** The same bytes moved by plain tools, stage by stage (run one after the other). */
 interface Floor {
+  /** curl: CreateMultipartUpload, the parts in parallel, CompleteMultipartUpload. */
+  s3PutMs: number;
+  /** Not part of the floor: one curl PUT of the whole archive, what S3 takes without parts. */
+  s3SinglePutMs: number;
+  /** curl GET of that object to /dev/null. */
+  s3GetMs: number;
+  /** curl: POST an upload, PUT the whole blob with its digest. */
+  registryPutMs: number;
   sha256Ms: number;
-  copyMs: number;
   /** `sha256:<hex>` of the archive, from sha256sum. */
   digest: string;
-}
-
-interface ServersAlone {
-  s3PutMs: number;
-  registryPutMs: number;
 }
 
 interface Row {
@@ -121,7 +127,6 @@ interface Row {
   kcr: Partial<Record<Variant, KcrResult>>;
   buildah: BuildahOutcome;
   floor: Floor;
-  servers: ServersAlone;
 }
 
 function sizesFrom(flag: string, fallback: number[]): number[] {
@@ -134,6 +139,15 @@ function sizesFrom(flag: string, fallback: number[]): number[] {
     .map(Number);
   if (sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--${flag} takes sizes in MiB separated by commas, got ${JSON.stringify(arg)}`);
   return sizes;
+}
+
+function flag(name: string, fallback: string): string {
+  return (
+    process.argv
+      .slice(2)
+      .find((a) => a.startsWith(`--${name}=`))
+      ?.slice(name.length + 3) ?? fallback
+  );
 }
 
 function label(sizeMiB: number): string {
@@ -180,8 +194,8 @@ async function compileWorker(dir: string): Promise<string> {
 }
 
 /** bench/s3-server.ts as a child process, once it printed where it listens. */
-async function startS3Server(): Promise<{ info: S3ServerInfo; stop(): Promise<void> }> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench/s3-server.ts')], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+async function startS3Server(kind: 'swift' | 's3rver'): Promise<{ info: S3ServerInfo; stop(): Promise<void> }> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bench/s3-server.ts'), kind], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const lines = createInterface({ input: child.stdout as NonNullable<ChildProcess['stdout']> });
   const first = await Promise.race([
@@ -273,66 +287,138 @@ async function runBuildah(buildah: string, dir: string, registry: RegistryServer
   }
 }
 
-async function runFloor(sha256sum: string, curl: string, agent: NodeAgent, archive: Archive): Promise<Floor> {
-  const sha = await runCommand(sha256sum, [archive.file]);
-  const hex = /^([0-9a-f]{64})\s/.exec(sha.stdout)?.[1];
-  if (!hex) throw new Error(`sha256sum ${archive.file} printed no digest: ${JSON.stringify(sha.stdout.slice(0, 200))}`);
-  const url = `${agent.url}/checkpoints/${encodeURIComponent(archive.name)}`;
-  const copy = await runCommand(curl, ['--silent', '--show-error', '--fail', '--output', '/dev/null', '--header', `Authorization: Bearer ${TOKEN}`, url]);
-  return { sha256Ms: sha.ms, copyMs: copy.ms, digest: `sha256:${hex}` };
+/**
+ * The fastest plain sha256 here: `openssl dgst -sha256` uses the CPU's SHA
+ * extensions (as Node's crypto does); Debian's coreutils 9.1 sha256sum does
+ * not, and takes ~5× longer, which would flatter kcr.
+ */
+async function sha256Of(tools: FloorTools, file: string): Promise<CommandResult> {
+  return tools.openssl ? runCommand(tools.openssl, ['dgst', '-sha256', '-r', file]) : runCommand(tools.sha256sum, [file]);
 }
 
-/** One plain PUT of the archive into each server with curl: what the servers themselves take to accept the bytes. */
-async function runServersAlone(curl: string, services: Services, archive: Archive, digest: string, run: number): Promise<ServersAlone> {
-  const s3 = services.s3;
-  const sigv4 = ['--aws-sigv4', `aws:amz:${s3.region}:s3`, '--user', `${s3.accessKey}:${s3.secretKey}`, '--header', 'x-amz-content-sha256: UNSIGNED-PAYLOAD'];
-  // No "Expect: 100-continue" round trip: neither kcr nor buildah waits for one.
-  const put = ['--silent', '--show-error', '--fail', '--output', '/dev/null', '--header', 'Expect:'];
-  const bucket = `${s3.endpoint}/bench-curl-${run}`;
-  await runCommand(curl, [...put, ...sigv4, '--request', 'PUT', '--header', 'Content-Length: 0', bucket]);
-  const s3Put = await runCommand(curl, [...put, ...sigv4, '--upload-file', archive.file, `${bucket}/archive.tar`]);
+interface FloorTools {
+  sha256sum: string;
+  openssl: string | undefined;
+  curl: string;
+}
 
-  const repo = `curl-run-${run}/${archive.pod}`;
+async function runFloor(tools: FloorTools, services: Services, archive: Archive, run: number): Promise<Floor> {
+  const sha = await sha256Of(tools, archive.file);
+  const hex = /^([0-9a-f]{64})\s/.exec(sha.stdout)?.[1];
+  if (!hex) throw new Error(`sha256 of ${archive.file} printed no digest: ${JSON.stringify(sha.stdout.slice(0, 200))}`);
+  const digest = `sha256:${hex}`;
+  const s3 = services.s3;
+  const bucket = `bench-floor-${run}`;
+  await curlS3(tools.curl, s3, 'PUT', `/${bucket}`, ['--header', 'Content-Length: 0']);
+  const put = await timed(() => multipartPut(tools.curl, s3, `/${bucket}/archive.tar`, archive));
+  const get = await timed(() => curlS3(tools.curl, s3, 'GET', `/${bucket}/archive.tar`, ['--output', '/dev/null']));
+  const single = await timed(() => curlS3(tools.curl, s3, 'PUT', `/${bucket}/single.tar`, ['--output', '/dev/null', '--upload-file', archive.file]));
+
+  const repo = `floor-run-${run}/${archive.pod}`;
   const started = await fetch(`${services.registry.url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
   await started.arrayBuffer();
   const location = started.headers.get('location');
   if (started.status !== 202 || !location) throw new Error(`registry answered ${started.status} to POST /v2/${repo}/blobs/uploads/ without an upload location`);
   const target = new URL(location, services.registry.url);
   target.searchParams.set('digest', digest);
-  const registryPut = await runCommand(curl, [...put, '--header', 'Content-Type: application/octet-stream', '--upload-file', archive.file, target.href]);
-  return { s3PutMs: s3Put.ms, registryPutMs: registryPut.ms };
+  const registryPut = await runCommand(tools.curl, [...CURL, '--output', '/dev/null', '--header', 'Content-Type: application/octet-stream', '--upload-file', archive.file, target.href]);
+  return { s3PutMs: put.ms, s3SinglePutMs: single.ms, s3GetMs: get.ms, registryPutMs: registryPut.ms, sha256Ms: sha.ms, digest };
+}
+
+/** No "Expect: 100-continue" round trip: neither kcr nor buildah waits for one. */
+const CURL = ['--silent', '--show-error', '--fail', '--header', 'Expect:'];
+
+/** One S3 request with curl, signed here (curl's --aws-sigv4 cannot take Swift's `test:tester` key); returns stdout. */
+async function curlS3(curl: string, s3: S3ServerInfo, method: string, pathAndQuery: string, extra: string[] = []): Promise<string> {
+  const url = new URL(pathAndQuery, s3.endpoint);
+  const headers = sigV4Headers({ method, url, accessKey: s3.accessKey, secretKey: s3.secretKey, region: s3.region });
+  const args = [...CURL, '--request', method, ...Object.entries(headers).flatMap(([k, v]) => ['--header', `${k}: ${v}`]), ...extra, url.href];
+  return (await runCommand(curl, args)).stdout;
+}
+
+/**
+ * A multipart upload of the archive with plain tools: each part read by dd
+ * into curl, kcr's deployed part size and parts in flight, then Complete.
+ */
+async function multipartPut(curl: string, s3: S3ServerInfo, key: string, archive: Archive): Promise<void> {
+  const { KCR_S3_PART_SIZE_MB: partMiB = '8', KCR_S3_PARTS_IN_FLIGHT: inFlight = '2' } = deployedEnv('store-artifact');
+  const partBytes = Number(partMiB) * MiB;
+  const created = await curlS3(curl, s3, 'POST', `${key}?uploads=`);
+  const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(created)?.[1];
+  if (!uploadId) throw new Error(`CreateMultipartUpload of ${key} answered no UploadId: ${created.slice(0, 300)}`);
+  const count = Math.ceil(archive.bytes / partBytes);
+  const etags: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const part = next++;
+      const length = Math.min(partBytes, archive.bytes - part * partBytes);
+      const url = new URL(`${key}?partNumber=${part + 1}&uploadId=${encodeURIComponent(uploadId)}`, s3.endpoint);
+      const headers = sigV4Headers({ method: 'PUT', url, accessKey: s3.accessKey, secretKey: s3.secretKey, region: s3.region });
+      const curlArgs = [
+        ...CURL,
+        '--dump-header',
+        '-',
+        '--output',
+        '/dev/null',
+        '--header',
+        `Content-Length: ${length}`,
+        ...Object.entries(headers).flatMap(([k, v]) => ['--header', `${k}: ${v}`]),
+        '--upload-file',
+        '-',
+        url.href,
+      ];
+      const quoted = curlArgs.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+      const dd = `dd if='${archive.file}' bs=${MiB} skip=${(part * partBytes) / MiB} count=${Math.ceil(length / MiB)} status=none`;
+      const { stdout } = await runCommand('sh', ['-c', `${dd} | '${curl}' ${quoted}`]);
+      const etag = /^etag:\s*(\S+)/im.exec(stdout)?.[1];
+      if (!etag) throw new Error(`UploadPart ${part + 1} of ${key} answered no ETag`);
+      etags[part] = etag;
+    }
+  };
+  await Promise.all(Array.from({ length: Number(inFlight) }, worker));
+  const body = `<CompleteMultipartUpload>${etags.map((e, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${e}</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
+  const completed = await curlS3(curl, s3, 'POST', `${key}?uploadId=${encodeURIComponent(uploadId)}`, ['--data-binary', body, '--header', 'Content-Type: application/xml']);
+  if (!/<CompleteMultipartUploadResult/.test(completed)) throw new Error(`CompleteMultipartUpload of ${key} answered ${completed.slice(0, 300)}`);
 }
 
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
-const floorMs = (f: Floor) => f.sha256Ms + f.copyMs;
+const floorMs = (f: Floor) => f.s3PutMs + f.s3GetMs + f.registryPutMs + f.sha256Ms;
 const check = (ok: boolean) => (ok ? 'met' : 'MISSED');
 const peaks = (k: KcrResult) => `${mib(k.store.peakRssBytes)} / ${mib(k.build.peakRssBytes)}`;
 
-function report(rows: Row[]): string {
+function report(rows: Row[], s3: S3ServerInfo): string {
   const out: string[] = [];
   const line = (s = '') => out.push(s);
-  line(`${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${availableParallelism()} CPUs; kcr as deployed (the settings of manifests/functions/*.yaml), layer none.`);
+  const server = s3.kind === 'swift' ? 'Swift+s3api' : 's3rver';
+  line(
+    `${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${availableParallelism()} CPUs, load ${loadavg()[0]?.toFixed(1)}; S3 ${server} (ready in ${seconds(s3.startMs)} s), docker-registry; kcr as deployed (the settings of manifests/functions/*.yaml), layer none.`,
+  );
   line();
-  line('| archive | kcr store-artifact s | kcr build-image s | kcr total s | buildah s | floor s (sha256sum + loopback copy) | buildah / kcr | kcr / floor | kcr peak RSS MiB (store / build) |');
-  line('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  line(`| archive | kcr s (store + build) | floor s (S3 PUT + S3 GET + registry PUT + sha256) | kcr / floor | buildah s | buildah / kcr | kcr peak RSS MiB (store / build) |`);
+  line('|---|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const k = r.kcr.none;
     if (!k) continue;
+    const f = r.floor;
     const b = r.buildah.ok ? r.buildah.totalMs : undefined;
     line(
-      `| ${r.archive.label} | ${seconds(k.store.ms)} | ${seconds(k.build.ms)} | ${seconds(k.totalMs)} | ${b !== undefined ? seconds(b) : 'n/a'} | ${seconds(floorMs(r.floor))} (${seconds(r.floor.sha256Ms)} + ${seconds(r.floor.copyMs)}) | ${b !== undefined ? ratio(b, k.totalMs) : 'n/a'} | ${ratio(k.totalMs, floorMs(r.floor))} | ${peaks(k)} |`,
+      `| ${r.archive.label} | ${seconds(k.totalMs)} (${seconds(k.store.ms)} + ${seconds(k.build.ms)}) | ${seconds(floorMs(f))} (${seconds(f.s3PutMs)} + ${seconds(f.s3GetMs)} + ${seconds(f.registryPutMs)} + ${seconds(f.sha256Ms)}) | ${ratio(k.totalMs, floorMs(f))} | ${b !== undefined ? seconds(b) : 'n/a'} | ${b !== undefined ? ratio(b, k.totalMs) : 'n/a'} | ${peaks(k)} |`,
     );
   }
   line();
-  line("Where kcr's time goes: kcr's own CPU time, and each server alone accepting the archive in one curl PUT:");
+  line(`Stage by stage: store-artifact against what its bytes cost the floor (S3 PUT + sha256), build-image against S3 GET + registry PUT; kcr's own CPU time in brackets:`);
   line();
-  line('| archive | store-artifact s (CPU s) | s3rver alone s | build-image s (CPU s) | docker-registry alone s |');
-  line('|---|---:|---:|---:|---:|');
+  line('| archive | store-artifact s (CPU s) | S3 PUT + sha256 s | store / floor | S3 in one PUT, not in parts s | build-image s (CPU s) | S3 GET + registry PUT s | build / floor |');
+  line('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {
     const k = r.kcr.none;
     if (!k) continue;
+    const f = r.floor;
+    const storeFloor = f.s3PutMs + f.sha256Ms;
+    const buildFloor = f.s3GetMs + f.registryPutMs;
     line(
-      `| ${r.archive.label} | ${seconds(k.store.ms)} (${seconds(k.store.cpuMs)}) | ${seconds(r.servers.s3PutMs)} | ${seconds(k.build.ms)} (${seconds(k.build.cpuMs)}) | ${seconds(r.servers.registryPutMs)} |`,
+      `| ${r.archive.label} | ${seconds(k.store.ms)} (${seconds(k.store.cpuMs)}) | ${seconds(storeFloor)} | ${ratio(k.store.ms, storeFloor)} | ${seconds(f.s3SinglePutMs)} | ${seconds(k.build.ms)} (${seconds(k.build.cpuMs)}) | ${seconds(buildFloor)} | ${ratio(k.build.ms, buildFloor)} |`,
     );
   }
   line();
@@ -340,16 +426,19 @@ function report(rows: Row[]): string {
     Object.entries(e)
       .map(([k, v]) => `${k}=${v}`)
       .join(', ');
-  line(`Memory: as deployed (store-artifact: ${settings(deployedEnv('store-artifact'))}) vs larger parts and V8's default young generation (${settings(LARGE_ENV)}):`);
-  line();
-  line('| archive | deployed: peak RSS MiB (store / build) | larger: peak RSS MiB (store / build) | larger: kcr total s | RSS before the first byte MiB (deployed / larger) |');
-  line('|---|---:|---:|---:|---:|');
-  for (const r of rows) {
-    const d = r.kcr.none;
-    const l = r.kcr.large;
-    if (d && l) line(`| ${r.archive.label} | ${peaks(d)} | ${peaks(l)} | ${seconds(l.totalMs)} | ${mib(d.store.startRssBytes)} / ${mib(l.store.startRssBytes)} |`);
+  if (rows.some((r) => r.kcr.large)) {
+    line(`Memory: as deployed (store-artifact: ${settings(deployedEnv('store-artifact'))}) vs larger parts and V8's default young generation (${settings(LARGE_ENV)}):`);
+    line();
+    line('| archive | deployed: peak RSS MiB (store / build) | larger: peak RSS MiB (store / build) | larger: kcr total s | RSS before the first byte MiB (deployed / larger) |');
+    line('|---|---:|---:|---:|---:|');
+    for (const r of rows) {
+      const d = r.kcr.none;
+      const l = r.kcr.large;
+      if (d && l) line(`| ${r.archive.label} | ${peaks(d)} | ${peaks(l)} | ${seconds(l.totalMs)} | ${mib(d.store.startRssBytes)} / ${mib(l.store.startRssBytes)} |`);
+    }
+    line();
   }
-  line();
+  if (!rows.some((r) => r.kcr.gzip)) return out.concat(buildahAndTargets(rows)).join('\n');
   line('Layer compression (KCR_IMAGE_LAYER_COMPRESSION), deployed settings otherwise:');
   line();
   line('| archive | layer | build-image s | build-image CPU s | layer MiB | build-image MiB/s | build-image peak RSS MiB |');
@@ -364,6 +453,12 @@ function report(rows: Row[]): string {
     }
   }
   line();
+  return out.concat(buildahAndTargets(rows)).join('\n');
+}
+
+function buildahAndTargets(rows: Row[]): string[] {
+  const out: string[] = [];
+  const line = (s = '') => out.push(s);
   line('buildah steps (s):');
   line();
   for (const r of rows) {
@@ -390,12 +485,17 @@ function report(rows: Row[]): string {
     ];
     line(`- ${r.archive.label}: ${parts.join('; ')}`);
   }
-  return out.join('\n');
+  return out;
 }
 
 async function main(): Promise<void> {
   const sizes = sizesFrom('sizes', [100, 1024]);
   const gzipSizes = new Set(sizesFrom('gzip-sizes', [100]));
+  const s3Kind = flag('s3', 'swift');
+  if (s3Kind !== 'swift' && s3Kind !== 's3rver') throw new Error(`--s3 takes swift or s3rver, got ${s3Kind}`);
+  const variants = flag('variants', 'none').split(',');
+  const unknown = variants.filter((v) => !(v in VARIANTS));
+  if (unknown.length > 0 || !variants.includes('none')) throw new Error(`--variants takes none (always), large, gzip; got ${variants.join(',')}`);
   const registryBinary = required('docker-registry', 'docker-registry');
   const sha256sum = required('sha256sum', 'coreutils');
   const curl = required('curl', 'curl');
@@ -420,7 +520,8 @@ async function main(): Promise<void> {
     }
     const compiled = await timed(() => compileWorker(dir));
     progress(`compiled the kcr worker in ${seconds(compiled.ms)} s`);
-    s3 = await startS3Server();
+    s3 = await startS3Server(s3Kind);
+    progress(`${s3Kind} ready in ${seconds(s3.info.startMs)} s`);
     // allowDelete off: every contender reads the same file.
     agent = await startNodeAgent({ dir: checkpoints, token: TOKEN, allowDelete: false, logger: pino({ level: 'silent' }) });
     registry = await startRegistryServer({ binary: registryBinary });
@@ -430,22 +531,22 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     let run = 0;
     for (const archive of archives) {
-      const floor = await runFloor(sha256sum, curl, agent, archive);
-      progress(`${archive.label}: floor: sha256sum ${seconds(floor.sha256Ms)} s, loopback copy ${seconds(floor.copyMs)} s`);
-      const servers = await runServersAlone(curl, services, archive, floor.digest, run++);
-      progress(`${archive.label}: alone: s3rver PUT ${seconds(servers.s3PutMs)} s, docker-registry PUT ${seconds(servers.registryPutMs)} s`);
+      const floor = await runFloor({ sha256sum, openssl: findBinary('openssl'), curl }, services, archive, run++);
+      progress(
+        `${archive.label}: floor: S3 multipart PUT ${seconds(floor.s3PutMs)} s (one PUT ${seconds(floor.s3SinglePutMs)} s), S3 GET ${seconds(floor.s3GetMs)} s, registry PUT ${seconds(floor.registryPutMs)} s, sha256 ${seconds(floor.sha256Ms)} s`,
+      );
       const kcr: Row['kcr'] = {};
       for (const variant of ['none', 'large', 'gzip'] as const) {
-        if (variant === 'gzip' && !gzipSizes.has(archive.sizeMiB)) continue;
+        if (!variants.includes(variant) || (variant === 'gzip' && !gzipSizes.has(archive.sizeMiB))) continue;
         const k = await runKcr(services, archive, variant, run++);
         kcr[variant] = k;
         progress(`${archive.label}: kcr ${variant}: store ${seconds(k.store.ms)} s, build ${seconds(k.build.ms)} s, peak RSS ${peaks(k)} MiB`);
       }
       const b: BuildahOutcome = buildah ? await runBuildah(buildah, dir, registry, archive, run++) : { ok: false, reason: 'buildah is not installed (apt-get install -y buildah)' };
       progress(`${archive.label}: buildah ${b.ok ? `${seconds(b.totalMs)} s` : `failed: ${b.reason}`}`);
-      rows.push({ archive, kcr, buildah: b, floor, servers });
+      rows.push({ archive, kcr, buildah: b, floor });
     }
-    console.log(report(rows));
+    console.log(report(rows, s3.info));
   } finally {
     await cluster?.stop();
     await agent?.close();

@@ -3,10 +3,10 @@
 // step happened (CI runs it). However it ends (--once, Ctrl-C, SIGTERM, a
 // failure), the env file is left stale, so the CLI says the local mode is not
 // running rather than calling its dead ports.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { startStack, type Stack } from './stack.js';
 import { runDemo, type StepResult } from './demo.js';
 import { Timeline } from './timeline.js';
@@ -14,6 +14,7 @@ import { formatTable } from './table.js';
 import { findBinary } from './binaries.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
 import { liveEnvFile, staleEnvFile } from './env-file.js';
+import { S3_CHOICES, s3Target, type S3Choice } from './s3-server.js';
 
 const positive = (v: string) => {
   const n = Number(v);
@@ -22,20 +23,23 @@ const positive = (v: string) => {
 };
 
 const program = new Command('kcr-local')
-  .description('Runs kcr locally: simulated cluster, node-agents, embedded S3, registry, every function, the broker, and a demo')
+  .description('Runs kcr locally: simulated cluster, node-agents, S3 (Swift, s3rver or yours), registry, every function, the broker, and a demo')
   .option('--once', 'run the demo, print the summary and exit (0 when every step happened)')
   .option('--state-dir <dir>', 'where the run keeps its data (wiped at start)', '.state/run')
   .option('--state-mib <n>', 'memory of each demo container, i.e. the size of each checkpoint (MiB)', positive, 24)
   .option('--step-timeout <s>', 'longest wait for one demo step (seconds)', positive, 60)
+  .addOption(new Option('--s3 <server>', 'the S3: Swift+s3api, the embedded s3rver, or auto (Swift when installed); KCR_S3_ENDPOINT names an external one instead').choices(S3_CHOICES).default('auto'))
   .option('--oci-layout', 'write checkpoint images to an OCI layout directory even when docker-registry is installed')
   .option('--verbose', 'also print every pod and workload status update')
   .parse();
 
-const opts = program.opts<{ once?: boolean; stateDir: string; stateMib: number; stepTimeout: number; ociLayout?: boolean; verbose?: boolean }>();
+const opts = program.opts<{ once?: boolean; stateDir: string; stateMib: number; stepTimeout: number; s3: S3Choice; ociLayout?: boolean; verbose?: boolean }>();
 const out = process.stdout;
 const stateDir = resolve(opts.stateDir);
-rmSync(stateDir, { recursive: true, force: true });
+// Swift's rings outlive the wipe: built once (seconds of swift-ring-builder), reused while their ports are free.
+const SWIFT_RINGS = 'swift-rings';
 mkdirSync(stateDir, { recursive: true });
+for (const entry of readdirSync(stateDir)) if (entry !== SWIFT_RINGS) rmSync(join(stateDir, entry), { recursive: true, force: true });
 
 let stack: Stack | undefined;
 let starting: Promise<Stack> | undefined;
@@ -58,6 +62,8 @@ async function main(): Promise<number> {
   starting = startStack({
     stateDir,
     ...(registryBinary ? { registryBinary } : {}),
+    s3: s3Target(opts.s3, process.env),
+    swiftRingsDir: join(stateDir, SWIFT_RINGS),
     kubelet: { tickMs: 100 },
     containerDataBytes: Math.round(opts.stateMib * 1024 * 1024),
     onS3Request: timeline.s3Request,
@@ -71,7 +77,7 @@ async function main(): Promise<number> {
       'kcr local mode',
       `  kubeconfig   ${s.cluster.kubeconfigPath}   (kubectl --kubeconfig ${s.cluster.kubeconfigPath} get pods,deployments,pingsources)`,
       `  broker       ${s.broker.url}`,
-      `  S3           ${s.s3.endpoint}  bucket ${s.env.KCR_S3_BUCKET}`,
+      `  S3           ${s.s3.description}  bucket ${s.env.KCR_S3_BUCKET}`,
       `  registry     ${s.registry.kind === 'docker-registry' ? `docker-registry ${s.registry.server.url}` : `OCI layout ${s.registry.dir} (docker-registry not installed)`}`,
       `  functions    ${[...s.functions].map(([n, f]) => `${n} ${f.url}`).join(', ')}`,
       `  logs         ${join(stateDir, 'logs')}/   CLI: source ${envFile} && npm run kcr -- events list (or: checkpoint deployment/counter)`,

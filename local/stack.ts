@@ -1,5 +1,5 @@
 // The whole kcr chain on one machine, no cluster: the simulated cluster, a
-// node-agent process per node, embedded S3, a registry (Debian's docker-registry when
+// node-agent process per node, an S3 (Swift, s3rver or an external one), a registry (Debian's docker-registry when
 // installed, its storage under the state directory and its garbage collected
 // on a schedule; else an OCI layout directory), every function as its own HTTP
 // server, the local broker routing by eventing/*.yaml, the ping scheduler and
@@ -18,7 +18,7 @@ import { createLogger, type Logger } from '../functions/core/runtime/logger.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
 import { S3ObjectStore } from '../functions/core/storage/s3.js';
 import { DEFAULT_BUCKET } from '../functions/core/storage/layout.js';
-import { startEmbeddedS3, type EmbeddedS3 } from './embedded-s3.js';
+import { startLocalS3, type ExternalS3, type LocalS3, type S3Choice } from './s3-server.js';
 import { startNodeAgentProcess, type NodeAgentProcess } from './node-agent-process.js';
 import { startRegistryServer, type RegistryServer } from './registry-server.js';
 import { startLocalBroker, type LocalBroker } from './broker.js';
@@ -45,7 +45,11 @@ interface StackOptions {
   /** Function logs: a level and where the JSON lines go (default: one file per function under stateDir/logs). */
   logLevel?: string;
   logToStderr?: boolean;
-  /** Sees every request to the embedded S3 (the demo's upload progress). */
+  /** Which S3: Swift, s3rver, `auto` (Swift when installed; the default), or an external one. */
+  s3?: S3Choice | ExternalS3;
+  /** Where Swift keeps its rings between runs (default: under stateDir). */
+  swiftRingsDir?: string;
+  /** Sees every request to the S3 (the demo's upload progress); not for an external S3. */
   onS3Request?: (req: IncomingMessage, url: URL) => void;
   /** Simulated container memory per container (the checkpoint size). */
   containerDataBytes?: number;
@@ -62,7 +66,7 @@ const DEFAULT_REGISTRY_GC_INTERVAL_MS = 5 * 60_000;
 
 export interface Stack {
   cluster: SimulatedCluster;
-  s3: EmbeddedS3;
+  s3: LocalS3;
   store: S3ObjectStore;
   registry: { kind: 'docker-registry'; server: RegistryServer } | { kind: 'oci-layout'; dir: string; host: string };
   /** One node-agent process per simulated node. */
@@ -104,7 +108,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     await cluster.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: KCR_NAMESPACE } } });
 
     const onS3Request = options.onS3Request;
-    const s3 = await startEmbeddedS3({ dir: join(stateDir, 's3'), ...(onS3Request ? { onRequest: (req, _res, url) => onS3Request(req, url) } : {}) });
+    const s3 = await startLocalS3(options.s3 ?? 'auto', {
+      dir: join(stateDir, 's3'),
+      ...(options.swiftRingsDir ? { ringsDir: options.swiftRingsDir } : {}),
+      ...(onS3Request ? { onRequest: (req, _res, url) => onS3Request(req, url) } : {}),
+    });
     stops.push(() => s3.stop());
 
     const token = randomBytes(24).toString('hex');

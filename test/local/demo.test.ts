@@ -13,6 +13,7 @@ import { RegistryClient } from '../../functions/build-image/registry.js';
 import { OciLayout } from '../../functions/build-image/oci-layout.js';
 import type { ImageBuiltData } from '../../functions/core/contract/events.js';
 import { optionalBinary } from '../support/binaries.js';
+import { testRingsDir, testS3Kind } from '../support/s3.js';
 import { until } from '../support/wait.js';
 
 describe('local mode: demo, archive and replay', () => {
@@ -24,7 +25,15 @@ describe('local mode: demo, archive and replay', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kcr-demo-'));
     const registryBinary = optionalBinary('docker-registry');
-    stack = await startStack({ stateDir: dir, ...(registryBinary ? { registryBinary } : {}), kubelet: { tickMs: 100 }, containerDataBytes: 256 * 1024, backoffScale: 0.05 });
+    stack = await startStack({
+      stateDir: dir,
+      s3: testS3Kind(),
+      swiftRingsDir: `${testRingsDir()}-stack`,
+      ...(registryBinary ? { registryBinary } : {}),
+      kubelet: { tickMs: 100 },
+      containerDataBytes: 256 * 1024,
+      backoffScale: 0.05,
+    });
     stack.broker.onDelivery((o) => {
       if (o.kind === 'received')
         received.push({

@@ -18,6 +18,7 @@ import { ImageRecord } from '../../functions/core/storage/records.js';
 import { artifactKey } from '../../functions/core/storage/layout.js';
 import { deployment, runningPods } from '../../simulator/workloads.js';
 import { optionalBinary } from '../support/binaries.js';
+import { testRingsDir, testS3Kind } from '../support/s3.js';
 import { until as poll } from '../support/wait.js';
 
 const registryBinary = optionalBinary('docker-registry');
@@ -56,6 +57,8 @@ describe.skipIf(!registryBinary)('the local registry under retention and garbage
     dir = mkdtempSync(join(tmpdir(), 'kcr-registry-gc-'));
     stack = await startStack({
       stateDir: dir,
+      s3: testS3Kind(),
+      swiftRingsDir: `${testRingsDir()}-stack`,
       nodes: ['node-a', 'node-b'],
       registryBinary: registryBinary as string,
       env: { KCR_CHECKPOINT_RETENTION: String(RETENTION) },

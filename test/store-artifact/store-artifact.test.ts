@@ -191,7 +191,7 @@ describe('store-artifact', () => {
     const sent = s3.requests.slice(before);
     expect(sent.some((r) => r.method === 'PUT' && r.query.has('partNumber'))).toBe(true);
     expect(sent.some((r) => r.method === 'DELETE' && r.query.has('uploadId'))).toBe(true);
-    expect(s3.pendingUploads(s.store.bucket)).toEqual([]);
+    expect(await s3.pendingUploads(s.store.bucket)).toEqual([]);
     expect(await keys(s.store, 'checkpoints/')).toEqual([]);
     expect(existsSync(s.file)).toBe(true);
   });
@@ -206,7 +206,7 @@ describe('store-artifact', () => {
     expect(out.map((e) => e.type)).toEqual(['io.kcr.checkpoint.failed']);
     expect(dataOf(out[0] as KcrEvent)).toMatchObject({ id: s.data.id, namespace: 'shop', stage: 'store', reason: expect.stringMatching(reason) });
     expect(await keys(s.store, 'checkpoints/')).toEqual([]);
-    expect(s3.pendingUploads(s.store.bucket)).toEqual([]);
+    expect(await s3.pendingUploads(s.store.bucket)).toEqual([]);
     expect(existsSync(s.file)).toBe(true); // kept on the node for forensics
   });
 

@@ -12,6 +12,7 @@ import type { WireEvent } from '../../functions/core/runtime/cloudevents-http.js
 import { events as build } from '../../functions/core/contract/build.js';
 import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
 import { optionalBinary } from './binaries.js';
+import { SWIFT_START_TIMEOUT_MS, testRingsDir, testS3Kind } from './s3.js';
 import { until as poll } from './wait.js';
 
 export const NS = 'default';
@@ -76,7 +77,7 @@ export function useLocalStack(name: string, options: LocalStackOptions): LocalSt
     const dir = mkdtempSync(join(tmpdir(), `kcr-${name}-`));
     try {
       const registryBinary = optionalBinary('docker-registry');
-      const stack = await startStack({ ...options, stateDir: dir, ...(registryBinary ? { registryBinary } : {}) });
+      const stack = await startStack({ s3: testS3Kind(), swiftRingsDir: `${testRingsDir()}-stack`, ...options, stateDir: dir, ...(registryBinary ? { registryBinary } : {}) });
       started = { stack, dir, kube: new Kubernetes(stack.cluster.kubeConfig), apps: stack.cluster.kubeConfig.makeApiClient(AppsV1Api), core: stack.cluster.kubeConfig.makeApiClient(CoreV1Api) };
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
@@ -85,7 +86,7 @@ export function useLocalStack(name: string, options: LocalStackOptions): LocalSt
     started.stack.broker.onDelivery((o) => {
       if (o.kind === 'received') seen.push({ type: o.event.attributes.type ?? '', data: JSON.parse(o.event.data?.toString('utf8') ?? 'null') as Record<string, unknown>, event: o.event });
     });
-  }, 60_000);
+  }, SWIFT_START_TIMEOUT_MS);
   afterAll(async () => {
     await started?.stack.stop();
     if (started) rmSync(started.dir, { recursive: true, force: true });

@@ -47,21 +47,21 @@ export const ENV = {
   KCR_SHUTDOWN_TIMEOUT_MS: v(['all'], 'On SIGTERM, how long in-flight events may take before the process exits', positiveInt, '30000'),
   KCR_LOG_LEVEL: v(['all'], 'Log level (fatal, error, warn, info, debug, trace)', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
   KCR_S3_ENDPOINT: v(
-    ['store-artifact', 'build-image', 'event-archive', 'restore-pod'],
-    'S3-compatible endpoint URL (MinIO in the cluster, s3rver locally), e.g. http://minio.kcr-system:9000',
+    ['store-artifact', 'build-image', 'event-archive', 'restore-pod', 'local mode'],
+    'S3-compatible endpoint URL (MinIO in the cluster), e.g. http://minio.kcr-system:9000; set for the local mode, it uses that S3 instead of starting Swift or s3rver',
     httpUrl,
   ),
   KCR_S3_ACCESS_KEY: v(
-    ['store-artifact', 'build-image', 'event-archive', 'restore-pod'],
+    ['store-artifact', 'build-image', 'event-archive', 'restore-pod', 'local mode'],
     'S3 access key (from a Secret)',
     z.string().min(1).refine(notPlaceholder, placeholderHint('s3.env', 'kcr-s3')),
   ),
   KCR_S3_SECRET_KEY: v(
-    ['store-artifact', 'build-image', 'event-archive', 'restore-pod'],
+    ['store-artifact', 'build-image', 'event-archive', 'restore-pod', 'local mode'],
     'S3 secret key (from a Secret)',
     z.string().min(1).refine(notPlaceholder, placeholderHint('s3.env', 'kcr-s3')),
   ),
-  KCR_S3_REGION: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'S3 region used for request signing', z.string().min(1), 'us-east-1'),
+  KCR_S3_REGION: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod', 'local mode'], 'S3 region used for request signing', z.string().min(1), 'us-east-1'),
   KCR_S3_BUCKET: v(['store-artifact', 'build-image', 'event-archive', 'restore-pod'], 'Bucket holding checkpoints and archived events; created when missing', z.string().min(3), 'kcr-checkpoints'),
   KCR_S3_PART_SIZE_MB: v(
     ['store-artifact', 'build-image'],
