@@ -5,8 +5,8 @@
 // scheduler syncs its schedules, the ApiServerSource adapter ignores it.
 import { KubernetesObjectApi, Watch, type KubeConfig } from '@kubernetes/client-node';
 
-/** A Kubernetes object as the watch stream delivers it (plain JSON). */
-export interface KubeObject {
+/** A Kubernetes object as a list or watch delivers it: plain JSON, not client-node's deserialized models (timestamps stay strings). */
+export interface WatchedObject {
   apiVersion?: string;
   kind?: string;
   metadata?: {
@@ -31,8 +31,8 @@ interface ListWatchOptions {
   namespace?: string;
   labelSelector?: string;
   /** Called after every list (the first one and each relist after 410 Gone). */
-  onList?(items: KubeObject[], resourceVersion: string): void | Promise<void>;
-  onEvent(type: WatchEventType, object: KubeObject): void | Promise<void>;
+  onList?(items: WatchedObject[], resourceVersion: string): void | Promise<void>;
+  onEvent(type: WatchEventType, object: WatchedObject): void | Promise<void>;
   /** Transient failures (list errors, broken streams); the loop retries after retryDelayMs. */
   onError?(error: Error): void;
   /** Default 1000 ms. */
@@ -97,7 +97,7 @@ export function startListWatch(options: ListWatchOptions): ListWatch {
       let queue: Promise<void> = Promise.resolve();
       const query: Record<string, string | boolean> = { resourceVersion, allowWatchBookmarks: true };
       if (options.labelSelector) query.labelSelector = options.labelSelector;
-      const onEvent = (phase: string, obj: KubeObject): void => {
+      const onEvent = (phase: string, obj: WatchedObject): void => {
         if (stopped) return;
         if (phase === 'ERROR') {
           const status = obj as { code?: number; message?: string; reason?: string };
@@ -133,7 +133,7 @@ export function startListWatch(options: ListWatchOptions): ListWatch {
         const list = await api.list(options.apiVersion, options.kind, options.namespace, undefined, undefined, undefined, undefined, options.labelSelector);
         resourceVersion = list.metadata?.resourceVersion ?? '';
         listCount++;
-        await options.onList?.(JSON.parse(JSON.stringify(list.items)) as KubeObject[], resourceVersion);
+        await options.onList?.(JSON.parse(JSON.stringify(list.items)) as WatchedObject[], resourceVersion);
         markSynced();
       } catch (err) {
         if (stopped) return;
