@@ -3,21 +3,14 @@
 // resume from the last seen resourceVersion when the stream ends, relist on
 // 410 Gone (Expired). The caller decides what a (re)list means: the ping
 // scheduler syncs its schedules, the ApiServerSource adapter ignores it.
-import { KubernetesObjectApi, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { KubernetesObjectApi, Watch, type KubeConfig, type V1ObjectMeta } from '@kubernetes/client-node';
 
 /** A Kubernetes object as a list or watch delivers it: plain JSON, not client-node's deserialized models (timestamps stay strings). */
 export interface WatchedObject {
   apiVersion?: string;
   kind?: string;
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    generation?: number;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-  };
+  /** The metadata fields that are JSON as they are (no timestamps). */
+  metadata?: Pick<V1ObjectMeta, 'name' | 'namespace' | 'uid' | 'resourceVersion' | 'generation' | 'labels' | 'annotations'>;
   [key: string]: unknown;
 }
 
