@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { WireEvent } from '../functions/core/runtime/cloudevents-http.js';
-import { startListWatch, type KubeObject, type ListWatch, type WatchEventType } from './kube-watch.js';
+import { startListWatch, type WatchedObject, type ListWatch, type WatchEventType } from './kube-watch.js';
 import { labelSelectorString, matchesLabelSelector, type LabelSelector } from '../functions/core/kubernetes/label-selector.js';
 import { loadSourcesDir, resolveSink, sendCloudEvent, type ApiServerSourceResource, type SinkResolver } from './sources.js';
 
@@ -152,7 +152,7 @@ export function startApiServerSources(options: ApiServerSourceOptions): ApiServe
 }
 
 /** The CloudEvent the ApiServerSource adapter sends in Resource mode for one watch event. */
-export function makeResourceEvent(type: WatchEventType, obj: KubeObject, apiServerUrl: string, source?: Pick<ApiServerSourceResource, 'spec'>): WireEvent {
+export function makeResourceEvent(type: WatchEventType, obj: WatchedObject, apiServerUrl: string, source?: Pick<ApiServerSourceResource, 'spec'>): WireEvent {
   const apiVersion = obj.apiVersion ?? '';
   const kind = obj.kind ?? '';
   const name = obj.metadata?.name ?? '';

@@ -3,21 +3,14 @@
 // resume from the last seen resourceVersion when the stream ends, relist on
 // 410 Gone (Expired). The caller decides what a (re)list means: the ping
 // scheduler syncs its schedules, the ApiServerSource adapter ignores it.
-import { KubernetesObjectApi, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { KubernetesObjectApi, Watch, type KubeConfig, type V1ObjectMeta } from '@kubernetes/client-node';
 
-/** A Kubernetes object as the watch stream delivers it (plain JSON). */
-export interface KubeObject {
+/** A Kubernetes object as a list or watch delivers it: plain JSON, not client-node's deserialized models (timestamps stay strings). */
+export interface WatchedObject {
   apiVersion?: string;
   kind?: string;
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    generation?: number;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-  };
+  /** The metadata fields that are JSON as they are (no timestamps). */
+  metadata?: Pick<V1ObjectMeta, 'name' | 'namespace' | 'uid' | 'resourceVersion' | 'generation' | 'labels' | 'annotations'>;
   [key: string]: unknown;
 }
 
@@ -31,8 +24,8 @@ interface ListWatchOptions {
   namespace?: string;
   labelSelector?: string;
   /** Called after every list (the first one and each relist after 410 Gone). */
-  onList?(items: KubeObject[], resourceVersion: string): void | Promise<void>;
-  onEvent(type: WatchEventType, object: KubeObject): void | Promise<void>;
+  onList?(items: WatchedObject[], resourceVersion: string): void | Promise<void>;
+  onEvent(type: WatchEventType, object: WatchedObject): void | Promise<void>;
   /** Transient failures (list errors, broken streams); the loop retries after retryDelayMs. */
   onError?(error: Error): void;
   /** Default 1000 ms. */
@@ -97,7 +90,7 @@ export function startListWatch(options: ListWatchOptions): ListWatch {
       let queue: Promise<void> = Promise.resolve();
       const query: Record<string, string | boolean> = { resourceVersion, allowWatchBookmarks: true };
       if (options.labelSelector) query.labelSelector = options.labelSelector;
-      const onEvent = (phase: string, obj: KubeObject): void => {
+      const onEvent = (phase: string, obj: WatchedObject): void => {
         if (stopped) return;
         if (phase === 'ERROR') {
           const status = obj as { code?: number; message?: string; reason?: string };
@@ -133,7 +126,7 @@ export function startListWatch(options: ListWatchOptions): ListWatch {
         const list = await api.list(options.apiVersion, options.kind, options.namespace, undefined, undefined, undefined, undefined, options.labelSelector);
         resourceVersion = list.metadata?.resourceVersion ?? '';
         listCount++;
-        await options.onList?.(JSON.parse(JSON.stringify(list.items)) as KubeObject[], resourceVersion);
+        await options.onList?.(JSON.parse(JSON.stringify(list.items)) as WatchedObject[], resourceVersion);
         markSynced();
       } catch (err) {
         if (stopped) return;

@@ -25,7 +25,7 @@ import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { nextTime, type CronSchedule } from '../functions/core/knative/cron.js';
 import { PING_DEFAULT_SCHEDULE } from '../functions/core/knative/ping-validation.js';
 import type { WireEvent } from '../functions/core/runtime/cloudevents-http.js';
-import type { KubeObject } from './kube-watch.js';
+import type { WatchedObject } from './kube-watch.js';
 import { checkPingSpec } from './ping-event.js';
 import { sendPing, type PingSendObservation } from './ping-send.js';
 import { pingSourceStatus, writePingStatus } from './ping-status.js';
@@ -140,7 +140,7 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
   };
 
   // Reconciling what the watch reports.
-  const upsert = (obj: KubeObject): void => {
+  const upsert = (obj: WatchedObject): void => {
     const parsed = parsePingSource(obj);
     const key = pingSourceKey(obj);
     if (!parsed.ok) {
@@ -182,7 +182,7 @@ export function startPingScheduler(options: PingSchedulerOptions): PingScheduler
     if (sinkUri) void writeStatus(source, true, '', '', sinkUri);
   };
 
-  const remove = (obj: KubeObject, announce = true): void => {
+  const remove = (obj: WatchedObject, announce = true): void => {
     const key = pingSourceKey(obj);
     const entry = entries.get(key);
     if (!entry) return;

@@ -3,18 +3,18 @@
 // deletion, and the parsing of one watched object into a PingSourceResource
 // keyed by namespace/name.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { startListWatch, type KubeObject, type ListWatch } from './kube-watch.js';
+import { startListWatch, type WatchedObject, type ListWatch } from './kube-watch.js';
 import { pingSourceSchema, type PingSourceResource } from './sources.js';
 
 /** `namespace/name` of a watched object (namespace defaulted). */
-export function pingSourceKey(obj: KubeObject): string {
+export function pingSourceKey(obj: WatchedObject): string {
   return `${obj.metadata?.namespace ?? 'default'}/${obj.metadata?.name ?? '?'}`;
 }
 
 export type ParsedPingSource = { ok: true; source: PingSourceResource } | { ok: false; namespace: string; name: string; reason: string };
 
 /** A watched object as a PingSource (its namespace filled in), or the first reason it is not one. */
-export function parsePingSource(obj: KubeObject): ParsedPingSource {
+export function parsePingSource(obj: WatchedObject): ParsedPingSource {
   const parsed = pingSourceSchema.safeParse(obj);
   const namespace = obj.metadata?.namespace ?? 'default';
   if (!parsed.success) {
@@ -28,10 +28,10 @@ export function parsePingSource(obj: KubeObject): ParsedPingSource {
 
 export interface PingSourceHandlers {
   /** The full list, at start and after each relist: it replaces what was known. */
-  relisted(items: KubeObject[]): void;
+  relisted(items: WatchedObject[]): void;
   /** Added or modified. */
-  changed(obj: KubeObject): void;
-  deleted(obj: KubeObject): void;
+  changed(obj: WatchedObject): void;
+  deleted(obj: WatchedObject): void;
   failed(error: Error): void;
 }
 

@@ -27,6 +27,7 @@ interface ObjectMeta {
   [k: string]: unknown;
 }
 
+/** An object as the simulated API server stores it (metadata always present). */
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;

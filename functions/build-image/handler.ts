@@ -28,7 +28,7 @@ import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/run
 import { readImage, readManifest, writeImage, type ImageRecord } from '../core/storage/records.js';
 import { pruneCheckpoints, type PodLister } from './retention.js';
 
-export const FUNCTION_NAME = 'build-image';
+export const NAME = 'build-image';
 
 export interface BuildImageDeps {
   store: ObjectStore;
@@ -249,13 +249,13 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
   }
 
   return {
-    name: FUNCTION_NAME,
+    name: NAME,
     accepts: [EventTypes.checkpointStored],
     emits: true,
     build,
     async handle(event: IncomingEvent<typeof EventTypes.checkpointStored>, ctx: HandlerContext): Promise<KcrEvent[]> {
       const data = event.data;
-      const common = { source: FUNCTION_NAME, ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}) };
+      const common = { source: NAME, ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}) };
       const outcome = await attemptOnce(data, ctx);
       if ('error' in outcome) throw outcome.error;
       if ('failed' in outcome) return [events.checkpointFailed({ ...data, stage: 'build', reason: outcome.failed }, common)];

@@ -10,7 +10,7 @@ import { loadRegistryCredentials, RegistryClient, registryLocation, type Registr
 import { parsePlatform } from './checkpoint-image.js';
 import { readEnv } from '../core/runtime/config.js';
 import { ConfigError, errorMessage } from '../core/runtime/errors.js';
-import { createBuildImage, FUNCTION_NAME } from './handler.js';
+import { createBuildImage, NAME } from './handler.js';
 
 /** A registry when KCR_REGISTRY_URL is set, else the OCI layout directory. */
 export async function imageTargetFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<ImageTarget> {
@@ -43,7 +43,7 @@ export async function imageTargetFromEnv(env: NodeJS.ProcessEnv = process.env): 
   return new RegistryClient({
     baseUrl: location.baseUrl,
     timeoutMs: e.KCR_REGISTRY_TIMEOUT_MS,
-    userAgent: `kcr-${FUNCTION_NAME}`,
+    userAgent: `kcr-${NAME}`,
     ...(credentials ? { credentials } : {}),
   });
 }

@@ -6,6 +6,8 @@ import type { ObjectStore } from '../core/storage/object-store.js';
 import type { RawFunctionHandler } from '../core/runtime/handler.js';
 import { archiveEvent, isDeadLetter } from './archived-event.js';
 
+const NAME = 'event-archive';
+
 export interface EventArchiveDeps {
   store: ObjectStore;
 }
@@ -13,7 +15,7 @@ export interface EventArchiveDeps {
 export function createEventArchive(deps: EventArchiveDeps): RawFunctionHandler {
   const { store } = deps;
   return {
-    name: 'event-archive',
+    name: NAME,
     raw: true,
     // Each event of a batch is archived in turn (docs/events.md).
     acceptsBatch: true,

@@ -16,7 +16,7 @@ import type { DisruptionRecord } from '../core/storage/records.js';
 import { disruptionOf, recentFailures, type ContainerFailure } from './container-failure.js';
 import { podOwner, type PodOwner } from '../core/kubernetes/pods.js';
 import { containerImage, readRestoreState, restoredFromKey, restoreStateKey } from './restore-state.js';
-import { candidateSearch, planFailure, refusalOf, replacementPlan, replacementRecord, SOURCE, templateHash, type KubeEventSpec, type Plan, type Refusal } from './plan.js';
+import { candidateSearch, planFailure, refusalOf, replacementPlan, replacementRecord, NAME, templateHash, type KubeEventSpec, type Plan, type Refusal } from './plan.js';
 import { runtimeSupport } from './runtime-support.js';
 import type { RestorePodKube } from './kube-port.js';
 import { TransientError, errorMessage } from '../core/runtime/errors.js';
@@ -24,8 +24,6 @@ import { keyName } from '../core/storage/layout.js';
 import type { NamespaceExclusion } from '../core/kubernetes/excluded-namespaces.js';
 import type { FunctionHandler, HandlerContext } from '../core/runtime/handler.js';
 import type { ObjectStore } from '../core/storage/object-store.js';
-
-export const NAME = SOURCE;
 
 export interface RestorePodDeps {
   kube: RestorePodKube;

@@ -11,7 +11,8 @@ import type { DisruptionRecord } from '../core/storage/records.js';
 import type { ContainerFailure } from './container-failure.js';
 import { containerImage, hasStarted, type RestoreState } from './restore-state.js';
 
-export const SOURCE = 'restore-pod';
+/** The function's name, the source of the events it emits. */
+export const NAME = 'restore-pod';
 
 export interface KubeEventSpec {
   type: 'Normal' | 'Warning';
@@ -109,7 +110,7 @@ export function planFailure(s: FailureSnapshot, candidates: readonly RestorableC
       container,
       image: originalImage,
       state: { tried, restoredAt: now.toISOString(), seenRestarts: image !== originalImage ? restartsAfterPatch : failure.restartCount, originalImage, gaveUpAt: now.toISOString(), ...sourcePod },
-      outcome: events.restoreFailed({ ...base, ...(state?.current ? { checkpointId: state.current } : {}), stage: 'restore', reason }, { source: SOURCE }),
+      outcome: events.restoreFailed({ ...base, ...(state?.current ? { checkpointId: state.current } : {}), stage: 'restore', reason }, { source: NAME }),
       kubeEvent: { type: 'Warning', reason: 'RestoreFailed', message: `Container ${container}: ${reason}` },
       ...(markBad ? { markBad } : {}),
     };
@@ -119,7 +120,7 @@ export function planFailure(s: FailureSnapshot, candidates: readonly RestorableC
     image: candidate.image,
     restoredFrom: candidate.id,
     state: { tried: [candidate.id, ...tried], current: candidate.id, restoredAt: now.toISOString(), seenRestarts: restartsAfterPatch, originalImage, ...sourcePod },
-    outcome: events.podRestored({ ...base, checkpointId: candidate.id, image: candidate.image, strategy: 'in-place' }, { source: SOURCE }),
+    outcome: events.podRestored({ ...base, checkpointId: candidate.id, image: candidate.image, strategy: 'in-place' }, { source: NAME }),
     kubeEvent: { type: 'Normal', reason: 'Restored', message: `Container ${container} restored from checkpoint ${candidate.id} (${failure.reason})` },
     ...(markBad ? { markBad } : {}),
   };
@@ -179,7 +180,7 @@ export function replacementPlan(pod: V1Pod, container: string, record: Disruptio
       originalImage: containerImage(pod, container) ?? '',
       sourcePod: record.pod,
     },
-    outcome: events.podRestored({ namespace, pod: podName, container, checkpointId: candidate.id, image: candidate.image, strategy: 'replacement' }, { source: SOURCE }),
+    outcome: events.podRestored({ namespace, pod: podName, container, checkpointId: candidate.id, image: candidate.image, strategy: 'replacement' }, { source: NAME }),
     kubeEvent: { type: 'Normal', reason: 'Restored', message: `Container ${container} restored from checkpoint ${candidate.id} of ${record.pod} (${record.reason})` },
   };
 }
@@ -197,7 +198,7 @@ export function refusalOf(pod: V1Pod, plan: Plan & { restoredFrom: string }, nod
     container: plan.container,
     outcome: events.restoreFailed(
       { namespace: pod.metadata?.namespace ?? 'default', pod: pod.metadata?.name ?? '', container: plan.container, checkpointId: plan.restoredFrom, stage: 'restore', reason },
-      { source: SOURCE },
+      { source: NAME },
     ),
     kubeEvent: { type: 'Warning', reason: 'RestoreUnsupported', message: `Container ${plan.container}: ${reason}` },
   };

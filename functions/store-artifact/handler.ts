@@ -20,7 +20,7 @@ import { MANIFEST_API_VERSION, readManifest, writeManifest, type CheckpointManif
 import { BadInputError, PermanentFailure, TransientError, errorMessage } from '../core/runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
 
-const STORE_ARTIFACT = 'store-artifact';
+const NAME = 'store-artifact';
 
 /** What store-artifact reads of the API: the checkpointed pod, to check whose checkpoint it is. */
 export interface PodReader {
@@ -50,7 +50,7 @@ export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<ty
   const inFlight = new Map<string, Promise<KcrEvent[]>>();
 
   return {
-    name: STORE_ARTIFACT,
+    name: NAME,
     accepts: [EventTypes.checkpointCreated],
     emits: true,
     handle(event: IncomingEvent<typeof EventTypes.checkpointCreated>, ctx: HandlerContext): Promise<KcrEvent[]> {
@@ -64,7 +64,7 @@ export function createStoreArtifact(deps: StoreArtifactDeps): FunctionHandler<ty
   };
 
   async function store(data: CheckpointCreatedData, ctx: HandlerContext): Promise<KcrEvent[]> {
-    const common = { source: STORE_ARTIFACT, ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}) };
+    const common = { source: NAME, ...(ctx.traceparent ? { traceparent: ctx.traceparent } : {}) };
     const loc: CheckpointLocation = { namespace: data.namespace, workload: data.workload, container: data.container, id: data.id };
     const archiveKey = artifactKey(loc, 'archive');
     const manifestKey = artifactKey(loc, 'manifest');

@@ -1,5 +1,7 @@
 // The shape of the tree, as README's "Repository layout" describes it: no
-// folder-level import cycle among the product's folders, functions depend on
+// folder-level import cycle among the product's folders nor among the folders
+// inside them (a folder and the folder of its parts, simulator/ and
+// simulator/kubelet/, are one piece), functions depend on
 // functions/core and never on each other, and neither a product folder nor a
 // benchmark reaches into the tests.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -24,15 +26,21 @@ function folderOf(path: string): string {
   return parts[0] === 'functions' && parts.length > 2 ? `functions/${parts[1]}` : (parts[0] as string);
 }
 
+/** The directory a file is in, at any depth (functions/core/runtime, simulator/kubelet). */
+const directoryOf = (path: string): string => relative(ROOT, dirname(path));
+
+/** Whether one folder holds the other: a folder and the folder of its parts are one piece. */
+const nested = (a: string, b: string): boolean => a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
+
 /** Edges between folders, each with one import that makes it. */
-function folderGraph(from: string[]): Map<string, Map<string, string>> {
+function folderGraph(from: string[], folder: (path: string) => string = folderOf): Map<string, Map<string, string>> {
   const graph = new Map<string, Map<string, string>>();
   for (const top of from) {
     for (const file of sources(join(ROOT, top))) {
       for (const [, spec] of readFileSync(file, 'utf8').matchAll(IMPORT)) {
         const target = resolve(dirname(file), spec as string);
-        const [a, b] = [folderOf(file), folderOf(target)];
-        if (a === b) continue;
+        const [a, b] = [folder(file), folder(target)];
+        if (a === b || (folder === directoryOf && nested(a, b))) continue;
         const edges = graph.get(a) ?? new Map<string, string>();
         if (!edges.has(b)) edges.set(b, `${relative(ROOT, file)} → ${spec}`);
         graph.set(a, edges);
@@ -66,6 +74,14 @@ describe('the folders', () => {
 
   it('import each other without a cycle', () => {
     const described = cycles(graph).map((c) => c.map((f, i) => (i + 1 < c.length ? `${f} (${graph.get(f)!.get(c[i + 1]!)})` : f)).join(' → '));
+    expect(described).toEqual([]);
+  });
+
+  it('nor do the folders inside them (functions/core/runtime and functions/core/kubernetes, simulator/cluster and simulator/kubelet)', () => {
+    const inner = folderGraph(PRODUCT, directoryOf);
+    const folders = new Set([...inner].flatMap(([from, edges]) => [from, ...edges.keys()]));
+    expect([...folders]).toEqual(expect.arrayContaining(['functions/core/runtime', 'functions/core/kubernetes', 'simulator/kubelet', 'simulator/cluster']));
+    const described = cycles(inner).map((c) => c.map((f, i) => (i + 1 < c.length ? `${f} (${inner.get(f)!.get(c[i + 1]!)})` : f)).join(' → '));
     expect(described).toEqual([]);
   });
 

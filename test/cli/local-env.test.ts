@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../cli/run.js';
 import { liveEnvFile, staleEnvFile } from '../../local/env-file.js';
+import { until } from '../support/wait.js';
 
 let dir: string;
 let deadUrl: string;
@@ -143,11 +144,16 @@ describe('npm start', () => {
     child.stdout.on('data', (b: Buffer) => (output += b.toString()));
     child.stderr.on('data', (b: Buffer) => (output += b.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    const deadline = Date.now() + 90_000;
-    while (!existsSync(envFile) || !readFileSync(envFile, 'utf8').includes('KCR_LOCAL_ENV_FILE')) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the local mode wrote no env file:\n${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await Promise.race([
+      until('the local mode to write its env file', () => existsSync(envFile) && readFileSync(envFile, 'utf8').includes('KCR_LOCAL_ENV_FILE'), {
+        timeout: 90_000,
+        interval: 100,
+        context: () => output,
+      }),
+      exited.then((code) => {
+        throw new Error(`the local mode exited (${code}) before writing its env file:\n${output}`);
+      }),
+    ]);
     const live = await sourced(envFile);
     expect(live).toMatchObject({ KCR_LOCAL_ENV_FILE: envFile, K_SINK: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+/) });
 

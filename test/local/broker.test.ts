@@ -201,7 +201,7 @@ describe('local broker delivery', () => {
   });
 
   it('retries an attempt that exceeds the Trigger timeout', async () => {
-    const sub = await subscriber((_e, n) => ({ status: 200, delayMs: n === 0 ? 2000 : 0 }));
+    const sub = await subscriber((_e, n) => ({ status: 200, hold: n === 0 }));
     const extra = '  delivery:\n    retry: 1\n    backoffDelay: PT0.1S\n    timeout: PT0.3S\n';
     const { b, seen } = await broker(BROKER() + trigger('fn', 't', extra), { fn: sub.url });
     await post(b.url, binaryHeaders(attrs('t')), '{}');

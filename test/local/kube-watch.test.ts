@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
-import { startListWatch, type KubeObject, type WatchEventType } from '../../local/kube-watch.js';
+import { startListWatch, type WatchedObject, type WatchEventType } from '../../local/kube-watch.js';
 import { labelSelectorString, matchesLabelSelector } from '../../functions/core/kubernetes/label-selector.js';
 import { startApiServerSources } from '../../local/apiserver-source.js';
 import { parseSourcesYaml } from '../../local/sources.js';
@@ -110,7 +110,7 @@ describe('list+watch', () => {
       kind: 'Deployment',
       namespace: 'demo',
       retryDelayMs: 50,
-      onList: (items: KubeObject[]) => void listed.push(items.map((i) => i.metadata?.name ?? '')),
+      onList: (items: WatchedObject[]) => void listed.push(items.map((i) => i.metadata?.name ?? '')),
       onEvent: (type, o) => void events.push([type, o.metadata?.name ?? '', o.metadata?.resourceVersion ?? '']),
     });
     cleanups.push(() => lw.stop());

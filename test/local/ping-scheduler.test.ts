@@ -86,14 +86,22 @@ describe('ping scheduler against the simulated cluster', () => {
     expect(status?.sinkUri).toBe(`${sink.url}direct`);
     expect(status?.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'True' }));
 
+    let unscheduledAt = 0;
+    const stopWatching = scheduler.onPing((o) => {
+      if (o.kind === 'unscheduled' && o.name === 'every-second') unscheduledAt = Date.now();
+    });
     await api.delete(pingSource('every-second', {}));
-    await waitFor('unscheduled', () => seen.some((o) => o.kind === 'unscheduled' && o.name === 'every-second'));
-    // A send that started just before the delete may still land; then nothing more.
-    await new Promise((r) => setTimeout(r, 300));
-    const count = fromSource('every-second').length;
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(fromSource('every-second').length).toBe(count);
+    await waitFor('unscheduled', () => unscheduledAt > 0);
+    stopWatching();
     expect(scheduler.scheduled().map((s) => s.name)).not.toContain('every-second');
+    // A send begun before the delete may still land; none begins after it. A witness on the
+    // same schedule fires on the ticks every-second would have; its second ping comes a tick
+    // after its first, by when a send of every-second on the first would have landed.
+    await api.create(pingSource('witness', { schedule: '* * * * * *', sink: { uri: `${sink.url}witness` } }));
+    await waitFor('two witness pings', () => fromSource('witness').length >= 2);
+    await api.delete(pingSource('witness', {}));
+    expect(fromSource('every-second').filter((r) => Date.parse(r.event.attributes.time!) > unscheduledAt)).toEqual([]);
+    expect(seen.filter((o) => o.kind === 'fired' && o.name === 'every-second' && Date.parse(o.event.attributes.time!) > unscheduledAt)).toEqual([]);
   });
 
   it('reschedules on update and sends the new data', async () => {

@@ -1,8 +1,10 @@
 // Test subscribers for the local broker and sources: loopback HTTP servers that
 // record the CloudEvents they receive and answer as scripted.
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { decodeHttp, type WireEvent } from '../../functions/core/runtime/cloudevents-http.js';
+import { until } from '../support/wait.js';
 
 export interface Received {
   event: WireEvent;
@@ -15,8 +17,8 @@ export interface Answer {
   status: number;
   headers?: Record<string, string>;
   body?: string;
-  /** Wait this long before answering (to trip a delivery timeout). */
-  delayMs?: number;
+  /** Never answer: hold the request until the caller gives up (to trip a delivery timeout). */
+  hold?: boolean;
 }
 
 export interface Subscriber {
@@ -30,7 +32,6 @@ export interface Subscriber {
 /** `answer` is called per request with the 0-based request number; default 202. */
 export async function startSubscriber(answer: (event: WireEvent, n: number) => Answer = () => ({ status: 202 })): Promise<Subscriber> {
   const received: Received[] = [];
-  const waiters: { n: number; resolve: () => void }[] = [];
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500).end(String(err));
@@ -42,29 +43,18 @@ export async function startSubscriber(answer: (event: WireEvent, n: number) => A
     const event = decodeHttp(req.headers, Buffer.concat(chunks));
     const n = received.length;
     received.push({ event, path: req.url ?? '/', headers: req.headers, at: Date.now() });
-    for (const w of waiters.filter((w) => received.length >= w.n)) w.resolve();
     const a = answer(event, n);
-    if (a.delayMs) await new Promise((resolve) => setTimeout(resolve, a.delayMs));
-    if (res.destroyed) return;
+    if (a.hold) {
+      if (!res.destroyed) await once(res, 'close');
+      return;
+    }
     res.writeHead(a.status, a.headers ?? {}).end(a.body ?? '');
   }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
     received,
-    waitFor(n, timeoutMs = 10_000) {
-      if (received.length >= n) return Promise.resolve(received);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`expected ${n} events, got ${received.length} within ${timeoutMs} ms`)), timeoutMs);
-        waiters.push({
-          n,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve(received);
-          },
-        });
-      });
-    },
+    waitFor: (n, timeoutMs = 10_000) => until(`${n} events`, () => received.length >= n && received, { timeout: timeoutMs, interval: 10, context: () => `${received.length} arrived` }),
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

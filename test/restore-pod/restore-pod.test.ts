@@ -135,10 +135,10 @@ describe('restore-pod on the local stack', () => {
       const prefix = `checkpoints/${NS}/Deployment/fragile/app/${id}/`;
       expect(await kit.stack.store.stat(`${prefix}${ARTIFACT_FILES.bad}`)).toBeDefined();
     }
-    // No endless loop: it stays cold-started. Nothing happening has no event to wait for, so a
-    // window: 1.5 s spans several of the kubelet's restarts (backoff at most 400 ms) had it crashed again.
+    // No endless loop: it stays cold-started. settle waits until the container runs and every
+    // pod event since has been handled; a restore again would have been announced by then.
     const restoredCount = of('io.kcr.pod.restored', name).length;
-    await settle(1500);
+    await settle();
     expect(of('io.kcr.pod.restored', name)).toHaveLength(restoredCount);
     expect(of('io.kcr.restore.failed', name)).toHaveLength(1);
   });
@@ -162,8 +162,8 @@ describe('restore-pod on the local stack', () => {
       const running = await kit.kube.listPods(NS, 'app=calm');
       return running.length === 1 && running[0]!.spec!.containers[0]!.image === 'quay.io/kcr/app:2' && running[0]!.status?.phase === 'Running' ? true : undefined;
     });
-    // A wrong restore would follow the deleted pods' watch events, which have no signal to wait for: a quiet window.
-    await settle(500);
+    // A wrong restore would follow the deleted pods' watch events: settle waits until they are gone and handled.
+    await settle();
     expect(of('io.kcr.pod.restored').length).toBe(restoredBefore);
     expect(await kit.keys(`disruptions/${NS}/Deployment/calm/`)).toEqual([]);
   });

@@ -5,7 +5,8 @@ import { serveFunction, type RunningFunction } from '../../functions/core/runtim
 import { readEnv } from '../../functions/core/runtime/config.js';
 import { createLogger } from '../../functions/core/runtime/logger.js';
 import { createTestHandler, sampleCreated, type Recorder } from './fixtures/test-handler.js';
-import { metric } from '../support/metrics.js';
+import { metric, scrape } from '../support/metrics.js';
+import { until } from '../support/wait.js';
 import { startSink, type TestSink } from '../support/sink.js';
 
 const TYPE = 'io.kcr.checkpoint.created';
@@ -161,7 +162,7 @@ describe('graceful shutdown', () => {
   it('finishes the event in flight on SIGTERM, refuses new ones, and exits 0', async () => {
     const sink = await startSink();
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/runtime/fixtures/slow-function.ts'], {
-      env: { ...process.env, PORT: '0', K_SINK: sink.url, TEST_DELAY_MS: '1000', KCR_LOG_LEVEL: 'warn' },
+      env: { ...process.env, PORT: '0', K_SINK: sink.url, KCR_LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     try {
@@ -177,14 +178,14 @@ describe('graceful shutdown', () => {
       const url = `http://127.0.0.1:${port}`;
       const req = structured();
       const inFlight = fetch(url, { method: 'POST', headers: req.headers, body: req.body });
-      await new Promise((r) => setTimeout(r, 300));
+      // The handler holds the event until SIGUSR2: it is in flight once the runtime counted it.
+      await until('the event in the handler', async () => (await scrape(url, 'kcr_events_received_total', { type: TYPE })) === 1);
       child.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 100));
-      const refused = await fetch(url, { method: 'POST', headers: req.headers, body: req.body }).then(
-        (r) => r.status,
-        () => 'refused',
-      );
-      expect([503, 'refused']).toContain(refused);
+      await until('the runtime draining', async () => (await fetch(`${url}/readyz`)).status === 503);
+      const refused = await fetch(url, { method: 'POST', headers: req.headers, body: req.body });
+      expect(refused.status).toBe(503);
+      expect(await refused.json()).toEqual({ error: 'test-fn is shutting down' });
+      child.kill('SIGUSR2');
       expect((await inFlight).status).toBe(202);
       const [code] = (await once(child, 'exit')) as [number | null];
       expect(code).toBe(0);

@@ -137,8 +137,8 @@ describe('the errors Node and fetch raise', () => {
   it('an answer that breaks off after its headers, with node:http and with fetch', async () => {
     const url = await serve((_req, res) => {
       res.writeHead(200, { 'content-length': '1000' });
-      res.write('partial');
-      setTimeout(() => res.socket?.destroy(), 20);
+      // Cut once the headers and the first bytes are on the wire.
+      res.write('partial', () => res.socket?.destroy());
     });
     const err = await httpGet(url);
     expect(err).toMatchObject({ message: 'aborted', code: 'ECONNRESET' });

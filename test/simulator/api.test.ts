@@ -434,7 +434,16 @@ describe('garbage collection', () => {
       body: { metadata: { name: 'orphan', ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner2', uid: owner2.metadata!.uid! }] } },
     });
     await core.deleteNamespacedConfigMap({ namespace: 'api', name: 'owner2', propagationPolicy: 'Orphan' });
-    await new Promise((r) => setTimeout(r, 50));
+    // The collector runs after a deletion; one that collects a witness deleted later has passed over the orphan too.
+    const owner3 = await core.createNamespacedConfigMap({ namespace: 'api', body: { metadata: { name: 'owner3' } } });
+    await core.createNamespacedConfigMap({
+      namespace: 'api',
+      body: { metadata: { name: 'witness', ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner3', uid: owner3.metadata!.uid! }] } },
+    });
+    await core.deleteNamespacedConfigMap({ namespace: 'api', name: 'owner3' });
+    await cluster.waitFor(async () => (await core.listNamespacedConfigMap({ namespace: 'api', fieldSelector: 'metadata.name=witness' })).items.length === 0, {
+      description: 'the witness collected',
+    });
     const orphan = await core.readNamespacedConfigMap({ namespace: 'api', name: 'orphan' });
     expect(orphan.metadata?.ownerReferences ?? []).toEqual([]);
   });

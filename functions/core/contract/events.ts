@@ -30,15 +30,15 @@ export const ResyncPing = z.object({ resync: z.literal(true) }).strict();
 export const PingData = z.union([WorkloadRef, ResyncPing]);
 export type PingData = z.infer<typeof PingData>;
 
-/** Resource mode of the ApiServerSource: the whole Kubernetes object. */
-export const KubeObject = z
+/** The data of an ApiServerSource event in Resource mode: the whole Kubernetes object. */
+export const ResourceEventData = z
   .object({
     apiVersion: z.string().min(1),
     kind: z.string().min(1),
     metadata: z.object({ name: z.string().min(1), namespace: z.string().optional(), uid: z.string().optional() }).loose(),
   })
   .loose();
-export type KubeObject = z.infer<typeof KubeObject>;
+export type ResourceEventData = z.infer<typeof ResourceEventData>;
 
 export const CheckpointRequestedData = z.union([WorkloadRef, z.object({ namespace: dns1123Label, pod: dns1123Subdomain, container: dns1123Label.optional() }).strict()]);
 export type CheckpointRequestedData = z.infer<typeof CheckpointRequestedData>;
@@ -127,9 +127,9 @@ export const EventTypes = {
 /** Every type of the contract, with the schema its `data` must satisfy. */
 export const ContractSchemas = {
   [EventTypes.ping]: PingData,
-  [EventTypes.resourceAdd]: KubeObject,
-  [EventTypes.resourceUpdate]: KubeObject,
-  [EventTypes.resourceDelete]: KubeObject,
+  [EventTypes.resourceAdd]: ResourceEventData,
+  [EventTypes.resourceUpdate]: ResourceEventData,
+  [EventTypes.resourceDelete]: ResourceEventData,
   [EventTypes.checkpointRequested]: CheckpointRequestedData,
   [EventTypes.checkpointCreated]: CheckpointCreatedData,
   [EventTypes.checkpointStored]: CheckpointStoredData,
