@@ -9,6 +9,7 @@ import type { ImageSource } from '../images.js';
 import type { ResourceType } from '../resources.js';
 import type { ContainerState, FlagValue } from '../state.js';
 import type { KubeObject } from '../types.js';
+import type { ContainerRuntime, ContainerRuntimeFactory } from './container-runtime.js';
 
 export interface KubeletTiming {
   /** Interval of the simulated containers' counter. */
@@ -31,6 +32,8 @@ export interface KubeletOptions extends KubeletTiming {
   imageSources: Record<string, ImageSource>;
   /** ContainerCheckpoint feature gate (default on, as since Kubernetes 1.30). */
   checkpointFeatureGate: boolean;
+  /** The container runtime (default: the simulated one). */
+  containerRuntime?: ContainerRuntimeFactory;
 }
 
 export interface CheckpointFailure {
@@ -126,6 +129,8 @@ export class NodeRuntime {
   readonly pods = new Map<string, RuntimePod>();
   readonly followers = new Map<string, Set<(line: string) => void>>();
   nextIp = 2;
+  /** Set by the Kubelet right after construction (the runtime reports back to the kubelet). */
+  runtime!: ContainerRuntime;
 
   constructor(
     readonly api: ObjectApi,
