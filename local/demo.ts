@@ -8,7 +8,8 @@ import type { BrokerObservation } from './broker.js';
 import { dataOf } from '../functions/core/runtime/cloudevents-http.js';
 import { artifactKey } from '../functions/core/storage/layout.js';
 import { readTar } from '../simulator/archive.js';
-import { decodePages } from '../simulator/state.js';
+import { decodePages, PAGES_MAGIC } from '../simulator/state.js';
+import { lastCounter } from '../simulator/kubelet/podman-runtime.js';
 import type { ImageBuiltData } from '../functions/core/contract/events.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
 
@@ -75,25 +76,34 @@ export async function runDemo(stack: Stack, options: DemoOptions = {}): Promise<
       return pods.items.find((p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp)?.metadata?.name;
     });
 
-  /** The counter a checkpoint holds, read back from the archive in S3. */
+  /**
+   * The counter a checkpoint holds, read back from the archive in S3: a simulated archive
+   * carries it in pages-1.img; a real one holds CRIU's raw pages, so the counter is the last
+   * the process printed before the dump (ctr.log, which podman exports with it).
+   */
   async function checkpointedCounter(built: ImageBuiltData): Promise<number> {
     const stream = await stack.store.getStream(artifactKey({ namespace: built.namespace, workload: built.workload, container: built.container, id: built.id }, 'archive'));
     const chunks: Buffer[] = [];
     for await (const c of stream) chunks.push(c as Buffer);
-    const pages = (await readTar(Buffer.concat(chunks))).get('checkpoint/pages-1.img');
+    const files = await readTar(Buffer.concat(chunks), new Set(['checkpoint/pages-1.img', 'ctr.log']));
+    const pages = files.get('checkpoint/pages-1.img');
     if (!pages) throw new Error(`checkpoint ${built.id} holds no checkpoint/pages-1.img`);
-    return decodePages(pages).state.counter;
+    if (pages.subarray(0, PAGES_MAGIC.length).toString('ascii') === PAGES_MAGIC) return decodePages(pages).state.counter;
+    const logged = lastCounter(files.get('ctr.log')?.toString('utf8') ?? '');
+    if (logged === undefined) throw new Error(`checkpoint ${built.id}: no counter in its ctr.log`);
+    return logged;
   }
 
   /** Waits for `pod` to run restored, and checks its counter went on from the checkpoint. */
-  async function continued(pod: string, built: ImageBuiltData): Promise<string> {
+  async function continued(pod: string, built: ImageBuiltData, before: number | undefined): Promise<string> {
     const from = await checkpointedCounter(built);
+    // A restored real process prints its next counter once it runs again: wait for one past the checkpoint's.
     const s = await until(`restored ${pod}`, () => {
       const st = stack.cluster.containerState(ns, pod, 'app');
-      return st?.running && st.restoredFrom ? st : undefined;
+      return st?.running && st.restoredFrom && st.counter > from ? st : undefined;
     });
     if (s.counter < from) throw new Error(`${pod}: counter ${s.counter} is below the checkpointed ${from}`);
-    return `counter ${s.counter} went on from the checkpointed ${from} (a cold start would begin at 0)`;
+    return `before the kill ${before ?? '?'}, checkpointed ${from} (${(built.artifact.size / 1024 / 1024).toFixed(1)} MiB archive), after the restore ${s.counter} (a cold start would begin at ${stack.cluster.runtime === 'podman' ? 1 : 0})`;
   }
 
   try {
@@ -125,25 +135,28 @@ export async function runDemo(stack: Stack, options: DemoOptions = {}): Promise<
     if (checkpointed && counterBuilt && webBuilt) {
       const cb = counterBuilt;
       const wb = webBuilt;
+      let counterBefore: number | undefined;
       await step(`kill the container of ${counterPod}`, async () => {
-        const before = stack.cluster.containerState(ns, counterPod, 'app')?.counter;
+        counterBefore = stack.cluster.containerState(ns, counterPod, 'app')?.counter;
         stack.cluster.killContainer(ns, counterPod, 'app', { exitCode: 137 });
-        return `counter was ${before}; exit code 137`;
+        return `counter was ${counterBefore}; ${stack.cluster.runtime === 'podman' ? 'SIGKILL' : 'exit code 137'}`;
       });
       await step('restore-pod restores it in place', async () => {
         const r = await until('pod.restored for counter', () => find('io.kcr.pod.restored', (d) => d.pod === counterPod));
         return `${String(r.checkpointId)} (${String(r.strategy)})`;
       });
-      await step('its state continues', () => continued(counterPod, newestBuilt(seen, counterPod) ?? cb));
+      await step('its state continues', () => continued(counterPod, newestBuilt(seen, counterPod) ?? cb, counterBefore));
+      let webBefore: number | undefined;
       await step('evict web-0 (node memory pressure)', async () => {
+        webBefore = stack.cluster.containerState(ns, 'web-0', 'app')?.counter;
         stack.cluster.evictPod(ns, 'web-0', 'The node was low on resource: memory.');
-        return 'phase Failed, reason Evicted';
+        return `counter was ${webBefore}; phase Failed, reason Evicted`;
       });
       await step("the replacement web-0 inherits web-0's checkpoint", async () => {
         const r = await until('pod.restored for web-0', () => find('io.kcr.pod.restored', (d) => d.pod === 'web-0' && d.strategy === 'replacement'));
         return `${String(r.checkpointId)} (${String(r.strategy)})`;
       });
-      await step("web-0's state continues", () => continued('web-0', newestBuilt(seen, 'web-0') ?? wb));
+      await step("web-0's state continues", () => continued('web-0', newestBuilt(seen, 'web-0') ?? wb, webBefore));
     }
   } finally {
     unsubscribe();

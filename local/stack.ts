@@ -81,6 +81,8 @@ export interface Stack {
   apiSources: ApiServerSourceAdapter;
   /** The environment the functions run with (the CLI uses it too). */
   env: Record<string, string>;
+  /** The podman engine behind the kubelets, when the runtime is podman. */
+  podman?: PodmanEngine;
   stop(): Promise<void>;
 }
 
@@ -197,6 +199,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       pings,
       apiSources,
       env,
+      ...(podman ? { podman } : {}),
       stop,
     };
   } catch (err) {

@@ -71,11 +71,30 @@ async function withIdentity(source: string, file: string, annotations: Record<st
   await Promise.all([pipeline(createReadStream(source), extract), pipeline(pack, createWriteStream(file, { mode: 0o600 }))]);
 }
 
-/** Bind mounts spec.dump records whose source is not podman's own (those podman recreates): CRI-O requires them present. */
-function missingBindMounts(spec: unknown, engineDir: string): string[] {
+// Mounts the runtime sets up itself for every container, skipped by the check below as
+// CRI-O skips them (cri-o server/container_restore.go, ignoreMounts; /etc/hosts is podman's).
+const RUNTIME_MOUNTS = new Set([
+  '/proc',
+  '/dev',
+  '/dev/pts',
+  '/dev/mqueue',
+  '/sys',
+  '/sys/fs/cgroup',
+  '/dev/shm',
+  '/etc/resolv.conf',
+  '/etc/hostname',
+  '/etc/hosts',
+  '/etc/passwd',
+  '/etc/group',
+  '/run/secrets',
+  '/run/.containerenv',
+]);
+
+/** The bind mounts spec.dump records that are missing on this node: CRI-O refuses to restore without them. */
+function missingBindMounts(spec: unknown): string[] {
   const mounts = isRecord(spec) && Array.isArray(spec.mounts) ? spec.mounts.filter(isRecord) : [];
   return mounts
-    .filter((m) => m.type === 'bind' && typeof m.source === 'string' && !m.source.startsWith(`${engineDir}/`))
+    .filter((m) => m.type === 'bind' && typeof m.source === 'string' && !RUNTIME_MOUNTS.has(String(m.destination)))
     .filter((m) => !existsSync(String(m.source)))
     .map((m) => `${String(m.source)} → ${String(m.destination)}`);
 }
@@ -85,6 +104,7 @@ export function podmanRuntimeFactory(engine: PodmanEngine): ContainerRuntimeFact
 }
 
 function podmanRuntime(engine: PodmanEngine, rt: NodeRuntime, callbacks: RuntimeCallbacks): ContainerRuntime {
+  /** Containers this kubelet created and has not removed yet (an exited one too, until the kubelet lets it go). */
   const live = new Set<string>();
   /** Why a container was killed by a hook, so its exit reports that reason (OOMKilled) rather than Error. */
   const killReasons = new Map<string, string>();
@@ -113,7 +133,6 @@ function podmanRuntime(engine: PodmanEngine, rt: NodeRuntime, callbacks: Runtime
     let out = '';
     wait.stdout?.on('data', (b: Buffer) => (out += b.toString('utf8')));
     wait.once('exit', (code) => {
-      live.delete(id);
       const exitCode = Number(out.trim());
       if (code !== 0 || !Number.isInteger(exitCode)) return; // removed, or the engine closed
       const reason = killReasons.get(id) ?? (exitCode === 0 ? 'Completed' : 'Error');
@@ -168,7 +187,7 @@ function podmanRuntime(engine: PodmanEngine, rt: NodeRuntime, callbacks: Runtime
       } catch (err) {
         throw new CreateContainerError(`checkpoint image ${image}: bad spec.dump or config.dump: ${err instanceof Error ? err.message : String(err)}`);
       }
-      const missing = missingBindMounts(spec, engine.dir);
+      const missing = missingBindMounts(spec);
       if (missing.length) throw new CreateContainerError(`checkpoint image ${image}: bind mounts recorded in spec.dump are missing on this node: ${missing.join(', ')}`);
       const archive = join(engine.dir, 'tmp', `restore-${randomBytes(8).toString('hex')}.tar`);
       const name = nameOf(p, c);

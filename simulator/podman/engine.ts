@@ -15,13 +15,16 @@ export type RuntimeKind = 'simulated' | 'podman';
 export type RuntimeChoice = RuntimeKind | 'auto';
 
 /** The local image every demo counter runs, and the names pod specs use for it. */
-export const COUNTER_IMAGE = 'localhost/kcr/counter:1';
+// The tag changes with the image's content: an old storage keeps the old one for its archives.
+export const COUNTER_IMAGE = 'localhost/kcr/counter:2';
 export const REDIS_IMAGE = 'localhost/kcr/redis:7';
 
 // Holds KCR_STATE_BYTES of random bytes in a shell variable (as base64: the process's own
 // memory, nowhere on disk), prints a counter every KCR_TICK seconds, and on SIGUSR1 prints
 // the sha256 of what it holds, so a test can compare it before a kill and after a restore.
+// Its pid file is a change to its root filesystem (the archive's rootfs-diff.tar).
 const COUNTER_SCRIPT = `#!/bin/sh
+echo "$$" > /tmp/counter.pid
 data=$(head -c "\${KCR_STATE_BYTES:-0}" /dev/urandom | base64)
 trap 'echo "sha256=$(printf %s "$data" | sha256sum | cut -d" " -f1)"' USR1
 echo "holding \${KCR_STATE_BYTES:-0} random bytes"
