@@ -12,6 +12,11 @@ import { decodePages, PAGES_MAGIC } from '../simulator/state.js';
 import { lastCounter } from '../simulator/kubelet/podman-runtime.js';
 import type { ImageBuiltData } from '../functions/core/contract/events.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
+import { checkRedis, fillRedis, redisCli, redisDeployment, type RedisSample } from './redis-demo.js';
+import { join } from 'node:path';
+
+/** Keys the Redis demo holds (random 100-character values; ~2.5 MB of memory). */
+const REDIS_KEYS = 10_000;
 
 const DEMO_NAMESPACE = 'default';
 const DEMO_SCHEDULE = '*/10 * * * * *';
@@ -45,6 +50,9 @@ export async function runDemo(stack: Stack, options: DemoOptions = {}): Promise<
   });
   const results: StepResult[] = [];
   const t0 = Date.now();
+  // The Redis demo needs real process memory: only on the podman runtime.
+  const podman = stack.cluster.runtime === 'podman' ? stack.podman : undefined;
+  const redisSockets = join(stack.cluster.stateDir, '..', 'redis-sockets');
 
   async function step(name: string, run: () => Promise<string>): Promise<boolean> {
     const started = Date.now();
@@ -118,12 +126,28 @@ export async function runDemo(stack: Stack, options: DemoOptions = {}): Promise<
         namespace: ns,
         body: { metadata: { name: 'web', annotations }, spec: { replicas: 1, serviceName: 'web', selector: { matchLabels: { app: 'web' } }, template: template('web') } },
       });
-      return `counter and web, schedule "${DEMO_SCHEDULE}"`;
+      if (podman) await apps.createNamespacedDeployment({ namespace: ns, body: redisDeployment(await podman.ensureRedisImage(), redisSockets, annotations) });
+      return `counter and web${podman ? ' (and redis, on podman)' : ''}, schedule "${DEMO_SCHEDULE}"`;
     });
     await step('PingSources created by schedule-sync', async () => {
       await until('schedule.synced for both', () => (['counter', 'web'].every((n) => find('io.kcr.schedule.synced', (d) => d.name === n && d.action === 'created')) ? true : undefined));
       return 'kcr-deployment-counter, kcr-statefulset-web';
     });
+    let redisFilled: { sample: RedisSample; at: number; pod: string } | undefined;
+    if (podman) {
+      await step(`fill Redis with ${REDIS_KEYS} keys (persistence off: memory only)`, async () => {
+        const pod = await podOf('app=redis');
+        await until('Redis answering on its unix socket', () =>
+          redisCli(redisSockets, ['PING']).then(
+            (r) => (r === 'PONG' ? r : undefined),
+            () => undefined,
+          ),
+        );
+        const sample = await fillRedis(redisSockets, REDIS_KEYS);
+        redisFilled = { sample, at: Date.now(), pod };
+        return `${pod}: DBSIZE ${await redisCli(redisSockets, ['DBSIZE'])}`;
+      });
+    }
     const counterPod = await podOf('app=counter');
     let counterBuilt: ImageBuiltData | undefined;
     let webBuilt: ImageBuiltData | undefined;
@@ -157,6 +181,39 @@ export async function runDemo(stack: Stack, options: DemoOptions = {}): Promise<
         return `${String(r.checkpointId)} (${String(r.strategy)})`;
       });
       await step("web-0's state continues", () => continued('web-0', newestBuilt(seen, 'web-0') ?? wb, webBefore));
+    }
+    if (podman && redisFilled) {
+      const { pod, sample, at } = redisFilled;
+      let redisBuilt: ImageBuiltData | undefined;
+      const redisCheckpointed = await step('Redis checkpointed with every key', async () => {
+        // The kubelet names archives by the second: one from a later second holds every key.
+        redisBuilt = (await until('image.built for redis after the fill', () =>
+          find('io.kcr.image.built', (d) => d.pod === pod && Date.parse(String(d.checkpointedAt)) >= at),
+        )) as unknown as ImageBuiltData;
+        return `${redisBuilt.id}, ${(redisBuilt.artifact.size / 1024 / 1024).toFixed(1)} MiB archive`;
+      });
+      if (redisCheckpointed) {
+        await step(`kill Redis (${pod})`, async () => {
+          const before = await checkRedis(redisSockets, sample);
+          stack.cluster.killContainer(ns, pod, 'app');
+          return `DBSIZE was ${before.dbsize}; SIGKILL`;
+        });
+        await step('Redis restored with its data', async () => {
+          const r = await until('pod.restored for redis', () => find('io.kcr.pod.restored', (d) => d.pod === pod));
+          await until('Redis restored and answering', async () => {
+            const st = stack.cluster.containerState(ns, pod, 'app');
+            if (!st?.running || !st.restoredFrom) return undefined;
+            return redisCli(redisSockets, ['PING']).then(
+              (x) => (x === 'PONG' ? x : undefined),
+              () => undefined,
+            );
+          });
+          const after = await checkRedis(redisSockets, sample);
+          if (after.dbsize !== sample.keys || after.wrong.length)
+            throw new Error(`after the restore DBSIZE ${after.dbsize} (expected ${sample.keys}), wrong values: ${after.wrong.join(', ') || 'none'}`);
+          return `before the kill DBSIZE ${sample.keys}, after the restore DBSIZE ${after.dbsize} and ${sample.sample.size} sampled values equal, from ${String(r.checkpointId)} (a cold start would hold 0 keys)`;
+        });
+      }
     }
   } finally {
     unsubscribe();

@@ -14,7 +14,7 @@ import tar from 'tar-stream';
 import { readTar } from '../archive.js';
 import { ImagePullError } from '../images.js';
 import type { PodmanEngine } from '../podman/engine.js';
-import { isRecord } from '../types.js';
+import { isRecord, type KubeObject } from '../types.js';
 import type { ContainerRuntime, ContainerRuntimeFactory, PulledCheckpoint, RuntimeCallbacks, StartedContainer } from './container-runtime.js';
 import { CreateContainerError } from './restore.js';
 import type { NodeRuntime, RuntimeContainer, RuntimePod } from './runtime.js';
@@ -99,6 +99,30 @@ function missingBindMounts(spec: unknown): string[] {
     .map((m) => `${String(m.source)} → ${String(m.destination)}`);
 }
 
+/**
+ * What of the pod's container spec becomes podman flags: command (the entrypoint), args,
+ * env values, and volumeMounts of hostPath volumes as bind mounts. Other volume kinds have
+ * no node-side storage in the simulator and are refused rather than silently dropped.
+ */
+export function containerFlags(pod: KubeObject | undefined, container: string): { flags: string[]; args: string[] } {
+  const spec = isRecord(pod?.spec) ? pod.spec : {};
+  const containers = Array.isArray(spec.containers) ? spec.containers.filter(isRecord) : [];
+  const c = containers.find((x) => x.name === container) ?? {};
+  const volumes = new Map((Array.isArray(spec.volumes) ? spec.volumes.filter(isRecord) : []).map((v) => [String(v.name), v]));
+  const flags: string[] = [];
+  const strings = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
+  const command = strings(c.command);
+  if (command.length) flags.push('--entrypoint', JSON.stringify(command));
+  for (const e of Array.isArray(c.env) ? c.env.filter(isRecord) : []) if (typeof e.value === 'string') flags.push('--env', `${String(e.name)}=${e.value}`);
+  for (const m of Array.isArray(c.volumeMounts) ? c.volumeMounts.filter(isRecord) : []) {
+    const v = volumes.get(String(m.name));
+    const hostPath = isRecord(v?.hostPath) ? v.hostPath.path : undefined;
+    if (typeof hostPath !== 'string') throw new CreateContainerError(`volume "${String(m.name)}" of container ${container}: only hostPath volumes are backed on the simulated nodes`);
+    flags.push('--volume', `${hostPath}:${String(m.mountPath)}${m.readOnly === true ? ':ro' : ''}`);
+  }
+  return { flags, args: strings(c.args) };
+}
+
 export function podmanRuntimeFactory(engine: PodmanEngine): ContainerRuntimeFactory {
   return (rt, callbacks) => podmanRuntime(engine, rt, callbacks);
 }
@@ -148,6 +172,7 @@ function podmanRuntime(engine: PodmanEngine, rt: NodeRuntime, callbacks: Runtime
       const imageId = await engine.imageId(image);
       if (!imageId) throw new ImagePullError(`image "${image}" is not on this node (the podman runtime pulls only checkpoint images; kcr builds its demo images locally)`);
       const annotations = Object.entries(identity(p, c)).flatMap(([k, v]) => ['--annotation', `${k}=${v}`]);
+      const { flags, args } = containerFlags(rt.currentPod(p), c.name);
       const since = new Date().toISOString();
       let id: string;
       try {
@@ -166,7 +191,9 @@ function podmanRuntime(engine: PodmanEngine, rt: NodeRuntime, callbacks: Runtime
             '--env',
             `KCR_TICK=${(rt.opts.tickMs / 1000).toFixed(3)}`,
             ...annotations,
+            ...flags,
             image,
+            ...args,
           ])
         ).trim();
       } catch (err) {

@@ -7,9 +7,9 @@
 // Recipes and pitfalls: ../../../shared/design/REAL-BACKENDS.md (crun fails on cgroup v1
 // hybrid, so runc; zstd is podman's default export, so --compress=none).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, realpathSync } from 'node:fs';
 import { mkdtemp, rm, symlink, writeFile, mkdir, copyFile, chmod } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { basename, delimiter, dirname, join } from 'node:path';
 
 export type RuntimeKind = 'simulated' | 'podman';
 export type RuntimeChoice = RuntimeKind | 'auto';
@@ -17,7 +17,8 @@ export type RuntimeChoice = RuntimeKind | 'auto';
 /** The local image every demo counter runs, and the names pod specs use for it. */
 // The tag changes with the image's content: an old storage keeps the old one for its archives.
 export const COUNTER_IMAGE = 'localhost/kcr/counter:2';
-export const REDIS_IMAGE = 'localhost/kcr/redis:7';
+export const REDIS_IMAGE = 'localhost/kcr/redis:8';
+const REDIS_POD_IMAGE = 'quay.io/kcr/redis:8';
 
 // Holds KCR_STATE_BYTES of random bytes in a shell variable (as base64: the process's own
 // memory, nowhere on disk), prints a counter every KCR_TICK seconds, and on SIGUSR1 prints
@@ -44,6 +45,16 @@ export function findBinary(name: string, path = process.env.PATH ?? ''): string 
     }
   }
   return undefined;
+}
+
+/** The absolute paths of the shared libraries (and loader) a binary needs, as ldd lists them. */
+function lddPaths(binary: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    execFile('ldd', [binary], (err, stdout, stderr) => {
+      if (err) return reject(new Error(`ldd ${binary}: ${stderr || err.message}`));
+      resolve([...stdout.matchAll(/(\/\S+\.so[.\d]*)\s/g)].map((m) => m[1]!));
+    });
+  });
 }
 
 export class PodmanError extends Error {
@@ -163,6 +174,48 @@ export class PodmanEngine {
       await writeFile(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/:/bin/sh\n');
       await writeFile(join(root, 'etc', 'group'), 'root:x:0:\n');
       await this.importRootfs(root, COUNTER_IMAGE, ['CMD ["/bin/counter"]', 'ENV PATH=/bin']);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * A Redis image from Debian's redis-server: the binary (a symlink, so copied with its
+   * target's bytes), redis-cli, the libraries ldd lists and the loader. Built only when this
+   * storage has none; its data lives only in memory (the demo runs it with persistence off).
+   */
+  async ensureRedisImage(): Promise<string> {
+    if (!(await this.imageId(REDIS_IMAGE))) await this.buildRedisImage();
+    // Pod specs name it as they would a registry's image (a localhost/ name is pulled over http, as the kubelet does).
+    await this.run(['tag', REDIS_IMAGE, REDIS_POD_IMAGE]);
+    return REDIS_POD_IMAGE;
+  }
+
+  private async buildRedisImage(): Promise<void> {
+    const binaries = ['redis-server', 'redis-cli'].map((b) => {
+      const path = findBinary(b);
+      if (!path) throw new Error(`building the redis image: ${b} not found (Debian package redis-server)`);
+      return path;
+    });
+    const root = await mkdtemp(join(this.dir, 'tmp', 'rootfs-'));
+    try {
+      for (const d of ['usr/bin', 'usr/lib/x86_64-linux-gnu', 'usr/lib64', 'tmp', 'data', 'sock', 'etc', 'proc', 'dev', 'sys']) await mkdir(join(root, d), { recursive: true });
+      await symlink('usr/lib', join(root, 'lib'));
+      await symlink('usr/lib64', join(root, 'lib64'));
+      const libraries = new Set<string>();
+      for (const b of binaries) {
+        await copyFile(realpathSync(b), join(root, 'usr/bin', basename(b)));
+        await chmod(join(root, 'usr/bin', basename(b)), 0o755);
+        for (const lib of await lddPaths(b)) libraries.add(lib);
+      }
+      for (const lib of libraries) {
+        const target = join(root, 'usr', lib.replace(/^\/(usr\/)?/, ''));
+        await mkdir(dirname(target), { recursive: true });
+        await copyFile(realpathSync(lib), target);
+      }
+      await writeFile(join(root, 'etc', 'passwd'), 'root:x:0:0:root:/data:/bin/false\n');
+      await writeFile(join(root, 'etc', 'group'), 'root:x:0:\n');
+      await this.importRootfs(root, REDIS_IMAGE, ['ENTRYPOINT ["/usr/bin/redis-server"]', 'WORKDIR /data']);
     } finally {
       await rm(root, { recursive: true, force: true });
     }
