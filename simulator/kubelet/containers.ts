@@ -38,13 +38,16 @@ export function startContainer(rt: NodeRuntime, p: RuntimePod, c: RuntimeContain
     let started: StartedContainer;
     let imageID: string;
     try {
+      const pullStart = performance.now();
       const resolved = await resolveImage(image, rt.opts.imageSources);
       if (stale()) return;
       imageID = resolved?.imageID ?? syntheticImageId(image);
+      const runtimeStart = performance.now();
       if (resolved?.checkpoint) {
         await checkCheckpointFor(resolved.checkpoint, image, p.namespace, c.name);
         started = await rt.runtime.restore(p, c, resolved.checkpoint, image);
       } else started = await rt.runtime.create(p, c, image);
+      c.startTimings = { pullMs: runtimeStart - pullStart, runtimeMs: performance.now() - runtimeStart };
     } catch (err) {
       if (stale()) return;
       const pod = rt.currentPod(p);

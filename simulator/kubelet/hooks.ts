@@ -61,6 +61,7 @@ export function containerState(rt: NodeRuntime, namespace: string, pod: string, 
     imageID: c.imageID,
   };
   if (c.restoredFrom) snap.restoredFrom = c.restoredFrom;
+  if (c.startTimings) snap.startTimings = { ...c.startTimings };
   return snap;
 }
 

@@ -56,6 +56,12 @@ export interface ContainerSnapshot {
   restoredFrom?: string;
   containerID: string;
   imageID: string;
+  startTimings?: StartTimings;
+}
+
+export interface StartTimings {
+  pullMs: number;
+  runtimeMs: number;
 }
 
 export interface Terminated {
@@ -102,6 +108,8 @@ export interface RuntimeContainer {
   lastFailureAt: number;
   /** Bumped on each (re)start attempt, so stale async work is dropped. */
   attempt: number;
+  /** How the last start spent its time: the image pull (a checkpoint image's layer too), then the runtime's create or restore. */
+  startTimings?: StartTimings;
   timer?: NodeJS.Timeout;
 }
 
