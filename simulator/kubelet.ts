@@ -63,6 +63,7 @@ export class Kubelet {
   }
 
   set down(value: boolean) {
+    if (this.rt.down !== value) this.rt.runtime.nodeDown(value);
     this.rt.down = value;
   }
 

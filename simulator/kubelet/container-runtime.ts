@@ -44,6 +44,8 @@ export interface ContainerRuntime {
   checkpoint(p: RuntimePod, c: RuntimeContainer, file: string, checkpointedAt: string): Promise<void>;
   /** Kills the container's process; its exit comes back through `exited`. */
   kill(p: RuntimePod, c: RuntimeContainer, exitCode: number, reason: string): void;
+  /** The node went down (true) or came back (false): its containers freeze, then go on, as the simulated ones stop ticking. */
+  nodeDown(down: boolean): void;
   /** The container is stopped for good (deletion, eviction, a new attempt): remove what is left of it. */
   remove(c: RuntimeContainer): void;
   /** The kubelet stops: remove every container it runs. */

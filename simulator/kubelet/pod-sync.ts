@@ -12,7 +12,10 @@ import { writeStatus } from './status.js';
 export function forgetPod(rt: NodeRuntime, uid: string): void {
   const p = rt.pods.get(uid);
   if (!p) return;
-  for (const c of p.containers.values()) if (c.timer) clearTimeout(c.timer);
+  for (const c of p.containers.values()) {
+    if (c.timer) clearTimeout(c.timer);
+    rt.runtime.remove(c);
+  }
   rt.pods.delete(uid);
 }
 

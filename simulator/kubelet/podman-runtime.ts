@@ -133,6 +133,16 @@ function podmanRuntime(engine: PodmanEngine, rt: NodeRuntime, callbacks: Runtime
   /** Why a container was killed by a hook, so its exit reports that reason (OOMKilled) rather than Error. */
   const killReasons = new Map<string, string>();
   const removing = new Set<Promise<unknown>>();
+  /** Per container, the podman command last queued (pause, unpause, rm): each waits for the one before. */
+  const queue = new Map<string, Promise<unknown>>();
+  const enqueue = (id: string, args: string[]): Promise<unknown> => {
+    const next = (queue.get(id) ?? Promise.resolve()).then(() => engine.run(args)).catch(() => undefined);
+    queue.set(id, next);
+    void next.finally(() => {
+      if (queue.get(id) === next) queue.delete(id);
+    });
+    return next;
+  };
 
   const nameOf = (p: RuntimePod, c: RuntimeContainer): string => `k8s_${c.name}_${p.name}_${p.namespace}_${p.uid}_${c.attempt}`;
 
@@ -263,10 +273,15 @@ function podmanRuntime(engine: PodmanEngine, rt: NodeRuntime, callbacks: Runtime
       void engine.run(['kill', '--signal', 'KILL', c.id]).catch((err: unknown) => console.error(`podman runtime: kill ${c.id}:`, err));
     },
 
+    nodeDown(down): void {
+      // A node that cannot be reached runs nothing anyone sees: its containers are frozen (cgroup freezer) until it is back.
+      for (const id of live) void enqueue(id, [down ? 'pause' : 'unpause', id]);
+    },
+
     remove(c): void {
       if (!c.id || !live.has(c.id)) return;
       live.delete(c.id);
-      const removed = engine.run(['rm', '--force', '--time', '0', c.id]).catch(() => undefined);
+      const removed = enqueue(c.id, ['rm', '--force', '--time', '0', c.id]);
       removing.add(removed);
       void removed.finally(() => removing.delete(removed));
     },
@@ -274,7 +289,7 @@ function podmanRuntime(engine: PodmanEngine, rt: NodeRuntime, callbacks: Runtime
     async close(): Promise<void> {
       const ids = [...live];
       live.clear();
-      await Promise.all([...removing, ...ids.map((id) => engine.run(['rm', '--force', '--time', '0', id]).catch(() => undefined))]);
+      await Promise.all([...removing, ...ids.map((id) => enqueue(id, ['rm', '--force', '--time', '0', id]))]);
     },
   };
 }

@@ -52,6 +52,9 @@ export function simulatedRuntime(rt: NodeRuntime, callbacks: RuntimeCallbacks): 
     kill(p: RuntimePod, c: RuntimeContainer, exitCode: number, reason: string): void {
       callbacks.exited(p, c, c.attempt, exitCode, reason);
     },
+    nodeDown(): void {
+      // The tick skips a down node: its counters freeze.
+    },
     remove(): void {
       // Nothing outlives the container's record.
     },

@@ -37,6 +37,8 @@ describe.skipIf(!available)('the podman runtime under the whole chain', () => {
     backoffScale: 0.05,
   });
   let pod = '';
+  let podUid = '';
+  let memory = '';
   let built: ImageBuiltData | undefined;
   let archive: Buffer | undefined;
 
@@ -84,6 +86,7 @@ describe.skipIf(!available)('the podman runtime under the whole chain', () => {
     expect(await logs(pod)).toContain(`holding ${STATE_BYTES} random bytes`);
     const before = await memorySha(pod);
     const firstId = state(pod)!.containerID;
+    podUid = (await kit.core.readNamespacedPod({ namespace: NS, name: pod })).metadata!.uid!;
 
     const [b] = await kit.checkpoint(pod);
     built = b!.data as unknown as ImageBuiltData;
@@ -103,6 +106,7 @@ describe.skipIf(!available)('the podman runtime under the whole chain', () => {
     const id = restored.containerID.replace('cri-o://', '');
     expect((await kit.stack.podman!.run(['inspect', '--format', '{{.State.Restored}}', id])).trim()).toBe('true');
     expect(await memorySha(pod)).toBe(before);
+    memory = before;
     // A cold start would count from 1 again; the restored process goes on from the checkpoint.
     expect(restored.counter).toBeGreaterThan(checkpointed);
   }, 120_000);
@@ -115,8 +119,7 @@ describe.skipIf(!available)('the podman runtime under the whole chain', () => {
     for (const name of ['config.dump', 'spec.dump', 'rootfs-diff.tar', 'stats-dump', 'checkpoint/pstree.img', 'checkpoint/mm-1.img', 'checkpoint/pages-1.img'])
       expect(files.has(name), name).toBe(true);
     const info = await inspectCheckpointArchive(Readable.from([archive!]));
-    const podObj = await kit.core.readNamespacedPod({ namespace: NS, name: pod });
-    expect(info.container).toEqual({ pod, namespace: NS, podUid: podObj.metadata!.uid, container: 'app' });
+    expect(info.container).toEqual({ pod, namespace: NS, podUid, container: 'app' });
     expect(info.config.rootfsImageName).toBe('quay.io/kcr/counter:1');
 
     const shown = execFileSync('checkpointctl', ['show', file], { encoding: 'utf8' });
@@ -173,4 +176,28 @@ describe.skipIf(!available)('the podman runtime under the whole chain', () => {
     const ps = await kit.stack.podman!.run(['ps', '--all', '--format', '{{.Names}}']);
     expect(ps).not.toContain('_tampered_');
   });
+  it('loses the node: its container is removed, and the replacement pod on another node resumes the memory', async () => {
+    expect(memory, 'the first test restored the holder').not.toBe('');
+    const node = (await kit.core.readNamespacedPod({ namespace: NS, name: pod })).spec!.nodeName!;
+    const id = state(pod)!.containerID.replace('cri-o://', '');
+    kit.stack.cluster.nodeDown(node);
+    try {
+      // The taint manager deletes the lost node's pods; the kubelet forgets them, and the runtime removes their containers.
+      await kit.until('the lost container removed', async () => !(await kit.stack.podman!.run(['ps', '--all', '--format', '{{.ID}}', '--no-trunc'])).includes(id), 30_000);
+      const replacement = await kit.until(
+        'a replacement holder restored on another node',
+        async () => {
+          const pods = await kit.core.listNamespacedPod({ namespace: NS, labelSelector: 'app=holder' });
+          const p = pods.items.find((x) => x.metadata?.name !== pod && x.status?.phase === 'Running' && x.spec?.nodeName !== node);
+          const name = p?.metadata?.name;
+          return name && state(name)?.running && state(name)?.restoredFrom && kit.of('io.kcr.pod.restored', name).length ? name : undefined;
+        },
+        60_000,
+      );
+      expect(kit.of('io.kcr.pod.restored', replacement)[0]?.data.strategy).toBe('replacement');
+      expect(await memorySha(replacement)).toBe(memory);
+    } finally {
+      kit.stack.cluster.nodeUp(node);
+    }
+  }, 120_000);
 });
