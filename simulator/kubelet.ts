@@ -1,9 +1,12 @@
-// A simulated kubelet per node: runs the pods bound to its node as simulated containers
-// (a ticking counter plus a data block), reports pod status, restarts crashed containers
-// with CrashLoopBackOff, restores containers from checkpoint images, and serves the
-// kubelet checkpoint API behind the API server's node proxy. This file is the Kubelet the
-// cluster holds (one per node) and its container tick; each part lives in kubelet/:
+// A simulated kubelet per node: runs the pods bound to its node through a container
+// runtime (simulated: a ticking counter plus a data block; or podman: real containers
+// checkpointed by CRIU), reports pod status, restarts crashed containers with
+// CrashLoopBackOff, restores containers from checkpoint images, and serves the kubelet
+// checkpoint API behind the API server's node proxy. This file is the Kubelet the cluster
+// holds (one per node); each part lives in kubelet/:
 //   kubelet/runtime.ts         the node's pods and containers, options, shared lookups
+//   kubelet/container-runtime.ts  the runtime interface (create, restore, checkpoint, kill, remove)
+//   kubelet/simulated-runtime.ts  the simulated runtime; kubelet/podman-runtime.ts the podman one
 //   kubelet/pod-sync.ts        a bound pod → its containers; deletion; forgetting a pod
 //   kubelet/containers.ts      starting a container (image pull, back-off), stopping, restarting (CrashLoopBackOff)
 //   kubelet/restore.ts         restoring a container from a checkpoint image, and its checks
