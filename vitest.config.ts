@@ -25,6 +25,9 @@ export default defineConfig({
     // Integration tests start servers on loopback; two cores, so keep files few at a time.
     fileParallelism: true,
     maxWorkers: 2,
+    // The suite runs on the simulated runtime, child processes of local/main.ts too; only the
+    // real-runtime tests ask for podman themselves.
+    env: { KCR_RUNTIME: 'simulated' },
     projects: [
       { extends: true, test: { name: 'unit', include: UNIT } },
       { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: UNIT } },

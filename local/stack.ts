@@ -107,7 +107,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     if (options.runtime === 'podman') {
       podman = await PodmanEngine.open({ dir: options.podmanDir ?? join(stateDir, 'podman'), counterAliases: DEMO_COUNTER_IMAGES });
       const engine = podman;
-      stops.push(async () => engine.close());
+      stops.push(() => engine.close());
     }
     const cluster = await startSimulatedCluster({
       ...(podman ? { podman } : {}),

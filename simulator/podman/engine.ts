@@ -109,6 +109,7 @@ export class PodmanEngine {
   readonly dir: string;
   private readonly bin: string;
   private readonly children = new Set<ChildProcess>();
+  private closed = false;
 
   private constructor(options: PodmanEngineOptions) {
     this.dir = options.dir;
@@ -135,6 +136,11 @@ export class PodmanEngine {
 
   /** Runs one podman command; rejects with PodmanError carrying podman's own message. */
   run(args: string[], options: { timeoutMs?: number } = {}): Promise<string> {
+    if (this.closed) return Promise.reject(new PodmanError(args, 'the podman engine is closed', null));
+    return this.exec(args, options);
+  }
+
+  private exec(args: string[], options: { timeoutMs?: number } = {}): Promise<string> {
     return new Promise((resolve, reject) => {
       execFile(this.bin, [...this.globalArgs(), ...args], { env: this.env(), maxBuffer: 64 * 1024 * 1024, timeout: options.timeoutMs ?? 300_000 }, (err, stdout, stderr) => {
         if (err) reject(new PodmanError(args, stderr || err.message, typeof err.code === 'number' ? err.code : null));
@@ -234,9 +240,16 @@ export class PodmanEngine {
     }
   }
 
-  /** Stops the followers and waiters it spawned (the containers are removed by their kubelets). */
-  close(): void {
+  /**
+   * Stops the followers and waiters it spawned and removes every container left in its
+   * storage (one created while the kubelets stopped, say), so nothing keeps the storage
+   * mounted; later commands are refused.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     for (const c of this.children) c.kill('SIGKILL');
     this.children.clear();
+    await this.exec(['rm', '--all', '--force', '--time', '0']).catch(() => undefined);
   }
 }
