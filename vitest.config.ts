@@ -31,6 +31,9 @@ export default defineConfig({
     // the suite's CPU. So a test file stops what it starts and restores what it
     // stubs (spies, fake timers), and nothing may rely on a fresh module state.
     isolate: false,
+    // The suite runs on the simulated runtime, child processes of local/main.ts too; only the
+    // real-runtime tests ask for podman themselves.
+    env: { KCR_RUNTIME: 'simulated' },
     projects: [
       { extends: true, test: { name: 'unit', include: UNIT } },
       { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: UNIT } },

@@ -15,6 +15,13 @@ import { findBinary } from './binaries.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
 import { liveEnvFile, staleEnvFile } from './env-file.js';
 import { S3_CHOICES, s3Target, type S3Choice } from './s3-server.js';
+import { chooseRuntime, type RuntimeChoice } from '../simulator/podman/engine.js';
+
+const RUNTIMES: readonly RuntimeChoice[] = ['auto', 'podman', 'simulated'];
+const runtimeChoice = (v: string): RuntimeChoice => {
+  if (!(RUNTIMES as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${RUNTIMES.join(', ')}`);
+  return v as RuntimeChoice;
+};
 
 const positive = (v: string) => {
   const n = Number(v);
@@ -29,17 +36,25 @@ const program = new Command('kcr-local')
   .option('--state-mib <n>', 'memory of each demo container, i.e. the size of each checkpoint (MiB)', positive, 24)
   .option('--step-timeout <s>', 'longest wait for one demo step (seconds)', positive, 60)
   .addOption(new Option('--s3 <server>', 'the S3: Swift+s3api, the embedded s3rver, or auto (Swift when installed); KCR_S3_ENDPOINT names an external one instead').choices(S3_CHOICES).default('auto'))
+  .option(
+    '--runtime <runtime>',
+    'container runtime of the simulated nodes: podman (real containers, CRIU), simulated, or auto (podman when podman, runc and criu are installed and `criu check` passes); default $KCR_RUNTIME, else auto',
+    runtimeChoice,
+    runtimeChoice(process.env.KCR_RUNTIME ?? 'auto'),
+  )
   .option('--oci-layout', 'write checkpoint images to an OCI layout directory even when docker-registry is installed')
   .option('--verbose', 'also print every pod and workload status update')
   .parse();
 
-const opts = program.opts<{ once?: boolean; stateDir: string; stateMib: number; stepTimeout: number; s3: S3Choice; ociLayout?: boolean; verbose?: boolean }>();
+const opts = program.opts<{ once?: boolean; stateDir: string; stateMib: number; stepTimeout: number; s3: S3Choice; runtime: RuntimeChoice; ociLayout?: boolean; verbose?: boolean }>();
 const out = process.stdout;
 const stateDir = resolve(opts.stateDir);
-// Swift's rings outlive the wipe: built once (seconds of swift-ring-builder), reused while their ports are free.
+// Kept across runs: Swift's rings (seconds of swift-ring-builder, reused while their ports
+// are free) and podman's storage (its images keep their IDs, which older archives need).
 const SWIFT_RINGS = 'swift-rings';
+const KEPT = new Set([SWIFT_RINGS, 'podman']);
 mkdirSync(stateDir, { recursive: true });
-for (const entry of readdirSync(stateDir)) if (entry !== SWIFT_RINGS) rmSync(join(stateDir, entry), { recursive: true, force: true });
+for (const entry of readdirSync(stateDir)) if (!KEPT.has(entry)) rmSync(join(stateDir, entry), { recursive: true, force: true });
 
 let stack: Stack | undefined;
 let starting: Promise<Stack> | undefined;
@@ -59,7 +74,9 @@ const stopSignal = new Promise<NodeJS.Signals>((resolveStop) => {
 const unlessStopped = <T>(work: Promise<T>): Promise<T> => Promise.race([work, stopSignal.then((signal) => Promise.reject(new Stopped(signal)))]);
 
 async function main(): Promise<number> {
+  const runtime = await chooseRuntime(opts.runtime);
   starting = startStack({
+    runtime: runtime.kind,
     stateDir,
     ...(registryBinary ? { registryBinary } : {}),
     s3: s3Target(opts.s3, process.env),
@@ -75,6 +92,7 @@ async function main(): Promise<number> {
   out.write(
     [
       'kcr local mode',
+      `  runtime      ${runtime.kind === 'podman' ? 'podman + runc, checkpoints by CRIU: real containers, real process memory' : 'simulated containers (a counter and a data block in this process; archives in CRI-O layout, no CRIU)'} (${runtime.reason})`,
       `  kubeconfig   ${s.cluster.kubeconfigPath}   (kubectl --kubeconfig ${s.cluster.kubeconfigPath} get pods,deployments,pingsources)`,
       `  broker       ${s.broker.url}`,
       `  S3           ${s.s3.description}  bucket ${s.env.KCR_S3_BUCKET}`,
@@ -85,7 +103,7 @@ async function main(): Promise<number> {
     ].join('\n'),
   );
   const results = await unlessStopped(runDemo(s, { stepTimeoutMs: opts.stepTimeout * 1000, onStep: (r) => timeline.line(`${r.ok ? '✓' : '✗'} ${r.step}: ${r.detail}`) }));
-  printSummary(results);
+  printSummary(results, runtime.kind);
   const ok = results.every((r) => r.ok);
   if (opts.once) return ok ? 0 : 1;
   out.write(`\nThe chain keeps running: checkpoints every 10 s, events archived in S3. Ctrl-C stops it.\n`);
@@ -93,8 +111,9 @@ async function main(): Promise<number> {
   return ok ? 0 : 1;
 }
 
-function printSummary(results: StepResult[]): void {
+function printSummary(results: StepResult[], runtime: string): void {
   timeline.stop();
+  out.write(`\nruntime: ${runtime === 'podman' ? 'podman (real containers checkpointed and restored by CRIU)' : 'simulated'}`);
   out.write(
     `\n${formatTable(
       ['', 'step', 'seconds', 'detail'],

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startSimulatedCluster, type SimulatedCluster, type SimulatedClusterOptions } from '../simulator/index.js';
+import { PodmanEngine, type RuntimeKind } from '../simulator/podman/engine.js';
 import { FUNCTIONS, type FunctionName } from '../functions/catalog.js';
 import { serveFunction, type RunningFunction } from '../functions/core/runtime/server.js';
 import { createLogger, type Logger } from '../functions/core/runtime/logger.js';
@@ -59,7 +60,14 @@ interface StackOptions {
    * 0 never (tests call `registry.server.collectGarbage()` themselves).
    */
   registryGcIntervalMs?: number;
+  /** The kubelets' container runtime (default simulated): podman runs real containers checkpointed by CRIU. */
+  runtime?: RuntimeKind;
+  /** podman's storage, kept between runs so the demo images keep their IDs (default stateDir/podman). */
+  podmanDir?: string;
 }
+
+/** The images the demo's pod specs name: in podman's storage, tags of the counter image built at start-up. */
+export const DEMO_COUNTER_IMAGES = ['quay.io/kcr/counter:1', 'quay.io/kcr/web:1'];
 
 /** Until collected, every layer ever pushed stays on disk (the demo's 10 s checkpoints grew it ~290 MB a minute). */
 const DEFAULT_REGISTRY_GC_INTERVAL_MS = 5 * 60_000;
@@ -77,6 +85,8 @@ export interface Stack {
   apiSources: ApiServerSourceAdapter;
   /** The environment the functions run with (the CLI uses it too). */
   env: Record<string, string>;
+  /** The podman engine behind the kubelets, when the runtime is podman. */
+  podman?: PodmanEngine;
   stop(): Promise<void>;
 }
 
@@ -97,7 +107,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       if (every > 0) stops.push(scheduleGarbageCollection(registryServer, every, fileLogger('registry')));
     }
 
+    let podman: PodmanEngine | undefined;
+    if (options.runtime === 'podman') {
+      podman = await PodmanEngine.open({ dir: options.podmanDir ?? join(stateDir, 'podman'), counterAliases: DEMO_COUNTER_IMAGES });
+      const engine = podman;
+      stops.push(() => engine.close());
+    }
     const cluster = await startSimulatedCluster({
+      ...(podman ? { podman } : {}),
       stateDir: join(stateDir, 'cluster'),
       ...(options.nodes ? { nodes: options.nodes } : {}),
       kubelet: { ...options.kubelet, ...(options.containerDataBytes !== undefined ? { dataSize: options.containerDataBytes } : {}) },
@@ -190,6 +207,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       pings,
       apiSources,
       env,
+      ...(podman ? { podman } : {}),
       stop,
     };
   } catch (err) {

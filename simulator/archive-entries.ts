@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import { coreImage, inventoryImage, pagemapImage, pstreeImage, statsDumpImage, type DumpStats } from './criu.js';
+import { coreImage, fdinfoImage, filesImage, fsImage, idsImage, inventoryImage, mmImage, pagemapImage, pstreeImage, statsDumpImage, type DumpStats } from './criu.js';
 import { PAGE_SIZE } from './state.js';
 
 /** Bytes produced chunk by chunk while the tar is read, so a 1 GiB entry costs no memory; the chunks add up to `size`. */
@@ -121,7 +121,7 @@ function specDump(c: CheckpointContent, crioName: string): Record<string, unknow
     process: {
       user: { uid: 0, gid: 0 },
       args: c.args,
-      env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOSTNAME=${c.pod}`],
+      env: specEnv(c),
       cwd: '/',
       capabilities: { bounding: ['CAP_CHOWN', 'CAP_KILL'], effective: ['CAP_CHOWN', 'CAP_KILL'], permitted: ['CAP_CHOWN', 'CAP_KILL'] },
       oomScoreAdj: 1000,
@@ -153,6 +153,44 @@ function dumpLog(c: CheckpointContent, nrPages: number): Buffer {
   );
 }
 
+const PAGES_VADDR = 0x7f0000000000n;
+
+/**
+ * The process's command line and environment as they sit in its memory (NUL-separated), in
+ * one page after the state's pages: checkpointctl's --ps-tree-cmd/--ps-tree-env read them
+ * there through mm-1.img's addresses and pagemap-1.img.
+ */
+function procPage(c: CheckpointContent, vaddr: bigint): { page: Buffer; at: ReturnType<typeof procAddresses> } {
+  const argv = Buffer.from(`${c.args.join('\0')}\0`);
+  const env = Buffer.from(`${specEnv(c).join('\0')}\0`);
+  const page = Buffer.alloc(PAGE_SIZE);
+  argv.copy(page, 0);
+  env.copy(page, argv.length);
+  return { page, at: procAddresses(vaddr, argv.length, env.length) };
+}
+
+function procAddresses(vaddr: bigint, argvBytes: number, envBytes: number) {
+  const argStart = vaddr;
+  const argEnd = argStart + BigInt(argvBytes);
+  return { argStart, argEnd, envStart: argEnd, envEnd: argEnd + BigInt(envBytes) };
+}
+
+function specEnv(c: CheckpointContent): string[] {
+  return ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', `HOSTNAME=${c.pod}`];
+}
+
+/** The state's pages and, after them, the page holding argv and environ. */
+function withProcPage(pages: Buffer | StreamedContent, page: Buffer): Buffer | StreamedContent {
+  if (Buffer.isBuffer(pages)) return Buffer.concat([pages, page]);
+  return {
+    size: pages.size + page.length,
+    *chunks() {
+      yield* pages.chunks();
+      yield page;
+    },
+  };
+}
+
 /** The archive's entries, in the order CRI-O writes them. */
 export async function checkpointEntries(c: CheckpointContent): Promise<TarEntry[]> {
   const crioName = `k8s_${c.container}_${c.pod}_${c.namespace}_${c.podUid}_${c.restartCount}`;
@@ -160,6 +198,15 @@ export async function checkpointEntries(c: CheckpointContent): Promise<TarEntry[
   const nrPages = Math.ceil(pagesSize / PAGE_SIZE);
   const log = dumpLog(c, nrPages);
   const full = !c.minimal;
+  // A full archive carries what checkpointctl inspect --all reads: the task's mm, ids, open
+  // files, fs, and its argv/environ in a page of its own (after the state's pages, which
+  // the simulated runtime reads back alone).
+  const proc = procPage(c, PAGES_VADDR + BigInt(nrPages * PAGE_SIZE));
+  const files = [
+    { path: '/dev/null', mode: 0o20666 },
+    { path: '/', mode: 0o40755 },
+    { path: c.args[0] ?? '/', mode: 0o100755 },
+  ];
   const entries: (TarEntry | false)[] = [
     { name: 'config.dump', data: Buffer.from(JSON.stringify(configDump(c, crioName), null, 2)) },
     { name: 'spec.dump', data: Buffer.from(JSON.stringify(specDump(c, crioName), null, 2)) },
@@ -168,8 +215,20 @@ export async function checkpointEntries(c: CheckpointContent): Promise<TarEntry[
     { name: 'checkpoint/inventory.img', data: inventoryImage(Date.now() * 1000) },
     full && { name: 'checkpoint/pstree.img', data: pstreeImage() },
     { name: 'checkpoint/core-1.img', data: coreImage(c.container) },
-    { name: 'checkpoint/pagemap-1.img', data: pagemapImage(0x7f0000000000n, nrPages) },
-    { name: 'checkpoint/pages-1.img', data: c.pages },
+    full && { name: 'checkpoint/mm-1.img', data: mmImage(proc.at, 3) },
+    full && { name: 'checkpoint/ids-1.img', data: idsImage(1) },
+    full && { name: 'checkpoint/files.img', data: filesImage(files) },
+    full && {
+      name: 'checkpoint/fdinfo-1.img',
+      data: fdinfoImage([
+        { fd: 0, fileId: 1 },
+        { fd: 1, fileId: 1 },
+        { fd: 2, fileId: 1 },
+      ]),
+    },
+    full && { name: 'checkpoint/fs-1.img', data: fsImage(2, 2) },
+    { name: 'checkpoint/pagemap-1.img', data: pagemapImage(PAGES_VADDR, full ? nrPages + 1 : nrPages) },
+    { name: 'checkpoint/pages-1.img', data: full ? withProcPage(c.pages, proc.page) : c.pages },
     full && { name: 'checkpoint/dump.log', data: log },
     { name: 'rootfs-diff.tar', data: await tarBuffer(c.rootfsDiff, new Date(c.checkpointedAt)) },
     full && { name: 'deleted.files', data: Buffer.from('[]') },

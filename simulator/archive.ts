@@ -37,19 +37,21 @@ export async function buildCheckpointArchive(a: ArchiveInput): Promise<Buffer> {
   return tarBuffer(entries, new Date(a.checkpointedAt));
 }
 
-/** Reads every regular file of a (possibly gzipped) tar into memory; names lose a leading `./`. */
-export async function readTar(buf: Buffer): Promise<Map<string, Buffer>> {
+/** Reads every regular file (or only those named in `only`) of a (possibly gzipped) tar into memory; names lose a leading `./`. */
+export async function readTar(buf: Buffer, only?: ReadonlySet<string>): Promise<Map<string, Buffer>> {
   const data = buf.length > 2 && buf[0] === 0x1f && buf[1] === 0x8b ? gunzipSync(buf) : buf;
   const extract = tar.extract();
   const files = new Map<string, Buffer>();
   const done = new Promise<void>((resolve, reject) => {
     extract.on('entry', (header, stream, next) => {
       const chunks: Buffer[] = [];
+      const keep = !only || only.has(header.name.replace(/^\.\//, ''));
       stream.on('data', (c: unknown) => {
-        chunks.push(c as Buffer);
+        if (keep) chunks.push(c as Buffer);
       });
       stream.on('end', () => {
-        if (header.type === 'file') files.set(header.name.replace(/^\.\//, ''), Buffer.concat(chunks));
+        const name = header.name.replace(/^\.\//, '');
+        if (header.type === 'file' && (!only || only.has(name))) files.set(name, Buffer.concat(chunks));
         next();
       });
       stream.on('error', reject);

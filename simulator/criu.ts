@@ -12,6 +12,11 @@ const MAGIC = {
   pstree: 0x50273030,
   core: 0x55053847,
   pagemap: 0x56084025,
+  mm: 0x57492820,
+  ids: 0x54432030,
+  files: 0x56303138,
+  fdinfo: 0x56213732,
+  fs: 0x51403912,
 } as const;
 
 type Field = { n: number; varint: number | bigint | boolean } | { n: number; bytes: Buffer | string } | { n: number; message: Field[] };
@@ -142,6 +147,96 @@ export function pagemapImage(vaddr: bigint, nrPages: number): Buffer {
       { n: 1, varint: vaddr },
       { n: 2, varint: nrPages },
       { n: 4, varint: 4 },
+    ],
+  ]);
+}
+
+/** Where a task's command line and environment sit in its memory (mm_entry's mm_arg_* and mm_env_*). */
+export interface ProcStrings {
+  argStart: bigint;
+  argEnd: bigint;
+  envStart: bigint;
+  envEnd: bigint;
+}
+
+/** mm-1.img: mm_entry with the addresses checkpointctl reads argv and environ from (through pagemap and pages), and the exe's file id. */
+export function mmImage(p: ProcStrings, exeFileId: number): Buffer {
+  const stack = p.envEnd;
+  return criuImage('common', MAGIC.mm, [
+    [
+      { n: 1, varint: 0x400000 },
+      { n: 2, varint: 0x401000 },
+      { n: 3, varint: 0x600000 },
+      { n: 4, varint: 0x601000 },
+      { n: 5, varint: stack },
+      { n: 6, varint: 0x602000 },
+      { n: 7, varint: 0x602000 },
+      { n: 8, varint: p.argStart },
+      { n: 9, varint: p.argEnd },
+      { n: 10, varint: p.envStart },
+      { n: 11, varint: p.envEnd },
+      { n: 12, varint: exeFileId },
+    ],
+  ]);
+}
+
+/** ids-1.img: task_kobj_ids_entry (vm, files, fs, sighand ids); files_id names fdinfo-<id>.img. */
+export function idsImage(filesId: number): Buffer {
+  return criuImage('common', MAGIC.ids, [
+    [
+      { n: 1, varint: 1 },
+      { n: 2, varint: filesId },
+      { n: 3, varint: 1 },
+      { n: 4, varint: 1 },
+    ],
+  ]);
+}
+
+/** files.img: one file_entry of type REG (1) per path, ids from 1 in order (reg_file_entry: id, flags, pos, fown, name, mode). */
+export function filesImage(files: { path: string; mode: number }[]): Buffer {
+  const fown: Field[] = [1, 2, 3, 4, 5].map((n) => ({ n, varint: 0 }));
+  return criuImage(
+    'common',
+    MAGIC.files,
+    files.map((f, i) => [
+      { n: 1, varint: 1 },
+      { n: 2, varint: i + 1 },
+      {
+        n: 3,
+        message: [
+          { n: 1, varint: i + 1 },
+          { n: 2, varint: 0 },
+          { n: 3, varint: 0 },
+          { n: 5, message: fown },
+          { n: 6, bytes: f.path },
+          { n: 10, varint: f.mode },
+        ],
+      },
+    ]),
+  );
+}
+
+/** fdinfo-<files_id>.img: fdinfo_entry { id (the file's), flags, type REG, fd } per open descriptor. */
+export function fdinfoImage(fds: { fd: number; fileId: number }[]): Buffer {
+  return criuImage(
+    'common',
+    MAGIC.fdinfo,
+    fds.map((d) => [
+      { n: 1, varint: d.fileId },
+      { n: 2, varint: 0 },
+      { n: 3, varint: 1 },
+      { n: 4, varint: d.fd },
+    ]),
+  );
+}
+
+/** fs-1.img: fs_entry { cwd_id, root_id, umask } (file ids of files.img). */
+export function fsImage(cwdId: number, rootId: number): Buffer {
+  return criuImage('common', MAGIC.fs, [
+    [
+      { n: 1, varint: cwdId },
+      { n: 2, varint: rootId },
+      { n: 3, varint: 0o22 },
     ],
   ]);
 }

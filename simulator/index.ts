@@ -31,6 +31,8 @@ import { clone, type KubeObject } from './types.js';
 import { clusterKubeconfig, listenApiServer } from './cluster/api-endpoint.js';
 import { seedBaseObjects } from './cluster/base-objects.js';
 import { NodeKubelets } from './cluster/kubelets.js';
+import { podmanRuntimeFactory } from './kubelet/podman-runtime.js';
+import type { PodmanEngine, RuntimeKind } from './podman/engine.js';
 import { NodeLifecycle } from './cluster/node-lifecycle.js';
 import { dispatchStoreEvents } from './cluster/pod-dispatch.js';
 import { waitFor } from './cluster/wait-for.js';
@@ -62,6 +64,11 @@ export interface SimulatedClusterOptions {
   imageSources?: Record<string, ImageSource>;
   /** After a node goes down, how long until its pods are deleted and replaced (default 200 ms). */
   podEvictionTimeoutMs?: number;
+  /**
+   * Run the pods' containers as real podman containers (runc, checkpointed by CRIU) in this
+   * engine's storage, shared by every node; default: the simulated runtime.
+   */
+  podman?: PodmanEngine;
 }
 
 export interface SimulatedCluster {
@@ -73,6 +80,8 @@ export interface SimulatedCluster {
   readonly kubeConfig: KubeConfig;
   readonly nodes: readonly string[];
   readonly stateDir: string;
+  /** The container runtime behind the kubelets. */
+  readonly runtime: RuntimeKind;
   /** The bearer token of the kubeconfig's user. */
   readonly token: string;
   checkpointDir(node: string): string;
@@ -136,6 +145,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
     kubelet: options.kubelet,
     imageSources: options.imageSources,
     checkpointFeatureGate: options.checkpointFeatureGate,
+    ...(options.podman ? { containerRuntime: podmanRuntimeFactory(options.podman) } : {}),
   });
   const { server, url, cert } = await listenApiServer(api, kubelets.backend(), { user, token, bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000 });
 
@@ -164,6 +174,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
     kubeConfig,
     nodes: nodeNames,
     stateDir,
+    runtime: options.podman ? 'podman' : 'simulated',
     token,
     checkpointDir: (node) => kubelets.checkpointDir(node),
     apiCalls: () => server.apiCalls(),
@@ -226,7 +237,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
       stopped = true;
       nodeLifecycle.stop();
       controllers.stop();
-      kubelets.stop();
+      await kubelets.stop();
       api.stop();
       await server.close();
     },

@@ -1,9 +1,12 @@
-// A simulated kubelet per node: runs the pods bound to its node as simulated containers
-// (a ticking counter plus a data block), reports pod status, restarts crashed containers
-// with CrashLoopBackOff, restores containers from checkpoint images, and serves the
-// kubelet checkpoint API behind the API server's node proxy. This file is the Kubelet the
-// cluster holds (one per node) and its container tick; each part lives in kubelet/:
+// A simulated kubelet per node: runs the pods bound to its node through a container
+// runtime (simulated: a ticking counter plus a data block; or podman: real containers
+// checkpointed by CRIU), reports pod status, restarts crashed containers with
+// CrashLoopBackOff, restores containers from checkpoint images, and serves the kubelet
+// checkpoint API behind the API server's node proxy. This file is the Kubelet the cluster
+// holds (one per node); each part lives in kubelet/:
 //   kubelet/runtime.ts         the node's pods and containers, options, shared lookups
+//   kubelet/container-runtime.ts  the runtime interface (create, restore, checkpoint, kill, remove)
+//   kubelet/simulated-runtime.ts  the simulated runtime; kubelet/podman-runtime.ts the podman one
 //   kubelet/pod-sync.ts        a bound pod → its containers; deletion; forgetting a pod
 //   kubelet/containers.ts      starting a container (image pull, back-off), stopping, restarting (CrashLoopBackOff)
 //   kubelet/restore.ts         restoring a container from a checkpoint image, and its checks
@@ -17,19 +20,20 @@ import type { EventRecorder } from './events.js';
 import type { ResourceType } from './resources.js';
 import type { ProxyRequest, ProxyResponse } from './server/node-backend.js';
 import type { FlagValue } from './state.js';
-import { tick } from './state.js';
 import type { KubeObject } from './types.js';
 import { serveKubeletApi } from './kubelet/checkpoint-api.js';
 import { containerState, evictPod, killContainer, setContainerState } from './kubelet/hooks.js';
+import { containerExited } from './kubelet/containers.js';
+import type { RuntimeKind } from './kubelet/container-runtime.js';
 import { appendLog, followLogs, readLogs } from './kubelet/logs.js';
 import { forgetPod, syncPod } from './kubelet/pod-sync.js';
+import { simulatedRuntime } from './kubelet/simulated-runtime.js';
 import { NodeRuntime, type CheckpointFailure, type ContainerSnapshot, type KubeletOptions } from './kubelet/runtime.js';
 
 export type { CheckpointFailure, ContainerSnapshot, KubeletTiming } from './kubelet/runtime.js';
 
 export class Kubelet {
   private readonly rt: NodeRuntime;
-  private tickTimer: NodeJS.Timeout | undefined;
   checkpointFailures: CheckpointFailure[] = [];
   /** Whether the API server's kubelet client identity may create nodes/checkpoint. */
   apiServerMayCheckpoint = true;
@@ -41,8 +45,19 @@ export class Kubelet {
     readonly opts: KubeletOptions,
   ) {
     this.rt = new NodeRuntime(api, podType, recorder, opts);
-    this.tickTimer = setInterval(() => this.tick(), opts.tickMs);
-    this.tickTimer.unref();
+    const rt = this.rt;
+    this.rt.runtime = (opts.containerRuntime ?? simulatedRuntime)(rt, {
+      exited: (p, c, attempt, exitCode, reason) => {
+        if (rt.stopped || c.attempt !== attempt || rt.pods.get(p.uid) !== p) return;
+        containerExited(rt, p, c, exitCode, reason);
+      },
+      log: (p, c, line) => appendLog(rt, p, c, line),
+    });
+  }
+
+  /** Which container runtime this kubelet runs its containers with. */
+  get runtime(): RuntimeKind {
+    return this.rt.runtime.kind;
   }
 
   /** The node is down: no syncs, ticks or status writes (the API server answers its proxy with 503). */
@@ -51,29 +66,21 @@ export class Kubelet {
   }
 
   set down(value: boolean) {
+    if (this.rt.down !== value) this.rt.runtime.nodeDown(value);
     this.rt.down = value;
   }
 
-  stop(): void {
+  /** Stops the kubelet; resolves once its runtime removed every container it ran. */
+  stop(): Promise<void> {
     this.rt.stopped = true;
-    if (this.tickTimer) clearInterval(this.tickTimer);
     for (const p of this.rt.pods.values()) for (const c of p.containers.values()) if (c.timer) clearTimeout(c.timer);
+    const closed = this.rt.runtime.close();
     this.rt.pods.clear();
+    return closed;
   }
 
   get node(): string {
     return this.opts.node;
-  }
-
-  private tick(): void {
-    if (this.rt.down || this.rt.stopped) return;
-    for (const p of this.rt.pods.values()) {
-      for (const c of p.containers.values()) {
-        if (c.phase !== 'running') continue;
-        tick(c.state);
-        appendLog(this.rt, p, c, `counter=${c.state.counter}`);
-      }
-    }
   }
 
   // ---------- pod sync (kubelet/pod-sync.ts) ----------

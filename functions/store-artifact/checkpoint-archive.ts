@@ -24,6 +24,8 @@ const ConfigDump = z
     rootfsImage: z.string().optional(),
     rootfsImageRef: z.string().optional(),
     rootfsImageName: z.string().optional(),
+    /** podman's name for rootfsImageRef (its config.dump is libpod's container config). */
+    rootfsImageID: z.string().optional(),
     runtime: z.string().optional(),
     createdTime: z.string().optional(),
     checkpointedTime: z.string().optional(),

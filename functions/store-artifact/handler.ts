@@ -232,7 +232,7 @@ function buildManifest(data: CheckpointCreatedData, artifact: CheckpointStoredDa
     data: { ...data, artifact },
     archive: {
       ...optional('rootfsImageName', cfg.rootfsImageName),
-      ...optional('rootfsImageRef', cfg.rootfsImageRef),
+      ...optional('rootfsImageRef', cfg.rootfsImageRef ?? cfg.rootfsImageID),
       ...optional('rootfsImage', cfg.rootfsImage),
       ...optional('runtime', cfg.runtime),
       ...optional('containerId', cfg.id),

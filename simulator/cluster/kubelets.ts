@@ -9,6 +9,7 @@ import { ApiError } from '../errors.js';
 import type { EventRecorder } from '../events.js';
 import type { ImageSource } from '../images.js';
 import { Kubelet, type KubeletTiming } from '../kubelet.js';
+import type { ContainerRuntimeFactory } from '../kubelet/container-runtime.js';
 import type { ResourceType } from '../resources.js';
 import type { NodeBackend } from '../server/node-backend.js';
 
@@ -18,6 +19,8 @@ export interface KubeletsOptions {
   kubelet?: Partial<KubeletTiming> & { dataSize?: number };
   imageSources?: Record<string, ImageSource>;
   checkpointFeatureGate?: Record<string, boolean>;
+  /** The container runtime every node's kubelet uses (default: simulated). */
+  containerRuntime?: ContainerRuntimeFactory;
 }
 
 export class NodeKubelets {
@@ -55,6 +58,7 @@ export class NodeKubelets {
           dataSize: k.dataSize ?? 64 * 1024,
           imageSources: options.imageSources ?? {},
           checkpointFeatureGate: options.checkpointFeatureGate?.[node] ?? true,
+          ...(options.containerRuntime ? { containerRuntime: options.containerRuntime } : {}),
         }),
       );
     });
@@ -98,7 +102,7 @@ export class NodeKubelets {
     };
   }
 
-  stop(): void {
-    for (const kl of this.byNode.values()) kl.stop();
+  async stop(): Promise<void> {
+    await Promise.all([...this.byNode.values()].map((kl) => kl.stop()));
   }
 }

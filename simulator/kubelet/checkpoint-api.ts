@@ -7,9 +7,8 @@
 // CRIU failure. (A 401 for a caller without a valid token comes from the API server,
 // server/api-server.ts, before the call reaches a kubelet.)
 
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildCheckpointArchive } from '../archive.js';
 import type { ProxyRequest, ProxyResponse } from '../server/node-backend.js';
 import { nowRfc3339 } from '../types.js';
 import type { CheckpointFailure, NodeRuntime } from './runtime.js';
@@ -62,23 +61,14 @@ async function checkpoint(rt: NodeRuntime, access: CheckpointAccess, namespace: 
   }
   const checkpointedAt = nowRfc3339();
   const fileName = `checkpoint-${pod}_${namespace}-${container}-${checkpointedAt}.tar`;
-  const archive = await buildCheckpointArchive({
-    namespace,
-    pod,
-    podUid: p.uid,
-    container,
-    containerId: c.id,
-    image: c.rootfs?.name ?? c.image,
-    imageRef: c.rootfs?.ref ?? c.imageID,
-    podIP: p.podIP,
-    sandboxId: p.sandboxId,
-    restartCount: c.restartCount,
-    createdAt: c.startedAt ?? checkpointedAt,
-    checkpointedAt,
-    state: { counter: c.state.counter, data: Buffer.from(c.state.data), flags: { ...c.state.flags }, crashOnRestore: c.state.crashOnRestore },
-  });
   const file = join(rt.opts.checkpointDir, fileName);
-  await writeFile(file, archive, { mode: 0o600 });
+  try {
+    await rt.runtime.checkpoint(p, c, file, checkpointedAt);
+  } catch (err) {
+    // As CRI-O answers a failed CRIU dump: 500 with the runtime's own message.
+    const detail = err instanceof Error ? err.message : String(err);
+    return text(500, `checkpointing of ${namespace}/${pod}/${container} failed (rpc error: code = Unknown desc = failed to checkpoint container ${c.id}: ${detail})`);
+  }
   await chmod(file, 0o600);
   const body = JSON.stringify({ items: [`/var/lib/kubelet/checkpoints/${fileName}`] });
   return { status: 200, contentType: 'application/json', body };

@@ -5,11 +5,11 @@
 // restartPolicy with CrashLoopBackOff.
 
 import { ImagePullError, resolveImage, syntheticImageId } from '../images.js';
-import { seededBytes } from '../state.js';
 import { isRecord, nowRfc3339 } from '../types.js';
+import type { StartedContainer } from './container-runtime.js';
 import { appendLog } from './logs.js';
-import { CreateContainerError, restoreFromCheckpoint, type RestoredContainer } from './restore.js';
-import { containerId, type NodeRuntime, type RuntimeContainer, type RuntimePod } from './runtime.js';
+import { checkCheckpointFor, CreateContainerError } from './restore.js';
+import type { NodeRuntime, RuntimeContainer, RuntimePod } from './runtime.js';
 import { writeStatus } from './status.js';
 
 function fmtDuration(ms: number): string {
@@ -19,8 +19,9 @@ function fmtDuration(ms: number): string {
   return `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
 }
 
-export function stopContainer(c: RuntimeContainer, exitCode: number, reason: string): void {
+export function stopContainer(rt: NodeRuntime, c: RuntimeContainer, exitCode: number, reason: string): void {
   if (c.timer) clearTimeout(c.timer);
+  rt.runtime.remove(c);
   c.attempt++;
   if (c.phase === 'running') {
     c.terminated = { exitCode, reason, startedAt: c.startedAt ?? nowRfc3339(), finishedAt: nowRfc3339(), containerID: `cri-o://${c.id}` };
@@ -34,13 +35,19 @@ export function startContainer(rt: NodeRuntime, p: RuntimePod, c: RuntimeContain
   const image = c.image;
   const stale = (): boolean => rt.stopped || c.attempt !== attempt || rt.pods.get(p.uid) !== p || p.final || p.terminating;
   void (async () => {
-    let restored: RestoredContainer | undefined;
+    let started: StartedContainer;
     let imageID: string;
     try {
+      const pullStart = performance.now();
       const resolved = await resolveImage(image, rt.opts.imageSources);
       if (stale()) return;
       imageID = resolved?.imageID ?? syntheticImageId(image);
-      if (resolved?.checkpoint) restored = await restoreFromCheckpoint(resolved.checkpoint, image, c.name);
+      const runtimeStart = performance.now();
+      if (resolved?.checkpoint) {
+        await checkCheckpointFor(resolved.checkpoint, image, p.namespace, c.name);
+        started = await rt.runtime.restore(p, c, resolved.checkpoint, image);
+      } else started = await rt.runtime.create(p, c, image);
+      c.startTimings = { pullMs: runtimeStart - pullStart, runtimeMs: performance.now() - runtimeStart };
     } catch (err) {
       if (stale()) return;
       const pod = rt.currentPod(p);
@@ -80,27 +87,25 @@ export function startContainer(rt: NodeRuntime, p: RuntimePod, c: RuntimeContain
       c.timer.unref();
       return;
     }
-    if (stale()) return;
+    if (stale()) {
+      rt.runtime.remove({ ...c, id: started.id });
+      return;
+    }
+    const restored = started.restored;
     if (c.everStarted) c.restartCount++;
     c.everStarted = true;
-    c.id = containerId();
-    c.imageID = imageID;
+    c.id = started.id;
+    c.imageID = started.imageID ?? imageID;
     c.phase = 'running';
     c.waiting = undefined;
     c.terminated = undefined;
     c.startedAt = nowRfc3339();
+    c.state = started.state;
     if (restored) {
-      c.state = restored.state;
       c.restoredFrom = restored.ref;
       c.rootfs = restored.rootfs;
       appendLog(rt, p, c, `restored from checkpoint image ${restored.ref} (checkpointed ${restored.checkpointedAt}): counter=${c.state.counter}`);
     } else {
-      c.state = {
-        counter: 0,
-        data: seededBytes(`${p.namespace}/${p.name}/${c.name}`, rt.opts.dataSize),
-        flags: {},
-        crashOnRestore: false,
-      };
       c.restoredFrom = undefined;
       c.rootfs = undefined;
       appendLog(rt, p, c, `starting fresh: counter=0`);
@@ -112,7 +117,7 @@ export function startContainer(rt: NodeRuntime, p: RuntimePod, c: RuntimeContain
       rt.recorder.record(pod, 'Normal', restored ? 'Restored' : 'Started', restored ? `Restored container ${c.name} from checkpoint ${image}` : `Started container ${c.name}`, 'kubelet', rt.node);
     }
     writeStatus(rt, p.namespace, p.name);
-    if (restored?.state.crashOnRestore) {
+    if (restored && c.state.crashOnRestore) {
       // The restored process dies at once: the restore-loop scenario.
       c.timer = setTimeout(
         () => {
@@ -132,7 +137,7 @@ export function startContainer(rt: NodeRuntime, p: RuntimePod, c: RuntimeContain
 /** A running container's process exited: restart per restartPolicy, with back-off. */
 export function containerExited(rt: NodeRuntime, p: RuntimePod, c: RuntimeContainer, exitCode: number, reason: string, message?: string): void {
   if (c.phase !== 'running') return;
-  stopContainer(c, exitCode, reason);
+  stopContainer(rt, c, exitCode, reason);
   if (message && c.terminated) c.terminated.message = message;
   c.lastTerminated = c.terminated;
   c.previousLogs = c.logs;

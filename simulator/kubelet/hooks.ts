@@ -5,7 +5,7 @@
 
 import type { FlagValue } from '../state.js';
 import { withCondition } from '../types.js';
-import { containerExited, stopContainer } from './containers.js';
+import { stopContainer } from './containers.js';
 import type { ContainerSnapshot, NodeRuntime } from './runtime.js';
 import { buildStatus } from './status.js';
 
@@ -15,7 +15,8 @@ export function killContainer(rt: NodeRuntime, namespace: string, pod: string, c
   if (!p || !c) throw new Error(`killContainer: no container ${namespace}/${pod}/${container} on node ${rt.node}`);
   if (c.phase !== 'running') throw new Error(`killContainer: container ${namespace}/${pod}/${container} is not running (${c.waiting?.reason ?? c.phase})`);
   const exitCode = opts.exitCode ?? (opts.oomKilled ? 137 : 1);
-  containerExited(rt, p, c, exitCode, opts.oomKilled ? 'OOMKilled' : exitCode === 0 ? 'Completed' : 'Error');
+  // The runtime kills the process; its exit (a real one's real exit code) restarts it per restartPolicy.
+  rt.runtime.kill(p, c, exitCode, opts.oomKilled ? 'OOMKilled' : exitCode === 0 ? 'Completed' : 'Error');
 }
 
 /** Node-pressure eviction, as the kubelet's eviction manager does it. */
@@ -25,8 +26,8 @@ export function evictPod(rt: NodeRuntime, namespace: string, pod: string, messag
   const msg = message ?? 'The node was low on resource: memory. Threshold quantity: 100Mi, available: 42Mi. ';
   p.final = true;
   for (const c of p.containers.values()) {
-    if (c.phase === 'running') stopContainer(c, 137, 'Error');
-    else stopContainer(c, 137, 'ContainerStatusUnknown');
+    if (c.phase === 'running') stopContainer(rt, c, 137, 'Error');
+    else stopContainer(rt, c, 137, 'ContainerStatusUnknown');
   }
   const current = rt.currentPod(p);
   if (current) rt.recorder.record(current, 'Warning', 'Evicted', msg, 'kubelet', rt.node);
@@ -60,6 +61,7 @@ export function containerState(rt: NodeRuntime, namespace: string, pod: string, 
     imageID: c.imageID,
   };
   if (c.restoredFrom) snap.restoredFrom = c.restoredFrom;
+  if (c.startTimings) snap.startTimings = { ...c.startTimings };
   return snap;
 }
 

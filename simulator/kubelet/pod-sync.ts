@@ -12,7 +12,10 @@ import { writeStatus } from './status.js';
 export function forgetPod(rt: NodeRuntime, uid: string): void {
   const p = rt.pods.get(uid);
   if (!p) return;
-  for (const c of p.containers.values()) if (c.timer) clearTimeout(c.timer);
+  for (const c of p.containers.values()) {
+    if (c.timer) clearTimeout(c.timer);
+    rt.runtime.remove(c);
+  }
   rt.pods.delete(uid);
 }
 
@@ -43,7 +46,7 @@ export function syncPod(rt: NodeRuntime, pod: KubeObject): void {
       p.terminating = true;
       for (const c of p.containers.values()) {
         if (c.phase === 'running') rt.recorder.record(pod, 'Normal', 'Killing', `Stopping container ${c.name}`, 'kubelet', rt.node);
-        stopContainer(c, 0, 'Completed');
+        stopContainer(rt, c, 0, 'Completed');
       }
       writeStatus(rt, pod.metadata.namespace!, pod.metadata.name!);
       // The containers stopped: the kubelet confirms the deletion (grace period 0).
@@ -85,7 +88,7 @@ export function syncPod(rt: NodeRuntime, pod: KubeObject): void {
     } else if (rc.image !== image) {
       // The container's definition changed: the kubelet kills and recreates it.
       rt.recorder.record(pod, 'Normal', 'Killing', `Container ${name} definition changed, will be restarted`, 'kubelet', rt.node);
-      if (rc.phase === 'running') stopContainer(rc, 0, 'Completed');
+      if (rc.phase === 'running') stopContainer(rt, rc, 0, 'Completed');
       if (rc.terminated) rc.lastTerminated = rc.terminated;
       rc.terminated = undefined;
       rc.previousLogs = rc.logs;

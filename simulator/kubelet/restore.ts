@@ -24,11 +24,34 @@ export interface RestoredContainer {
   rootfs: RootfsImage;
 }
 
-/** Reads and checks a pulled checkpoint image (its single layer, the kubelet archive) for container `containerName`. */
-export async function restoreFromCheckpoint(checkpoint: { containerName: string; archive: Buffer }, image: string, containerName: string): Promise<RestoredContainer> {
+/**
+ * The checks CRI-O makes on a pulled checkpoint image before any runtime restores it: it was
+ * taken from a container of this name, and its archive's identity (spec.dump's
+ * annotations) names this pod's namespace: one namespace's memory never lands in another's.
+ */
+export async function checkCheckpointFor(checkpoint: { containerName: string; archive: Buffer }, image: string, namespace: string, containerName: string): Promise<void> {
   if (checkpoint.containerName !== containerName) {
     throw new CreateContainerError(`checkpoint image ${image} was created for container "${checkpoint.containerName}", cannot restore it into container "${containerName}"`);
   }
+  const files = await readTar(checkpoint.archive, new Set(['spec.dump'])).catch((err: unknown) => {
+    throw new CreateContainerError(`failed to read checkpoint archive of ${image}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  let spec: unknown;
+  try {
+    spec = JSON.parse(files.get('spec.dump')?.toString('utf8') ?? 'null');
+  } catch (err) {
+    throw new CreateContainerError(`checkpoint image ${image}: spec.dump is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const annotations = isRecord(spec) && isRecord(spec.annotations) ? spec.annotations : undefined;
+  if (!annotations) throw new CreateContainerError(`checkpoint image ${image}: the archive has no spec.dump with annotations`);
+  const archiveNamespace = annotations['io.kubernetes.pod.namespace'];
+  if (archiveNamespace !== namespace) {
+    throw new CreateContainerError(`checkpoint image ${image} holds a container of namespace "${String(archiveNamespace)}": refusing to restore it into a pod of namespace "${namespace}"`);
+  }
+}
+
+/** Reads and checks a pulled checkpoint image (its single layer, the kubelet archive) for container `containerName`. */
+export async function restoreFromCheckpoint(checkpoint: { containerName: string; archive: Buffer }, image: string, containerName: string): Promise<RestoredContainer> {
   const files = await readTar(checkpoint.archive).catch((err: unknown) => {
     throw new CreateContainerError(`failed to read checkpoint archive of ${image}: ${err instanceof Error ? err.message : String(err)}`);
   });

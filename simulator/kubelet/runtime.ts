@@ -9,6 +9,7 @@ import type { ImageSource } from '../images.js';
 import type { ResourceType } from '../resources.js';
 import type { ContainerState, FlagValue } from '../state.js';
 import type { KubeObject } from '../types.js';
+import type { ContainerRuntime, ContainerRuntimeFactory } from './container-runtime.js';
 
 export interface KubeletTiming {
   /** Interval of the simulated containers' counter. */
@@ -31,6 +32,8 @@ export interface KubeletOptions extends KubeletTiming {
   imageSources: Record<string, ImageSource>;
   /** ContainerCheckpoint feature gate (default on, as since Kubernetes 1.30). */
   checkpointFeatureGate: boolean;
+  /** The container runtime (default: the simulated one). */
+  containerRuntime?: ContainerRuntimeFactory;
 }
 
 export interface CheckpointFailure {
@@ -53,6 +56,12 @@ export interface ContainerSnapshot {
   restoredFrom?: string;
   containerID: string;
   imageID: string;
+  startTimings?: StartTimings;
+}
+
+export interface StartTimings {
+  pullMs: number;
+  runtimeMs: number;
 }
 
 export interface Terminated {
@@ -99,6 +108,8 @@ export interface RuntimeContainer {
   lastFailureAt: number;
   /** Bumped on each (re)start attempt, so stale async work is dropped. */
   attempt: number;
+  /** How the last start spent its time: the image pull (a checkpoint image's layer too), then the runtime's create or restore. */
+  startTimings?: StartTimings;
   timer?: NodeJS.Timeout;
 }
 
@@ -126,6 +137,8 @@ export class NodeRuntime {
   readonly pods = new Map<string, RuntimePod>();
   readonly followers = new Map<string, Set<(line: string) => void>>();
   nextIp = 2;
+  /** Set by the Kubelet right after construction (the runtime reports back to the kubelet). */
+  runtime!: ContainerRuntime;
 
   constructor(
     readonly api: ObjectApi,

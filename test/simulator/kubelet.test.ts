@@ -252,6 +252,25 @@ describe('restore from a checkpoint image', () => {
     }
   });
 
+  it('a checkpoint of another namespace is refused (CreateContainerError), as CRI-O refuses it', async () => {
+    const dir = join(layoutDir, 'other-ns');
+    const archive = await checkpointNow('counter', 'counter');
+    const { manifestDigest } = writeCheckpointImageLayout(dir, { archive, containerName: 'counter' });
+    const c2 = await startSimulatedCluster({ kubelet: { tickMs: 20, imagePullBackoffMs: 100 }, imageSources: { 'kcr.local': { kind: 'layout', dir } } });
+    try {
+      const core2 = c2.kubeConfig.makeApiClient(CoreV1Api);
+      await core2.createNamespacedPod({ namespace: 'default', body: { metadata: { name: 'x' }, spec: { containers: [{ name: 'counter', image: `kcr.local/ck/counter@${manifestDigest}` }] } } });
+      const p = await c2.waitFor(async () => {
+        const x = await core2.readNamespacedPod({ namespace: 'default', name: 'x' });
+        return x.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerError' ? x : undefined;
+      });
+      expect(p.status!.containerStatuses![0]!.state!.waiting!.message).toContain('holds a container of namespace "ck": refusing to restore it into a pod of namespace "default"');
+      expect(p.status!.containerStatuses![0]!.started).toBe(false);
+    } finally {
+      await c2.stop();
+    }
+  });
+
   it('a pull failure shows ErrImagePull then ImagePullBackOff', async () => {
     await core.createNamespacedPod({
       namespace: 'ck',
@@ -282,10 +301,12 @@ describe('restore from a checkpoint image', () => {
     const c2 = await startSimulatedCluster({ kubelet: { tickMs: 20, backoffBaseMs: 100, backoffMaxMs: 400 }, imageSources: { 'kcr.local': { kind: 'layout', dir } } });
     try {
       const core2 = c2.kubeConfig.makeApiClient(CoreV1Api);
-      await core2.createNamespacedPod({ namespace: 'default', body: { metadata: { name: 'bomb' }, spec: { containers: [{ name: 'app', image: `kcr.local/ck/bomb@${manifestDigest}` }] } } });
+      // The archive names namespace ck: the kubelet restores it only into a pod of ck.
+      await core2.createNamespace({ body: { metadata: { name: 'ck' } } });
+      await core2.createNamespacedPod({ namespace: 'ck', body: { metadata: { name: 'bomb' }, spec: { containers: [{ name: 'app', image: `kcr.local/ck/bomb@${manifestDigest}` }] } } });
       const p = await c2.waitFor(
         async () => {
-          const x = await core2.readNamespacedPod({ namespace: 'default', name: 'bomb' });
+          const x = await core2.readNamespacedPod({ namespace: 'ck', name: 'bomb' });
           return x.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CrashLoopBackOff' ? x : undefined;
         },
         { description: 'restore loop into CrashLoopBackOff' },
@@ -293,7 +314,7 @@ describe('restore from a checkpoint image', () => {
       const cs = p.status!.containerStatuses![0]!;
       expect(cs.lastState?.terminated).toMatchObject({ exitCode: 1, reason: 'Error' });
       expect(cs.restartCount).toBeGreaterThanOrEqual(1);
-      const prev = await core2.readNamespacedPodLog({ namespace: 'default', name: 'bomb', container: 'app', previous: true });
+      const prev = await core2.readNamespacedPodLog({ namespace: 'ck', name: 'bomb', container: 'app', previous: true });
       expect(prev).toContain('crashOnRestore: exiting with code 1');
     } finally {
       await c2.stop();

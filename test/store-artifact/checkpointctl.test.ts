@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inspectCheckpointArchive } from '../../functions/store-artifact/checkpoint-archive.js';
 import { writeCheckpointArchive } from '../../simulator/archive-writer.js';
+import { buildCheckpointArchive } from '../../simulator/archive.js';
+import { decodePages } from '../../simulator/state.js';
+import { readTar } from '../../simulator/archive.js';
+import { writeFileSync } from 'node:fs';
 import { optionalBinary } from '../support/binaries.js';
 
 const checkpointctl = optionalBinary('checkpointctl');
@@ -37,5 +41,39 @@ describe.skipIf(!checkpointctl)('checkpointctl agrees with the archive inspectio
     const dump = ours.stats?.decoded ? ours.stats.dump : {};
     for (const [field, value] of Object.entries(theirs?.statistics ?? {})) expect(dump[field], field).toBe(value);
     expect(Object.keys(theirs?.statistics ?? {}).length).toBeGreaterThanOrEqual(6);
+  });
+
+  it("reads everything inspect --all asks of the simulated kubelet's archive: command line, environment, open files", async () => {
+    const archive = await buildCheckpointArchive({
+      namespace: 'shop',
+      pod: 'cart-0',
+      podUid: 'uid-cart',
+      container: 'app',
+      containerId: 'a'.repeat(64),
+      image: 'quay.io/kcr/cart:1',
+      imageRef: `sha256:${'b'.repeat(64)}`,
+      podIP: '10.244.0.9',
+      sandboxId: 'c'.repeat(64),
+      restartCount: 0,
+      createdAt: '2026-11-30T10:00:00Z',
+      checkpointedAt: '2026-11-30T10:00:05Z',
+      state: { counter: 42, data: Buffer.alloc(3 * 4096 + 7, 1), flags: {}, crashOnRestore: false },
+    });
+    const file = join(dir, 'checkpoint-cart-0_shop-app-2026-11-30T10:00:05Z.tar');
+    writeFileSync(file, archive);
+    const [all] = JSON.parse(execFileSync(checkpointctl as string, ['inspect', '--all', '--format', 'json', file], { encoding: 'utf8' })) as {
+      process_tree: { pid: number; cmdline: string; environment_variables: Record<string, string> };
+      file_descriptors: { process_id: number; open_files: { type: string; fd: string; path: string }[] }[];
+      mounts: unknown[];
+    }[];
+    expect(all?.process_tree.pid).toBe(1);
+    expect(all?.process_tree.cmdline.trim()).toBe('/counter');
+    expect(all?.process_tree.environment_variables.HOSTNAME).toBe('cart-0');
+    expect(all?.file_descriptors[0]?.open_files.map((f) => `${f.fd} ${f.path}`)).toEqual(['REG 0 /dev/null', 'REG 1 /dev/null', 'REG 2 /dev/null', 'cwd /', 'root /']);
+    expect(all?.mounts.length).toBeGreaterThan(0);
+    // The page after the state's holds argv and environ; the state itself still reads back whole.
+    const pages = (await readTar(archive)).get('checkpoint/pages-1.img')!;
+    expect(decodePages(pages).state.counter).toBe(42);
+    expect(execFileSync(checkpointctl as string, ['memparse', file], { encoding: 'utf8' })).toMatch(/\|\s+1 \| app\s+\| 20\.0 KiB/);
   });
 });
