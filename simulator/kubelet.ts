@@ -1,7 +1,7 @@
 // A simulated kubelet per node: runs the pods bound to its node as simulated containers
 // (a ticking counter plus a data block), reports pod status, restarts crashed containers
 // with CrashLoopBackOff, restores containers from checkpoint images, and serves the
-// kubelet checkpoint API behind the API server's node proxy. This file is the Kubelet the
+// kubelet checkpoint API behind the API server's node proxy and on its own HTTPS port. This file is the Kubelet the
 // cluster holds (one per node) and its container tick; each part lives in kubelet/:
 //   kubelet/runtime.ts         the node's pods and containers, options, shared lookups
 //   kubelet/pod-sync.ts        a bound pod → its containers; deletion; forgetting a pod
@@ -11,6 +11,7 @@
 //   kubelet/logs.ts            container logs, following them
 //   kubelet/hooks.ts           kill a container, node-pressure eviction, a container's simulated state
 //   kubelet/checkpoint-api.ts  the kubelet HTTP API: /checkpoint and its answers, /healthz
+//   kubelet/https-server.ts    the kubelet's own HTTPS port; kubelet/auth.ts its authentication and authorization
 
 import type { ObjectApi } from './api.js';
 import type { EventRecorder } from './events.js';
@@ -19,7 +20,7 @@ import type { ProxyRequest, ProxyResponse } from './server/node-backend.js';
 import type { FlagValue } from './state.js';
 import { tick } from './state.js';
 import type { KubeObject } from './types.js';
-import { serveKubeletApi } from './kubelet/checkpoint-api.js';
+import { serveKubeletApi, type CheckpointAccess } from './kubelet/checkpoint-api.js';
 import { containerState, evictPod, killContainer, setContainerState } from './kubelet/hooks.js';
 import { appendLog, followLogs, readLogs } from './kubelet/logs.js';
 import { forgetPod, syncPod } from './kubelet/pod-sync.js';
@@ -125,5 +126,20 @@ export class Kubelet {
 
   serve(req: ProxyRequest): Promise<ProxyResponse> {
     return serveKubeletApi(this.rt, this, req);
+  }
+
+  /**
+   * The same API on the kubelet's own HTTPS port (kubelet/https-server.ts), once the
+   * caller is authorized there: the API server's kubelet-client identity plays no part.
+   */
+  serveDirect(req: ProxyRequest): Promise<ProxyResponse> {
+    const failures = (): CheckpointFailure[] => this.checkpointFailures;
+    const access: CheckpointAccess = {
+      get checkpointFailures() {
+        return failures();
+      },
+      apiServerMayCheckpoint: true,
+    };
+    return serveKubeletApi(this.rt, access, req);
   }
 }
