@@ -24,6 +24,7 @@ import pLimit from 'p-limit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Kubernetes } from '../functions/core/kubernetes/kubernetes.js';
 import { createRequestCheckpoint } from '../functions/request-checkpoint/handler.js';
+import { apiServerProxyRoute } from '../functions/request-checkpoint/kubelet-route.js';
 import { serveFunction } from '../functions/core/runtime/server.js';
 import { createLogger } from '../functions/core/runtime/logger.js';
 import { pingSourceName } from '../functions/schedule-sync/ping-source.js';
@@ -203,7 +204,7 @@ interface RoundResult {
 async function runRound(cluster: ClusterThread, kube: Kubernetes, concurrency: number, workloads: typeof WORKLOAD_LIST): Promise<RoundResult> {
   await cluster.clearArchives();
   const sink = await startCountingSink();
-  const fn = await serveFunction(createRequestCheckpoint({ kube, timeoutSeconds: 60, concurrency }), {
+  const fn = await serveFunction(createRequestCheckpoint({ kube, kubelet: apiServerProxyRoute(kube), timeoutSeconds: 60, concurrency }), {
     port: 0,
     host: '127.0.0.1',
     sink: sink.url,
