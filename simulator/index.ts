@@ -154,6 +154,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
   let kubeletServing: Awaited<ReturnType<typeof serveKubelets>>;
   try {
     kubeletServing = await serveKubelets(kubelets, nodeNames, { apiHttpsUrl: server.httpsUrl, apiCa: cert, identities, stateDir, ttl: options.kubeletAuthCacheTtl });
+    kubelets.useTransport(kubeletServing.proxy);
   } catch (err) {
     kubelets.stop();
     await server.close();

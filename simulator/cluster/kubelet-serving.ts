@@ -3,6 +3,9 @@
 // static token of its own (user system:node:<node>, group system:nodes) with which it
 // calls the API server's TokenReview and SubjectAccessReview over HTTPS, as
 // --authentication-token-webhook and --authorization-mode=Webhook make it do.
+// The API server's node proxy calls these ports too, as kube-apiserver-kubelet-client
+// (a client certificate in kubeadm; a static token here); what that identity may do
+// with /checkpoint stays the cluster's setApiServerKubeletCheckpointPermission switch.
 
 import { writeFileSync } from 'node:fs';
 import https from 'node:https';
@@ -15,11 +18,19 @@ import type { ResourceRegistry } from '../resources.js';
 import type { Identities } from '../server/identities.js';
 import type { UserInfo } from '../server/rbac.js';
 import { isRecord } from '../types.js';
-import type { NodeKubelets } from './kubelets.js';
+import { ApiError } from '../errors.js';
+import type { ProxyResponse } from '../server/node-backend.js';
+import type { KubeletTransport, NodeKubelets } from './kubelets.js';
 import { kubeletTls } from './kubelet-tls.js';
+
+/** The user the API server calls kubelets as (kubeadm's apiserver-kubelet-client certificate). */
+const API_SERVER_KUBELET_CLIENT = 'kube-apiserver-kubelet-client';
+const METHOD_OF: Record<string, string> = { create: 'POST', get: 'GET', update: 'PUT', patch: 'PATCH', delete: 'DELETE' };
 
 export interface KubeletServing {
   urls: Map<string, string>;
+  /** The node proxy's hop: the API server calling a kubelet's port as kube-apiserver-kubelet-client. */
+  proxy: KubeletTransport;
   caPem: string;
   caFile: string;
   close(): Promise<void>;
@@ -75,6 +86,10 @@ export async function serveKubelets(
   const caFile = join(opts.stateDir, 'kubelet-ca.crt');
   writeFileSync(caFile, tls.caPem);
   const agent = new https.Agent({ keepAlive: true, ca: opts.apiCa });
+  // The API server's client to the kubelets: trusts their CA, one keep-alive pool.
+  const kubeletAgent = new https.Agent({ keepAlive: true, ca: tls.caPem });
+  const apiServerToken = randomBytes(24).toString('hex');
+  opts.identities.addStatic(apiServerToken, { username: API_SERVER_KUBELET_CLIENT, groups: ['system:masters'] });
   const servers: KubeletHttpsServer[] = [];
   const urls = new Map<string, string>();
   try {
@@ -105,22 +120,49 @@ export async function serveKubelets(
         opts.ttl,
       );
       const kl = kubelets.of(node);
-      const server = await listenKubeletHttps({ tls: tls.serving.get(node)!, auth, isDown: () => kl.down, serve: (req) => kl.serveDirect(req) });
+      const server = await listenKubeletHttps({
+        tls: tls.serving.get(node)!,
+        auth,
+        isDown: () => kl.down,
+        // Proxied calls keep the API server identity's own checkpoint permission (Kubelet.apiServerMayCheckpoint).
+        serve: (req, user) => (user === API_SERVER_KUBELET_CLIENT ? kl.serve(req) : kl.serveDirect(req)),
+      });
       servers.push(server);
       urls.set(node, server.url);
     }
   } catch (err) {
     await Promise.all(servers.map((s) => s.close()));
     agent.destroy();
+    kubeletAgent.destroy();
     throw err;
   }
+  const proxy: KubeletTransport = (node, req) =>
+    new Promise<ProxyResponse>((resolve, reject) => {
+      const base = urls.get(node);
+      if (!base) return reject(new ApiError(404, 'NotFound', `nodes "${node}" not found`));
+      const query = req.query.toString();
+      const r = https.request(
+        `${base}${req.path}${query ? `?${query}` : ''}`,
+        { method: METHOD_OF[req.method] ?? req.method.toUpperCase(), agent: kubeletAgent, headers: { authorization: `Bearer ${apiServerToken}`, 'content-length': req.body.length } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 502, contentType: String(res.headers['content-type'] ?? 'text/plain'), body: Buffer.concat(chunks) }));
+          res.on('error', (err) => reject(new ApiError(503, 'ServiceUnavailable', `error trying to reach service: ${err.message}`)));
+        },
+      );
+      r.on('error', (err) => reject(new ApiError(503, 'ServiceUnavailable', `error trying to reach service: ${err.message}`)));
+      r.end(req.body);
+    });
   return {
     urls,
+    proxy,
     caPem: tls.caPem,
     caFile,
     close: async () => {
       await Promise.all(servers.map((s) => s.close()));
       agent.destroy();
+      kubeletAgent.destroy();
     },
   };
 }

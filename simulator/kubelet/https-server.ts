@@ -13,7 +13,8 @@ export interface KubeletEndpoint {
   tls: { cert: string; key: string };
   auth: KubeletAuthenticator;
   isDown(): boolean;
-  serve(req: ProxyRequest): Promise<ProxyResponse>;
+  /** A request the kubelet authorized, with who made it. */
+  serve(req: ProxyRequest, user: string): Promise<ProxyResponse>;
 }
 
 export interface KubeletHttpsServer {
@@ -49,7 +50,7 @@ export async function listenKubeletHttps(endpoint: KubeletEndpoint): Promise<Kub
         if (size > MAX_BODY_BYTES) return text(413, 'request body too large\n');
         chunks.push(c as Buffer);
       }
-      const out = await endpoint.serve({ method: VERB_OF[method] ?? method.toLowerCase(), path: url.pathname, query: url.searchParams, body: Buffer.concat(chunks) });
+      const out = await endpoint.serve({ method: VERB_OF[method] ?? method.toLowerCase(), path: url.pathname, query: url.searchParams, body: Buffer.concat(chunks) }, outcome.user.username);
       if (endpoint.isDown()) {
         req.socket.destroy();
         return;

@@ -153,6 +153,18 @@ describe('the kubelet HTTPS port', () => {
   });
 });
 
+describe("the API server's node proxy", () => {
+  it('calls the kubelet port as kube-apiserver-kubelet-client, which the kubelet reviews like any caller', async () => {
+    cluster.resetApiCalls();
+    const res = await fetch(`${cluster.url}/api/v1/nodes/${node}/proxy/checkpoint/${NS}/app/app?timeout=30`, { method: 'POST', headers: { authorization: `Bearer ${cluster.token}` } });
+    expect(res.status).toBe(200);
+    expect(cluster.callCount('create', 'nodes/proxy')).toBe(1);
+    // This cluster's kubelets cache nothing: one review of the API server's own token per proxied call.
+    expect(cluster.callCount('create', 'tokenreviews')).toBe(1);
+    expect(cluster.callCount('create', 'subjectaccessreviews')).toBe(1);
+  });
+});
+
 describe('TokenRequest, TokenReview and SubjectAccessReview', () => {
   it('issues tokens that review as the ServiceAccount and authorize by RBAC', async () => {
     const token = await tokenFor('checkpointer');
