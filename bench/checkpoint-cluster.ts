@@ -1,15 +1,21 @@
 // Worker thread of bench/checkpoint.ts: hosts the simulated cluster (API server,
-// controllers, kubelets writing real archives) on its own thread, as the API
-// server and kubelets run on other machines than the function in a cluster.
+// controllers, kubelets writing real archives) and one node-agent per node (calling
+// its kubelet's HTTPS port with a nodes/checkpoint-only ServiceAccount token) on
+// its own thread, as they run on other machines than the function in a cluster.
 // The main thread talks to it over HTTPS like kcr does, and over messages for
 // the benchmark's bookkeeping (API call counts, archive clean-up, stop).
 import { parentPort, workerData } from 'node:worker_threads';
-import { readdirSync, rmSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startSimulatedCluster, type KubeObject } from '../simulator/index.js';
 import { ANNOTATIONS } from '../functions/core/kubernetes/annotations.js';
 import { deployment } from '../simulator/workloads.js';
+import { kubeletCheckpointer } from '../node-agent/kubelet-client.js';
+import { startNodeAgent, type NodeAgent } from '../node-agent/server.js';
+import { pino } from 'pino';
 
 export interface ClusterSpec {
   nodes: string[];
@@ -23,6 +29,9 @@ export interface ClusterSpec {
 
 export interface ClusterReady {
   kubeconfigPath: string;
+  /** The node-agent of each node, and the token request-checkpoint presents to them. */
+  agentUrls: Record<string, string>;
+  agentToken: string;
   targets: { node: string; namespace: string; pod: string; container: string }[];
   setupMs: number;
 }
@@ -35,6 +44,8 @@ export interface ApiCallCounts {
   lists: number;
   proxies: number;
   events: number;
+  /** TokenReview + SubjectAccessReview: the kubelets checking the node-agents' tokens (cached as a kubelet caches them). */
+  reviews: number;
 }
 
 if (!parentPort) throw new Error('bench/checkpoint-cluster.ts runs as a worker thread of bench/checkpoint.ts');
@@ -55,6 +66,37 @@ await cluster.waitFor(
       .length === expected,
   { timeoutMs: 180_000, intervalMs: 250, description: `${expected} running pods` },
 );
+
+// The node-agents: their ServiceAccount may create nodes/checkpoint and nothing else (manifests/node-agent.yaml).
+cluster.seed(
+  { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'kcr-system' } },
+  { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'node-agent', namespace: 'kcr-system' } },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'kcr-node-agent' }, rules: [{ apiGroups: [''], resources: ['nodes/checkpoint'], verbs: ['create'] }] },
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'kcr-node-agent' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kcr-node-agent' },
+    subjects: [{ kind: 'ServiceAccount', name: 'node-agent', namespace: 'kcr-system' }],
+  },
+);
+const tokenDir = mkdtempSync(join(tmpdir(), 'kcr-bench-agents-'));
+const agentToken = randomBytes(24).toString('hex');
+const agents: NodeAgent[] = [];
+const agentUrls: Record<string, string> = {};
+for (const node of cluster.nodes) {
+  const tokenFile = join(tokenDir, `${node}.token`);
+  writeFileSync(tokenFile, cluster.serviceAccountToken('kcr-system', 'node-agent', 3600), { mode: 0o600 });
+  const agent = await startNodeAgent({
+    dir: cluster.checkpointDir(node),
+    token: agentToken,
+    allowDelete: false,
+    kubelet: kubeletCheckpointer({ url: cluster.kubeletUrl(node), caFile: cluster.kubeletCaFile, tokenFile }),
+    logger: pino({ level: 'silent' }),
+  });
+  agents.push(agent);
+  agentUrls[node] = agent.url;
+}
 await settle();
 
 function clearArchives(): void {
@@ -98,6 +140,7 @@ async function onMessage(req: ClusterRequest): Promise<void> {
         lists: cluster.callCount('list', 'pods'),
         proxies: cluster.callCount('create', 'nodes/proxy'),
         events: cluster.callCount('create', 'events'),
+        reviews: cluster.callCount('create', 'tokenreviews') + cluster.callCount('create', 'subjectaccessreviews'),
       };
       port.postMessage({ id: req.id, result: counts });
       break;
@@ -107,8 +150,10 @@ async function onMessage(req: ClusterRequest): Promise<void> {
       port.postMessage({ id: req.id });
       break;
     case 'stop':
+      for (const a of agents) await a.close();
       await cluster.stop();
       rmSync(cluster.stateDir, { recursive: true, force: true });
+      rmSync(tokenDir, { recursive: true, force: true });
       port.postMessage({ id: req.id });
       port.close();
       break;
@@ -117,6 +162,8 @@ async function onMessage(req: ClusterRequest): Promise<void> {
 
 const ready: ClusterReady = {
   kubeconfigPath: cluster.kubeconfigPath,
+  agentUrls,
+  agentToken,
   targets: cluster
     .listObjects('v1', 'Pod')
     .flatMap((p) =>

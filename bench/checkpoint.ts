@@ -3,15 +3,17 @@
 // PingSources of a `*/5 * * * *` schedule do), served over HTTP by the runtime,
 // with bounded client concurrency (the Knative Service's containerConcurrency).
 // Reports pings/s, ping-to-created latency and API calls per container, side by
-// side for several KCR_CHECKPOINT_CONCURRENCY values, with the simulated kubelet
-// alone (called through the API server like kcr does) as a floor.
+// side for several KCR_CHECKPOINT_CONCURRENCY values and both kubelet routes
+// (KCR_CHECKPOINT_VIA: node-agent, the default, and apiserver-proxy), each with the
+// kubelet calls alone over the same route as a floor.
 //
 // The simulated cluster runs on a worker thread (bench/checkpoint-cluster.ts);
 // the function, the load generator and the counting sink share the main thread.
 //
 //   npm run bench:checkpoint -- [--workloads 500] [--replicas 2] [--nodes 4]
 //                               [--namespaces 50] [--concurrency 1,8,32] [--clients 10]
-//                               [--tick-ms 1000] [--data-size 4096] [--cpu-profile file]
+//                               [--tick-ms 1000] [--data-size 4096] [--via node-agent,apiserver-proxy]
+//                               [--cpu-profile file]
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
@@ -24,6 +26,8 @@ import pLimit from 'p-limit';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Kubernetes } from '../functions/core/kubernetes/kubernetes.js';
 import { createRequestCheckpoint } from '../functions/request-checkpoint/handler.js';
+import { apiServerProxyRoute, nodeAgentRoute, type CheckpointVia, type KubeletRoute } from '../functions/request-checkpoint/kubelet-route.js';
+import { nodeAgentLocator } from '../functions/core/node-agent/locator.js';
 import { serveFunction } from '../functions/core/runtime/server.js';
 import { createLogger } from '../functions/core/runtime/logger.js';
 import { pingSourceName } from '../functions/schedule-sync/ping-source.js';
@@ -39,6 +43,7 @@ const { values: args } = parseArgs({
     clients: { type: 'string', default: '10' },
     'tick-ms': { type: 'string', default: '1000' },
     'data-size': { type: 'string', default: '4096' },
+    via: { type: 'string', default: 'node-agent,apiserver-proxy' },
     /** Write a V8 CPU profile of the main thread's measured part (not the set-up) here. */
     'cpu-profile': { type: 'string' },
   },
@@ -57,6 +62,10 @@ const TICK_MS = positive('tick-ms', args['tick-ms']);
 const DATA_SIZE = positive('data-size', args['data-size']);
 const CONCURRENCIES = (args.concurrency ?? '').split(',').map((c) => positive('concurrency', c));
 const WARMUP_PINGS = Math.min(50, WORKLOADS);
+const VIAS = (args.via ?? '').split(',').map((v): CheckpointVia => {
+  if (v !== 'node-agent' && v !== 'apiserver-proxy') throw new Error(`--via takes node-agent and/or apiserver-proxy, got "${v}"`);
+  return v;
+});
 
 // Workloads spread over namespaces as in a shared cluster (the simulated
 // ReplicaSet controller lists a namespace's pods per ReplicaSet, so one huge
@@ -191,6 +200,7 @@ async function measured<T>(cluster: ClusterThread, fn: () => Promise<T>): Promis
 }
 
 interface RoundResult {
+  via: CheckpointVia;
   concurrency: number;
   wallMs: number;
   created: number;
@@ -200,10 +210,10 @@ interface RoundResult {
   load: Load;
 }
 
-async function runRound(cluster: ClusterThread, kube: Kubernetes, concurrency: number, workloads: typeof WORKLOAD_LIST): Promise<RoundResult> {
+async function runRound(cluster: ClusterThread, kube: Kubernetes, kubelet: KubeletRoute, concurrency: number, workloads: typeof WORKLOAD_LIST): Promise<RoundResult> {
   await cluster.clearArchives();
   const sink = await startCountingSink();
-  const fn = await serveFunction(createRequestCheckpoint({ kube, timeoutSeconds: 60, concurrency }), {
+  const fn = await serveFunction(createRequestCheckpoint({ kube, kubelet, timeoutSeconds: 60, concurrency }), {
     port: 0,
     host: '127.0.0.1',
     sink: sink.url,
@@ -234,10 +244,11 @@ async function runRound(cluster: ClusterThread, kube: Kubernetes, concurrency: n
   const expected = workloads.length * REPLICAS;
   if (sink.arrivals.length !== expected || refused.length > 0 || sink.others() > 0) {
     throw new Error(
-      `round with KCR_CHECKPOINT_CONCURRENCY=${concurrency}: expected ${expected} checkpoint.created and every ping answered 202; got ${sink.arrivals.length} created, ${sink.others()} other events, refused: ${refused.slice(0, 3).join('; ') || 'none'}`,
+      `round via ${kubelet.via} with KCR_CHECKPOINT_CONCURRENCY=${concurrency}: expected ${expected} checkpoint.created and every ping answered 202; got ${sink.arrivals.length} created, ${sink.others()} other events, refused: ${refused.slice(0, 3).join('; ') || 'none'}`,
     );
   }
   return {
+    via: kubelet.via,
     concurrency,
     wallMs,
     created: sink.arrivals.length,
@@ -255,8 +266,8 @@ interface FloorResult {
   load: Load;
 }
 
-/** The simulated kubelet through the API server's node proxy, with the same concurrency: no handler, runtime or sink. */
-async function runFloor(cluster: ClusterThread, kube: Kubernetes, concurrency: number, targets: ClusterReady['targets']): Promise<FloorResult> {
+/** The kubelet calls alone over the round's route, with the same concurrency: no handler, runtime or sink. */
+async function runFloor(cluster: ClusterThread, kubelet: KubeletRoute, concurrency: number, targets: ClusterReady['targets']): Promise<FloorResult> {
   await cluster.clearArchives();
   const limit = pLimit(concurrency);
   const times: number[] = [];
@@ -265,7 +276,7 @@ async function runFloor(cluster: ClusterThread, kube: Kubernetes, concurrency: n
       targets.map((t) =>
         limit(async () => {
           const started = performance.now();
-          const answer = await kube.checkpoint(t.node, t.namespace, t.pod, t.container, 60);
+          const answer = await kubelet.checkpoint(t.node, t.namespace, t.pod, t.container, 60);
           if (!answer.ok) throw new Error(`floor: checkpoint of ${t.namespace}/${t.pod}/${t.container} on ${t.node} answered ${answer.status}: ${answer.body}`);
           times.push(performance.now() - started);
         }),
@@ -292,10 +303,16 @@ async function main(): Promise<void> {
     const kc = new KubeConfig();
     kc.loadFromFile(ready.kubeconfigPath);
     const kube = new Kubernetes(kc);
+    const routes: Record<CheckpointVia, KubeletRoute> = {
+      'apiserver-proxy': apiServerProxyRoute(kube),
+      'node-agent': nodeAgentRoute({ locate: nodeAgentLocator({ urls: ready.agentUrls }), token: () => ready.agentToken }),
+    };
 
-    // JIT warm-up of both paths, not reported.
-    await runFloor(cluster, kube, 8, ready.targets.slice(0, WARMUP_PINGS * REPLICAS));
-    await runRound(cluster, kube, 8, WORKLOAD_LIST.slice(0, WARMUP_PINGS));
+    // JIT warm-up of every path, not reported (it also fills the kubelets' review caches, as in a running cluster).
+    for (const via of VIAS) {
+      await runFloor(cluster, routes[via], 8, ready.targets.slice(0, WARMUP_PINGS * REPLICAS));
+      await runRound(cluster, kube, routes[via], 8, WORKLOAD_LIST.slice(0, WARMUP_PINGS));
+    }
 
     const profiler = args['cpu-profile'] ? new Session() : undefined;
     if (profiler) {
@@ -306,9 +323,11 @@ async function main(): Promise<void> {
     const rounds: RoundResult[] = [];
     const floors: FloorResult[] = [];
     for (const c of CONCURRENCIES) {
-      floors.push(await runFloor(cluster, kube, c, ready.targets));
-      rounds.push(await runRound(cluster, kube, c, WORKLOAD_LIST));
-      console.error(`KCR_CHECKPOINT_CONCURRENCY=${c}: done`);
+      for (const via of VIAS) {
+        floors.push(await runFloor(cluster, routes[via], c, ready.targets));
+        rounds.push(await runRound(cluster, kube, routes[via], c, WORKLOAD_LIST));
+        console.error(`KCR_CHECKPOINT_CONCURRENCY=${c} via ${via}: done`);
+      }
     }
     if (profiler) {
       const { profile } = await profiler.post('Profiler.stop');
@@ -324,44 +343,47 @@ async function main(): Promise<void> {
 }
 
 function report(rounds: RoundResult[], floors: FloorResult[], containers: number): void {
-  const base = rounds[0]!;
   const ms = (v: number) => `${Math.round(v)} ms`;
-  const ratio = (v: number, b: number) => (rounds.length > 1 ? ` (${(v / b).toFixed(2)}×)` : '');
   const pct = (v: number) => `${Math.round(v * 100)} %`;
   const pingsPerSec = (r: RoundResult) => (WORKLOADS / r.wallMs) * 1000;
+  // Against the other route at the same concurrency: the node-agent route's ratio to the proxy's.
+  const vsProxy = (r: RoundResult, value: (x: RoundResult) => number) => {
+    const proxy = rounds.find((x) => x.via === 'apiserver-proxy' && x.concurrency === r.concurrency);
+    return proxy && r.via !== 'apiserver-proxy' ? ` (${(value(r) / value(proxy)).toFixed(2)}×)` : '';
+  };
   console.log(`\n${WORKLOADS} Deployments × ${REPLICAS} replicas × 1 container (${containers} containers) in ${NAMESPACES} namespaces on ${NODES} simulated nodes;`);
   console.log(`kubelet dataSize ${DATA_SIZE} B, tick ${TICK_MS} ms; ${WORKLOADS} pings queued at once, ${CLIENTS} in flight (containerConcurrency);`);
-  console.log(`Node ${process.version}, ${cpus().length} CPUs; simulated cluster on a worker thread, function + load generator + sink on the main thread.\n`);
-  const header = ['KCR_CHECKPOINT_CONCURRENCY', ...rounds.map((r) => String(r.concurrency))];
+  console.log(`Node ${process.version}, ${cpus().length} CPUs; simulated cluster and node-agents on a worker thread, function + load generator + sink on the main thread.\n`);
+  const header = ['KCR_CHECKPOINT_CONCURRENCY / KCR_CHECKPOINT_VIA', ...rounds.map((r) => `${r.concurrency} / ${r.via}`)];
   const rows: string[][] = [
-    ['**pings handled per second**', ...rounds.map((r) => `**${pingsPerSec(r).toFixed(1)}**${ratio(pingsPerSec(r), pingsPerSec(base))}`)],
+    ['**pings handled per second**', ...rounds.map((r) => `**${pingsPerSec(r).toFixed(1)}**${vsProxy(r, pingsPerSec)}`)],
     ['wall time for all pings', ...rounds.map((r) => ms(r.wallMs))],
-    ['**p50 ping-to-created** (from the POST of the ping)', ...rounds.map((r) => `**${ms(r.fromPost.p50)}**${ratio(r.fromPost.p50, base.fromPost.p50)}`)],
-    ['**p99 ping-to-created** (from the POST of the ping)', ...rounds.map((r) => `**${ms(r.fromPost.p99)}**${ratio(r.fromPost.p99, base.fromPost.p99)}`)],
-    ['p50 ping-to-created, from the PingSource firing (incl. queueing)', ...rounds.map((r) => `${ms(r.fromFire.p50)}${ratio(r.fromFire.p50, base.fromFire.p50)}`)],
-    ['p99 ping-to-created, from the PingSource firing (incl. queueing)', ...rounds.map((r) => `${ms(r.fromFire.p99)}${ratio(r.fromFire.p99, base.fromFire.p99)}`)],
+    ['**p50 ping-to-created** (from the POST of the ping)', ...rounds.map((r) => `**${ms(r.fromPost.p50)}**${vsProxy(r, (x) => x.fromPost.p50)}`)],
+    ['**p99 ping-to-created** (from the POST of the ping)', ...rounds.map((r) => `**${ms(r.fromPost.p99)}**${vsProxy(r, (x) => x.fromPost.p99)}`)],
+    ['p50 ping-to-created, from the PingSource firing (incl. queueing)', ...rounds.map((r) => ms(r.fromFire.p50))],
+    ['p99 ping-to-created, from the PingSource firing (incl. queueing)', ...rounds.map((r) => ms(r.fromFire.p99))],
     ['checkpoint.created events', ...rounds.map((r) => String(r.created))],
     ['**API calls per checkpointed container**', ...rounds.map((r) => `**${(r.calls.total / r.created).toFixed(2)}**`)],
     [
-      `API calls per ping (≤ 2 × ${REPLICAS} + 2 = ${2 * REPLICAS + 2}: the workload read, the list, 2 per container)`,
+      'API calls per ping: get, list, proxy, event, kubelet reviews',
       ...rounds.map(
         (r) =>
-          `${(r.calls.total / WORKLOADS).toFixed(2)}: get ${r.calls.gets / WORKLOADS}, list ${r.calls.lists / WORKLOADS}, proxy ${r.calls.proxies / WORKLOADS}, event ${r.calls.events / WORKLOADS}`,
+          `${(r.calls.total / WORKLOADS).toFixed(2)}: ${r.calls.gets / WORKLOADS}, ${r.calls.lists / WORKLOADS}, ${r.calls.proxies / WORKLOADS}, ${r.calls.events / WORKLOADS}, ${(r.calls.reviews / WORKLOADS).toFixed(3)}`,
       ),
     ],
     ['main thread busy (function, load generator, sink)', ...rounds.map((r) => pct(r.load.mainBusy))],
-    ['simulated-cluster thread busy', ...rounds.map((r) => pct(r.load.clusterBusy))],
+    ['cluster + node-agents thread busy', ...rounds.map((r) => pct(r.load.clusterBusy))],
     ['process CPU time per container', ...rounds.map((r) => `${(r.load.cpuMs / r.created).toFixed(1)} ms`)],
-    [`floor: ${containers} kubelet checkpoints alone, per second`, ...floors.map((f) => ((containers / f.wallMs) * 1000).toFixed(1))],
+    [`floor: ${containers} kubelet checkpoints alone over the route, per second`, ...floors.map((f) => ((containers / f.wallMs) * 1000).toFixed(1))],
     ['floor: p50 / p99 per kubelet call', ...floors.map((f) => `${ms(f.p50)} / ${ms(f.p99)}`)],
-    ['floor: simulated-cluster thread busy', ...floors.map((f) => pct(f.load.clusterBusy))],
+    ['floor: cluster + node-agents thread busy', ...floors.map((f) => pct(f.load.clusterBusy))],
     ['floor: process CPU time per container', ...floors.map((f) => `${(f.load.cpuMs / containers).toFixed(1)} ms`)],
     ['floor wall time / round wall time', ...rounds.map((r, i) => pct(floors[i]!.wallMs / r.wallMs))],
   ];
   console.log(`| ${header.join(' | ')} |`);
   console.log(`|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
   for (const row of rows) console.log(`| ${row.join(' | ')} |`);
-  if (rounds.length > 1) console.log(`\nRatios in parentheses are against KCR_CHECKPOINT_CONCURRENCY=${base.concurrency}.`);
+  if (VIAS.length > 1) console.log('\nRatios in parentheses: the node-agent route against apiserver-proxy at the same concurrency, measured in the same run.');
 }
 
 await main();

@@ -1,6 +1,7 @@
 // A node-agent as its own process (node-agent/main.ts, what the DaemonSet
-// runs), serving one simulated node's checkpoint directory on loopback. Its
-// token comes from a file, as the DaemonSet's comes from a mounted Secret.
+// runs), serving one simulated node's checkpoint directory on loopback and
+// taking checkpoints from that node's kubelet port. Its tokens come from files,
+// as the DaemonSet's come from a mounted Secret and a projected volume.
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +17,8 @@ interface NodeAgentProcessOptions {
   /** The file holding the bearer token. */
   tokenFile: string;
   allowDelete: boolean;
+  /** Its node's kubelet: the HTTPS URL, the CA that signed it, the file of the agent's ServiceAccount token. */
+  kubelet?: { url: string; caFile: string; tokenFile: string };
   /** Where the agent's JSON log lines go (appended); unset: stderr. */
   logPath?: string;
   logLevel?: string;
@@ -43,6 +46,7 @@ export async function startNodeAgentProcess(options: NodeAgentProcessOptions): P
       KCR_NODE_AGENT_HOST: '127.0.0.1',
       KCR_NODE_AGENT_PORT: '0',
       KCR_NODE_AGENT_ALLOW_DELETE: String(options.allowDelete),
+      ...(options.kubelet ? { KCR_KUBELET_URL: options.kubelet.url, KCR_KUBELET_CA_FILE: options.kubelet.caFile, KCR_KUBELET_TOKEN_FILE: options.kubelet.tokenFile } : {}),
       KCR_LOG_LEVEL: options.logLevel ?? 'info',
     },
     stdio: ['ignore', 'pipe', 'pipe'],

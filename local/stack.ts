@@ -1,5 +1,6 @@
 // The whole kcr chain on one machine, no cluster: the simulated cluster, a
-// node-agent process per node, an S3 (Swift, s3rver or an external one), a registry (Debian's docker-registry when
+// node-agent process per node (with its own ServiceAccount token, checkpointing
+// through its node's kubelet port), an S3 (Swift, s3rver or an external one), a registry (Debian's docker-registry when
 // installed, its storage under the state directory and its garbage collected
 // on a schedule; else an OCI layout directory), every function as its own HTTP
 // server, the local broker routing by eventing/*.yaml, the ping scheduler and
@@ -20,6 +21,7 @@ import { errorMessage } from '../functions/core/runtime/errors.js';
 import { S3ObjectStore } from '../functions/core/storage/s3.js';
 import { DEFAULT_BUCKET } from '../functions/core/storage/layout.js';
 import { startLocalS3, type ExternalS3, type LocalS3, type S3Choice } from './s3-server.js';
+import { applyNodeAgentIdentity, projectNodeAgentToken } from './node-agent-identity.js';
 import { startNodeAgentProcess, type NodeAgentProcess } from './node-agent-process.js';
 import { startRegistryServer, type RegistryServer } from './registry-server.js';
 import { startLocalBroker, type LocalBroker } from './broker.js';
@@ -136,6 +138,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // The agents read it from a file, as the DaemonSet reads its mounted Secret.
     const tokenFile = join(stateDir, 'node-agent-token');
     writeFileSync(tokenFile, token, { mode: 0o600 });
+    // Each agent's own identity for its kubelet (nodes/checkpoint only), as the DaemonSet's projected token.
+    await applyNodeAgentIdentity(cluster.kubeConfig);
+    const tokenLog = fileLogger('node-agent-token');
+    const kubeletTokens = new Map<string, string>();
+    for (const node of cluster.nodes) {
+      const file = join(stateDir, `node-agent-${node}-kubelet-token`);
+      const projected = await projectNodeAgentToken(cluster.kubeConfig, file, (message) => tokenLog.error(message));
+      stops.push(async () => projected.stop());
+      kubeletTokens.set(node, file);
+    }
     const agents = new Map<string, NodeAgentProcess>();
     const started = await Promise.all(
       cluster.nodes.map((node) =>
@@ -143,6 +155,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
           dir: cluster.checkpointDir(node),
           tokenFile,
           allowDelete: true,
+          kubelet: { url: cluster.kubeletUrl(node), caFile: cluster.kubeletCaFile, tokenFile: kubeletTokens.get(node)! },
           ...(options.logToStderr ? {} : { logPath: join(logsDir, `node-agent-${node}.log`) }),
           logLevel: options.logLevel ?? 'info',
         }).then((agent) => {

@@ -1,7 +1,10 @@
 // node-agent: serves the kubelet's checkpoint directory read-only over HTTP so
 // that store-artifact (which cannot mount the node's disk) can stream archives,
 // and deletes an archive once it is stored. It serves nothing but regular files
-// named like kubelet archives, directly in that one directory.
+// named like kubelet archives, directly in that one directory. For
+// request-checkpoint it also asks its own node's kubelet for a checkpoint
+// (POST /checkpoint/{namespace}/{pod}/{container}, kubelet-client.ts), with an
+// identity that may do that and nothing else.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { constants as fsc, createReadStream, openSync, closeSync, existsSync, realpathSync, type ReadStream } from 'node:fs';
 import { open, lstat, unlink } from 'node:fs/promises';
@@ -11,6 +14,8 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { pino, type Logger } from 'pino';
 import { KUBELET_ARCHIVE_NAME } from '../functions/core/contract/kubelet-archive.js';
+import { errorMessage } from '../functions/core/runtime/errors.js';
+import type { KubeletCheckpointer } from './kubelet-client.js';
 
 const ROUTE_PREFIX = '/checkpoints/';
 /** NAME_MAX of Linux file systems: the kubelet cannot have written a longer name. */
@@ -27,6 +32,8 @@ interface NodeAgentOptions {
   host?: string;
   /** Whether DELETE removes archives (ARCHITECTURE: on by default in the DaemonSet). */
   allowDelete: boolean;
+  /** Its node's kubelet, for POST /checkpoint; unset: that route answers 501. */
+  kubelet?: KubeletCheckpointer;
   logger?: Logger;
 }
 
@@ -58,6 +65,34 @@ export function resolveArchiveName(rawPath: string): Resolved {
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) return { ok: false, status: 400, reason: `archive name longer than ${MAX_NAME_BYTES} bytes` };
   if (!KUBELET_ARCHIVE_NAME.test(name)) return { ok: false, status: 404, reason: 'not a kubelet checkpoint archive name' };
   return { ok: true, name };
+}
+
+const CHECKPOINT_PREFIX = '/checkpoint/';
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** The kubelet's own bound on ?timeout= is none; a day keeps a typo from holding a connection for ever. */
+const MAX_TIMEOUT_SECONDS = 86_400;
+
+type CheckpointRoute = { ok: true; namespace: string; pod: string; container: string; timeoutSeconds: number } | { ok: false; status: 400 | 404; reason: string };
+
+/**
+ * POST /checkpoint/{namespace}/{pod}/{container}?timeout=N: names as Kubernetes
+ * allows them (namespace and container DNS-1123 labels, pod a DNS-1123
+ * subdomain), so nothing else reaches the kubelet's path; timeout in seconds,
+ * default `defaultTimeout`.
+ */
+export function resolveCheckpointRoute(rawPath: string, query: URLSearchParams, defaultTimeout = 60): CheckpointRoute {
+  if (!rawPath.startsWith(CHECKPOINT_PREFIX)) return { ok: false, status: 404, reason: 'unknown route' };
+  const parts = rawPath.slice(CHECKPOINT_PREFIX.length).split('/');
+  if (parts.length !== 3) return { ok: false, status: 400, reason: 'expected /checkpoint/{namespace}/{pod}/{container}' };
+  const [namespace, pod, container] = parts as [string, string, string];
+  if (!DNS1123_LABEL.test(namespace) || namespace.length > 63) return { ok: false, status: 400, reason: `invalid namespace ${JSON.stringify(namespace)}: must be a DNS-1123 label` };
+  if (!DNS1123_SUBDOMAIN.test(pod) || pod.length > 253) return { ok: false, status: 400, reason: `invalid pod name ${JSON.stringify(pod)}: must be a DNS-1123 subdomain` };
+  if (!DNS1123_LABEL.test(container) || container.length > 63) return { ok: false, status: 400, reason: `invalid container name ${JSON.stringify(container)}: must be a DNS-1123 label` };
+  const t = query.get('timeout');
+  if (t !== null && (!/^\d+$/.test(t) || Number(t) < 1 || Number(t) > MAX_TIMEOUT_SECONDS))
+    return { ok: false, status: 400, reason: `invalid timeout ${JSON.stringify(t)}: seconds, 1 to ${MAX_TIMEOUT_SECONDS}` };
+  return { ok: true, namespace, pod, container, timeoutSeconds: t === null ? defaultTimeout : Number(t) };
 }
 
 /** Compares hashes so neither the content nor the length of the token leaks through timing. */
@@ -163,13 +198,48 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
     res.writeHead(204).end();
   };
 
+  /** The kubelet's answer as it gave it (its JSON on 200; its error text as `error`, with `kubeletStatus`), or 502/504 when it gave none. */
+  const checkpoint = async (req: IncomingMessage, res: ServerResponse, route: Extract<CheckpointRoute, { ok: true }>) => {
+    const kubelet = options.kubelet;
+    if (!kubelet) return sendJson(res, 501, { error: 'this node-agent takes no checkpoints: KCR_KUBELET_URL is not set' });
+    const what = `${route.namespace}/${route.pod}/${route.container}`;
+    const started = performance.now();
+    let answer;
+    try {
+      answer = await kubelet.checkpoint(route.namespace, route.pod, route.container, route.timeoutSeconds);
+    } catch (err) {
+      // The token or CA file is missing: this agent is misconfigured, not the kubelet.
+      log.error({ event: 'checkpoint-failed', target: what, err: errorMessage(err) }, `checkpoint of ${what}: ${errorMessage(err)}`);
+      return sendJson(res, 500, { error: errorMessage(err) });
+    }
+    const ms = Math.round(performance.now() - started);
+    if (answer.kind !== 'answer') {
+      log.warn({ event: 'checkpoint-no-answer', target: what, kind: answer.kind, ms, reason: answer.message }, `checkpoint of ${what}: ${answer.message}`);
+      return sendJson(res, answer.kind === 'timeout' ? 504 : 502, { error: answer.message });
+    }
+    if (answer.status === 200) {
+      log.info({ event: 'checkpoint-created', target: what, ms }, `checkpointed ${what}`);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer.body) });
+      return void res.end(answer.body);
+    }
+    log.warn({ event: 'checkpoint-refused', target: what, kubeletStatus: answer.status, ms, reason: answer.body.trim() }, `the kubelet answered ${answer.status} for ${what}`);
+    sendJson(res, answer.status >= 400 && answer.status < 600 ? answer.status : 502, { error: answer.body.trim(), kubeletStatus: answer.status });
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const rawPath = (req.url ?? '/').split('?', 1)[0] as string;
+    const rawUrl = req.url ?? '/';
+    const rawPath = rawUrl.split('?', 1)[0] as string;
     if (rawPath === '/healthz') return sendJson(res, 200, { status: 'ok' });
     const auth = req.headers.authorization ?? '';
     const presented = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length).trim() : '';
     if (!presented) return reject(req, res, 401, 'missing bearer token');
     if (!tokenMatches(presented, expectedToken())) return reject(req, res, 401, 'wrong bearer token');
+    if (rawPath.startsWith(CHECKPOINT_PREFIX)) {
+      const route = resolveCheckpointRoute(rawPath, new URLSearchParams(rawUrl.slice(rawPath.length + 1)));
+      if (!route.ok) return reject(req, res, route.status, route.reason);
+      if (req.method !== 'POST') return sendJson(res, 405, { error: `method ${req.method} not allowed` }, { allow: 'POST' });
+      return checkpoint(req, res, route);
+    }
     const resolved = resolveArchiveName(rawPath);
     if (!resolved.ok) return reject(req, res, resolved.status, resolved.reason);
     if (req.method === 'GET' || req.method === 'HEAD') return serveArchive(req, res, resolved.name);

@@ -2,12 +2,14 @@
 // HTTP on loopback), simulated controllers and per-node simulated kubelets. This file
 // declares the SimulatedCluster API and wires its parts together; each part lives in its
 // own file:
-//   server/            the API server (api-server.ts: the request pipeline; auth.ts, faults.ts,
+//   server/            the API server (api-server.ts: the request pipeline; auth.ts, rbac.ts,
+//                      identities.ts, reviews.ts (TokenReview, SubjectAccessReview, TokenRequest), faults.ts,
 //                      discovery.ts, rest.ts, watch.ts, pod-log.ts, node-proxy.ts, scale.ts)
 //   cluster/kubelets.ts        one kubelet per node, and how the API server reaches them
 //   cluster/pod-dispatch.ts    store changes to the controllers, bound pods to their kubelet
 //   cluster/node-lifecycle.ts  node down/up: Ready, taints, taint-manager eviction
-//   cluster/api-endpoint.ts    listening with TLS, the kubeconfig
+//   cluster/api-endpoint.ts    listening with TLS, the kubeconfig, the token table
+//   cluster/kubelet-serving.ts each kubelet's own HTTPS port (kubelet-tls.ts: its CA and certificates)
 //   cluster/base-objects.ts    the namespaces and Nodes a fresh cluster starts with
 //   controllers.ts             Deployment, ReplicaSet, StatefulSet controllers and the scheduler
 //   kubelet.ts                 a node's containers: start, restart, restore, checkpoint API
@@ -30,6 +32,8 @@ import { Store } from './store.js';
 import { clone, type KubeObject } from './types.js';
 import { clusterKubeconfig, listenApiServer } from './cluster/api-endpoint.js';
 import { seedBaseObjects } from './cluster/base-objects.js';
+import { seedKubeletRbac, serveKubelets } from './cluster/kubelet-serving.js';
+import type { AuthTtl } from './kubelet/auth.js';
 import { NodeKubelets } from './cluster/kubelets.js';
 import { podmanRuntimeFactory } from './kubelet/podman-runtime.js';
 import type { PodmanEngine, RuntimeKind } from './podman/engine.js';
@@ -69,6 +73,8 @@ export interface SimulatedClusterOptions {
    * engine's storage, shared by every node; default: the simulated runtime.
    */
   podman?: PodmanEngine;
+  /** How long the kubelets cache TokenReview and SubjectAccessReview answers (default: the kubelet's 2 min / 5 min / 30 s). */
+  kubeletAuthCacheTtl?: AuthTtl;
 }
 
 export interface SimulatedCluster {
@@ -82,8 +88,15 @@ export interface SimulatedCluster {
   readonly stateDir: string;
   /** The container runtime behind the kubelets. */
   readonly runtime: RuntimeKind;
-  /** The bearer token of the kubeconfig's user. */
+  /** The bearer token of the kubeconfig's user (system:masters). */
   readonly token: string;
+  /** The node's kubelet API on its own HTTPS port (a real node's :10250): bearer tokens, TokenReview and SubjectAccessReview. */
+  kubeletUrl(node: string): string;
+  /** PEM file of the CA that signed the kubelets' serving certificates. */
+  readonly kubeletCaFile: string;
+  readonly kubeletCaPem: string;
+  /** A ServiceAccount token as TokenRequest issues it (no HTTP, not counted); the ServiceAccount must exist. */
+  serviceAccountToken(namespace: string, name: string, expirationSeconds?: number): string;
   checkpointDir(node: string): string;
   apiCalls(): { total: number; byKey: Record<string, number> };
   callCount(verb: string, resource: string): number;
@@ -147,7 +160,16 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
     checkpointFeatureGate: options.checkpointFeatureGate,
     ...(options.podman ? { containerRuntime: podmanRuntimeFactory(options.podman) } : {}),
   });
-  const { server, url, cert } = await listenApiServer(api, kubelets.backend(), { user, token, bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000 });
+  const { server, url, cert, identities } = await listenApiServer(api, kubelets.backend(), { user, token, bookmarkIntervalMs: options.bookmarkIntervalMs ?? 5000 });
+  let kubeletServing: Awaited<ReturnType<typeof serveKubelets>>;
+  try {
+    kubeletServing = await serveKubelets(kubelets, nodeNames, { apiHttpsUrl: server.httpsUrl, apiCa: cert, identities, stateDir, ttl: options.kubeletAuthCacheTtl });
+    kubelets.useTransport(kubeletServing.proxy);
+  } catch (err) {
+    await kubelets.stop();
+    await server.close();
+    throw err;
+  }
 
   const controllers = new Controllers(api, recorder);
   let stopped = false;
@@ -155,6 +177,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
   dispatchStoreEvents(store, api, podType, kubelets, controllers, isStopped);
 
   seedBaseObjects(api, registry, nodeNames);
+  seedKubeletRbac(api, registry);
   controllers.resyncAll();
 
   const { kubeconfigPath, kubeConfig } = clusterKubeconfig(stateDir, server.httpsUrl, cert, user, token);
@@ -176,6 +199,17 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
     stateDir,
     runtime: options.podman ? 'podman' : 'simulated',
     token,
+    kubeletUrl(node) {
+      const u = kubeletServing.urls.get(node);
+      if (!u) throw new Error(`kubeletUrl: unknown node "${node}" (nodes: ${nodeNames.join(', ')})`);
+      return u;
+    },
+    kubeletCaFile: kubeletServing.caFile,
+    kubeletCaPem: kubeletServing.caPem,
+    serviceAccountToken(namespace, name, expirationSeconds = 3600) {
+      const sa = api.get(typeOf('v1', 'ServiceAccount'), namespace, name);
+      return identities.issue(namespace, name, String(sa.metadata.uid ?? ''), expirationSeconds, []).token;
+    },
     checkpointDir: (node) => kubelets.checkpointDir(node),
     apiCalls: () => server.apiCalls(),
     callCount: (verb, resource) => server.callCount(verb, resource),
@@ -239,6 +273,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
       controllers.stop();
       await kubelets.stop();
       api.stop();
+      await kubeletServing.close();
       await server.close();
     },
   };

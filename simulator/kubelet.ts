@@ -2,7 +2,7 @@
 // runtime (simulated: a ticking counter plus a data block; or podman: real containers
 // checkpointed by CRIU), reports pod status, restarts crashed containers with
 // CrashLoopBackOff, restores containers from checkpoint images, and serves the kubelet
-// checkpoint API behind the API server's node proxy. This file is the Kubelet the cluster
+// checkpoint API behind the API server's node proxy and on its own HTTPS port. This file is the Kubelet the cluster
 // holds (one per node); each part lives in kubelet/:
 //   kubelet/runtime.ts         the node's pods and containers, options, shared lookups
 //   kubelet/container-runtime.ts  the runtime interface (create, restore, checkpoint, kill, remove)
@@ -14,6 +14,7 @@
 //   kubelet/logs.ts            container logs, following them
 //   kubelet/hooks.ts           kill a container, node-pressure eviction, a container's simulated state
 //   kubelet/checkpoint-api.ts  the kubelet HTTP API: /checkpoint and its answers, /healthz
+//   kubelet/https-server.ts    the kubelet's own HTTPS port; kubelet/auth.ts its authentication and authorization
 
 import type { ObjectApi } from './api.js';
 import type { EventRecorder } from './events.js';
@@ -21,7 +22,7 @@ import type { ResourceType } from './resources.js';
 import type { ProxyRequest, ProxyResponse } from './server/node-backend.js';
 import type { FlagValue } from './state.js';
 import type { KubeObject } from './types.js';
-import { serveKubeletApi } from './kubelet/checkpoint-api.js';
+import { serveKubeletApi, type CheckpointAccess } from './kubelet/checkpoint-api.js';
 import { containerState, evictPod, killContainer, setContainerState } from './kubelet/hooks.js';
 import { containerExited } from './kubelet/containers.js';
 import type { RuntimeKind } from './kubelet/container-runtime.js';
@@ -132,5 +133,20 @@ export class Kubelet {
 
   serve(req: ProxyRequest): Promise<ProxyResponse> {
     return serveKubeletApi(this.rt, this, req);
+  }
+
+  /**
+   * The same API on the kubelet's own HTTPS port (kubelet/https-server.ts), once the
+   * caller is authorized there: the API server's kubelet-client identity plays no part.
+   */
+  serveDirect(req: ProxyRequest): Promise<ProxyResponse> {
+    const failures = (): CheckpointFailure[] => this.checkpointFailures;
+    const access: CheckpointAccess = {
+      get checkpointFailures() {
+        return failures();
+      },
+      apiServerMayCheckpoint: true,
+    };
+    return serveKubeletApi(this.rt, access, req);
   }
 }

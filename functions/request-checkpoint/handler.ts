@@ -1,6 +1,7 @@
-// request-checkpoint: asks the kubelet, through the API server, to checkpoint
-// every selected container of an opted-in workload (on schedule) or of one of
-// its pods (on demand), as the API server has them.
+// request-checkpoint: asks the kubelet to checkpoint every selected container of
+// an opted-in workload (on schedule) or of one of its pods (on demand), as the
+// API server has them, through the node-agent of the pod's node (or the API
+// server's node proxy: kubelet-route.ts).
 // Replicas are independent: one failing does not stop the others, and one
 // failing transiently is retried alone (HeldAttempts).
 import pLimit from 'p-limit';
@@ -18,11 +19,14 @@ import { TransientError, errorMessage } from '../core/runtime/errors.js';
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
 import type { NamespaceExclusion } from '../core/kubernetes/excluded-namespaces.js';
 import type { RequestCheckpointKube } from './kube-port.js';
+import type { KubeletRoute } from './kubelet-route.js';
 
 const NAME = 'request-checkpoint';
 
 interface RequestCheckpointDeps {
   kube: RequestCheckpointKube;
+  /** How the kubelet's checkpoint API is reached (KCR_CHECKPOINT_VIA). */
+  kubelet: KubeletRoute;
   /** The kubelet's `?timeout=`, in seconds. */
   timeoutSeconds: number;
   /** Kubelet calls in flight at once. */
@@ -205,7 +209,7 @@ async function checkpoint(deps: RequestCheckpointDeps, target: Target, ctx: Hand
   let outcome: Outcome;
   const started = performance.now();
   try {
-    const answer = await deps.kube.checkpoint(node, namespace, podName, container, deps.timeoutSeconds);
+    const answer = await deps.kubelet.checkpoint(node, namespace, podName, container, deps.timeoutSeconds);
     ctx.observe?.('kubeletCheckpointSeconds', (performance.now() - started) / 1000, { outcome: answer.ok ? 'created' : 'failed' });
     if (answer.ok) {
       const { timestamp } = parseKubeletArchivePath(answer.archivePath, { pod: podName, namespace, container });
@@ -226,7 +230,7 @@ async function checkpoint(deps: RequestCheckpointDeps, target: Target, ctx: Hand
         },
       };
     } else {
-      const f = classifyKubeletFailure(answer.status, answer.body);
+      const f = classifyKubeletFailure(answer.status, answer.body, deps.kubelet.via);
       outcome = { kind: 'failed', reason: f.reason, transient: f.transient, target };
     }
   } catch (err) {

@@ -1,9 +1,10 @@
 // The Kubernetes calls request-checkpoint makes, and nothing else: the
 // client-node adapter (functions/core/kubernetes/kubernetes.ts) is one
-// implementation (index.ts), a fake in memory another (the tests).
+// implementation (index.ts), a fake in memory another (the tests). The kubelet
+// call is not one of them: kubelet-route.ts reaches it, through the node-agent
+// by default, or through this adapter's node proxy.
 import type { CoreV1Event, V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import type { WorkloadKind } from '../core/contract/events.js';
-import type { CheckpointOutcome } from '../core/kubernetes/kubernetes.js';
 import type { LabelSelector } from '../core/kubernetes/label-selector.js';
 
 /** What request-checkpoint reads of a workload: its opt-in, its containers, the selector of its pods. */
@@ -20,11 +21,5 @@ export interface RequestCheckpointKube {
   getPod(namespace: string, name: string): Promise<V1Pod | undefined>;
   getWorkload(namespace: string, kind: WorkloadKind, name: string): Promise<WorkloadMeta | undefined>;
   listPods(namespace: string, labelSelector?: string): Promise<V1Pod[]>;
-  /**
-   * The kubelet's checkpoint API through the API server's node proxy: every
-   * HTTP answer is returned; no whole answer (the kubelet may or may not have
-   * checkpointed) throws TransientError.
-   */
-  checkpoint(node: string, namespace: string, pod: string, container: string, timeoutSeconds: number): Promise<CheckpointOutcome>;
   createEvent(event: CoreV1Event): Promise<void>;
 }

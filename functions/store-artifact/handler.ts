@@ -7,7 +7,8 @@
 // the same pod; otherwise nothing is stored.
 import { Transform, pipeline } from 'node:stream';
 import type { ObjectStore } from '../core/storage/object-store.js';
-import { ArchiveGoneError, NodeAgentLookupError, NodeAgentRefusedError, type ArchiveSource } from './node-agent-client.js';
+import { NodeAgentLookupError } from '../core/node-agent/locator.js';
+import { ArchiveGoneError, NodeAgentRefusedError, type ArchiveSource } from './node-agent-client.js';
 import { events, type KcrEvent } from '../core/contract/build.js';
 import { EventTypes, type CheckpointCreatedData, type CheckpointStoredData } from '../core/contract/events.js';
 import { parseKubeletArchivePath } from '../core/contract/kubelet-archive.js';

@@ -6,11 +6,10 @@
 import { request, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { Transform, type Readable } from 'node:stream';
-import type { V1Pod } from '@kubernetes/client-node';
 import { KUBELET_ARCHIVE_NAME } from '../core/contract/kubelet-archive.js';
-import { isServing } from '../core/kubernetes/pods.js';
+import { nodeAgentLocatorFromEnv, type NodeAgentLocator, type PodLister } from '../core/node-agent/locator.js';
 import { readEnv } from '../core/runtime/config.js';
-import { ConfigError, RefusedError, TransientError, errorMessage } from '../core/runtime/errors.js';
+import { RefusedError, TransientError, errorMessage } from '../core/runtime/errors.js';
 import { requestFailure, timeoutError } from '../core/runtime/transient.js';
 import { tokenGetter } from '../core/runtime/token.js';
 
@@ -21,11 +20,6 @@ export class ArchiveGoneError extends Error {
 /** 400/401/403 from a node-agent. */
 export class NodeAgentRefusedError extends RefusedError {
   override readonly name = 'NodeAgentRefusedError';
-}
-
-/** The node-agent of a node cannot be looked up, and retrying will not change that (RBAC, a bad selector). */
-export class NodeAgentLookupError extends Error {
-  override readonly name = 'NodeAgentLookupError';
 }
 
 export interface ArchiveDownload {
@@ -40,59 +34,6 @@ export interface ArchiveSource {
   open(node: string, archivePath: string): Promise<ArchiveDownload>;
   /** 'deleted', or 'kept' when the agent does not delete (disabled) or the file is already gone. */
   remove(node: string, archivePath: string): Promise<'deleted' | 'kept'>;
-}
-
-/** Maps a node name to its agent's base URL. */
-export type NodeAgentLocator = (node: string) => Promise<string>;
-
-/** Finds the agent of a node through the API; undefined when no agent pod there serves. */
-export type NodeAgentDiscovery = (node: string) => Promise<string | undefined>;
-
-/**
- * Nodes named in `urls` use that URL (the simulated cluster, local mode, or a
- * hand-made map); the others are looked up with `discover` when it is given,
- * else `template` with `{node}` replaced by the node name.
- */
-export function nodeAgentLocator({ template, urls = {}, discover }: { template?: string; urls?: Record<string, string>; discover?: NodeAgentDiscovery }): NodeAgentLocator {
-  if (template !== undefined && !template.includes('{node}')) throw new ConfigError(`node-agent URL template ${JSON.stringify(template)} has no {node} placeholder`);
-  for (const [node, url] of Object.entries(urls)) {
-    if (!URL.canParse(url)) throw new ConfigError(`node-agent URL for node ${node} is not a URL: ${JSON.stringify(url)}`);
-  }
-  return async (node) => {
-    let url = urls[node];
-    if (url === undefined && discover) {
-      url = await discover(node);
-      // The DaemonSet's pod may be starting or rolling: worth a retry.
-      if (url === undefined) throw new TransientError(`no Ready node-agent pod on node ${node}`);
-    }
-    url ??= template?.replaceAll('{node}', node);
-    if (!url) throw new ConfigError(`no node-agent URL for node ${node}: it is not in KCR_NODE_AGENT_URLS, and neither KCR_NODE_AGENT_SELECTOR nor KCR_NODE_AGENT_URL_TEMPLATE is set`);
-    return url.replace(/\/+$/, '');
-  };
-}
-
-/** What discovery needs of the Kubernetes API. */
-export interface PodLister {
-  listPods(namespace: string, labelSelector?: string, fieldSelector?: string): Promise<V1Pod[]>;
-}
-
-/**
- * Discovery of the DaemonSet's pods: the serving pod matching `selector` on the
- * node, called on its pod IP. Needs neither node names that resolve nor a hostPort.
- */
-export function nodeAgentPods(kube: PodLister, { namespace, selector, port }: { namespace: string; selector: string; port: number }): NodeAgentDiscovery {
-  return async (node) => {
-    let pods: V1Pod[];
-    try {
-      pods = await kube.listPods(namespace, selector, `spec.nodeName=${node}`);
-    } catch (err) {
-      if (err instanceof TransientError) throw err;
-      throw new NodeAgentLookupError(`cannot list the node-agent pods (${selector}) in ${namespace}: ${errorMessage(err)}; store-artifact's ServiceAccount needs list on pods there`, { cause: err });
-    }
-    const ip = pods.find((p) => p.spec?.nodeName === node && isServing(p))?.status?.podIP;
-    if (!ip) return undefined;
-    return `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
-  };
 }
 
 export interface NodeAgentClientOptions {
@@ -111,34 +52,9 @@ export class NodeAgentClient implements ArchiveSource {
 
   /** From KCR_NODE_AGENT_*; `pods` is the API that KCR_NODE_AGENT_SELECTOR discovery lists agent pods with. */
   static fromEnv(env: NodeJS.ProcessEnv = process.env, pods?: PodLister): NodeAgentClient {
-    const c = readEnv(
-      [
-        'KCR_NODE_AGENT_URL_TEMPLATE',
-        'KCR_NODE_AGENT_URLS',
-        'KCR_NODE_AGENT_SELECTOR',
-        'KCR_NODE_AGENT_NAMESPACE',
-        'KCR_NODE_AGENT_PORT',
-        'KCR_NODE_AGENT_TOKEN',
-        'KCR_NODE_AGENT_TOKEN_FILE',
-        'KCR_NODE_AGENT_TIMEOUT_MS',
-      ],
-      env,
-    );
-    if (c.KCR_NODE_AGENT_SELECTOR && !pods) throw new ConfigError('KCR_NODE_AGENT_SELECTOR is set, but no Kubernetes API was given to discover node-agent pods with');
-    let urls: Record<string, string> = {};
-    if (c.KCR_NODE_AGENT_URLS) {
-      try {
-        urls = JSON.parse(c.KCR_NODE_AGENT_URLS) as Record<string, string>;
-      } catch (err) {
-        throw new ConfigError(`invalid configuration: KCR_NODE_AGENT_URLS is not a JSON object of node → URL: ${errorMessage(err)}`);
-      }
-      if (typeof urls !== 'object' || urls === null || Array.isArray(urls) || Object.values(urls).some((u) => typeof u !== 'string')) {
-        throw new ConfigError('invalid configuration: KCR_NODE_AGENT_URLS must be a JSON object of node name → URL string');
-      }
-    }
-    const discover = c.KCR_NODE_AGENT_SELECTOR && pods ? nodeAgentPods(pods, { namespace: c.KCR_NODE_AGENT_NAMESPACE, selector: c.KCR_NODE_AGENT_SELECTOR, port: c.KCR_NODE_AGENT_PORT }) : undefined;
+    const c = readEnv(['KCR_NODE_AGENT_TOKEN', 'KCR_NODE_AGENT_TOKEN_FILE', 'KCR_NODE_AGENT_TIMEOUT_MS'], env);
     return new NodeAgentClient({
-      locate: nodeAgentLocator({ template: c.KCR_NODE_AGENT_URL_TEMPLATE, urls, ...(discover ? { discover } : {}) }),
+      locate: nodeAgentLocatorFromEnv(env, pods),
       token: tokenGetter({ token: c.KCR_NODE_AGENT_TOKEN, tokenFile: c.KCR_NODE_AGENT_TOKEN_FILE }),
       timeoutMs: c.KCR_NODE_AGENT_TIMEOUT_MS,
     });

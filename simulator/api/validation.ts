@@ -32,6 +32,10 @@ export function validateMeta(t: ResourceType, obj: KubeObject, creating: boolean
     } else if (t.kind === 'Service') {
       ok = DNS1035_LABEL.test(name) && name.length <= 63;
       msg = DNS1035_MSG;
+    } else if (t.group === 'rbac.authorization.k8s.io') {
+      // RBAC names are path segments (ValidatePathSegmentName): `system:node` is one.
+      ok = name !== '.' && name !== '..' && !/[/%]/.test(name);
+      msg = `may not contain '/' or '%'`;
     }
     if (!ok) causes.push({ reason: 'FieldValueInvalid', message: `Invalid value: "${name}": ${msg}`, field: 'metadata.name' });
   }

@@ -9,15 +9,19 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { ObjectApi } from '../api.js';
 import { writeKubeconfig } from '../kubeconfig.js';
 import { ApiServer, type NodeBackend } from '../server/api-server.js';
+import { Identities } from '../server/identities.js';
 
-/** Starts the API server; `cert` is the certificate a kubeconfig must trust. */
+/** Starts the API server; `cert` is the certificate a kubeconfig must trust, `identities` its token table. */
 export async function listenApiServer(
   api: ObjectApi,
   backend: NodeBackend,
   opts: { user: string; token: string; bookmarkIntervalMs: number },
-): Promise<{ server: ApiServer; url: string; cert: Buffer }> {
+): Promise<{ server: ApiServer; url: string; cert: Buffer; identities: Identities }> {
+  const identities = new Identities();
+  // The kubeconfig's user is the cluster admin (system:masters), as kubeadm's admin.conf is.
+  identities.addStatic(opts.token, { username: opts.user, groups: ['system:masters'] });
   const server = new ApiServer(api, backend, {
-    tokens: new Map([[opts.token, opts.user]]),
+    identities,
     bookmarkIntervalMs: opts.bookmarkIntervalMs,
     version: { major: '1', minor: '31', gitVersion: 'v1.31.0' },
   });
@@ -25,7 +29,7 @@ export async function listenApiServer(
   const cert = readFileSync(join(tlsDir, 'loopback.crt'));
   const key = readFileSync(join(tlsDir, 'loopback.key'));
   const url = await server.listen({ cert, key });
-  return { server, url, cert };
+  return { server, url, cert, identities };
 }
 
 /** Writes `<stateDir>/kubeconfig` for the server's https URL and loads it. */

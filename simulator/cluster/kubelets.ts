@@ -1,6 +1,7 @@
 // The simulated nodes' kubelets: one Kubelet (kubelet.ts) per node with its checkpoint
 // directory and timing, found by node or by pod, and the NodeBackend through which the
-// API server reaches them (nodes/proxy, pods/log; 503 "no route to host" while a node is down).
+// API server reaches them (nodes/proxy over each kubelet's HTTPS port, pods/log; 503
+// "no route to host" while a node is down).
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +12,10 @@ import type { ImageSource } from '../images.js';
 import { Kubelet, type KubeletTiming } from '../kubelet.js';
 import type { ContainerRuntimeFactory } from '../kubelet/container-runtime.js';
 import type { ResourceType } from '../resources.js';
-import type { NodeBackend } from '../server/node-backend.js';
+import type { NodeBackend, ProxyRequest, ProxyResponse } from '../server/node-backend.js';
+
+/** How the API server's node proxy reaches a kubelet: over its HTTPS port once the cluster serves them (kubelet-serving.ts). */
+export type KubeletTransport = (node: string, req: ProxyRequest) => Promise<ProxyResponse>;
 
 export interface KubeletsOptions {
   stateDir: string;
@@ -28,6 +32,7 @@ export class NodeKubelets {
   /** Every node's kubelet, by node name. */
   readonly byNode = new Map<string, Kubelet>();
   private readonly nodeNames: readonly string[];
+  private transport: KubeletTransport | undefined;
 
   constructor(
     private readonly api: ObjectApi,
@@ -86,6 +91,11 @@ export class NodeKubelets {
     return this.of(node);
   }
 
+  /** From now on the node proxy calls the kubelets' HTTPS ports, as the real API server calls :10250. */
+  useTransport(transport: KubeletTransport): void {
+    this.transport = transport;
+  }
+
   /** How the API server reaches the kubelets. */
   backend(): NodeBackend {
     return {
@@ -95,7 +105,7 @@ export class NodeKubelets {
           const ip = `192.168.49.${this.nodeNames.indexOf(node) + 2}`;
           throw new ApiError(503, 'ServiceUnavailable', `error trying to reach service: dial tcp ${ip}:10250: connect: no route to host`);
         }
-        return kl.serve(req);
+        return this.transport ? this.transport(node, req) : kl.serve(req);
       },
       logs: (pod, container, { previous }) => this.of(String(pod.spec?.nodeName ?? '')).logs(pod, container, previous),
       followLogs: (pod, container, onLine) => this.of(String(pod.spec?.nodeName ?? '')).followLogs(pod, container, onLine),

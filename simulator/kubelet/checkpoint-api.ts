@@ -4,8 +4,8 @@
 // directory, 0600), 400 for a bad ?timeout=, 403 when the API server's kubelet-client
 // identity may not create nodes/checkpoint, 404 for an unknown pod or container (or the
 // feature gate off), 405 for another verb, 500 for a container not running or an injected
-// CRIU failure. (A 401 for a caller without a valid token comes from the API server,
-// server/api-server.ts, before the call reaches a kubelet.)
+// CRIU failure. (Who may call it is decided before: by the API server for the node proxy,
+// and on the kubelet's own port by kubelet/auth.ts, with 401 and 403 of their own.)
 
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,6 +1,6 @@
 // The simulated API server's HTTP face: listening on http and https, and the
 // pipeline every request goes through — path routing (request-info.ts), authentication
-// and RBAC denials (auth.ts), health, version and discovery (discovery.ts), call
+// and authorization (auth.ts, rbac.ts), the review APIs (reviews.ts), health, version and discovery (discovery.ts), call
 // counting (call-counts.ts), failure injection (faults.ts), then the REST verbs (rest.ts).
 
 import http from 'node:http';
@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { ApiError, badRequest, unauthorized } from '../errors.js';
 import type { ObjectApi } from '../api.js';
 import { authenticate, authorize, type DenyRule } from './auth.js';
+import type { Identities } from './identities.js';
 import { CallCounter } from './call-counts.js';
 import type { Serving } from './context.js';
 import { discovery, openapi, versionInfo, type ServerVersion } from './discovery.js';
@@ -17,13 +18,14 @@ import type { NodeBackend } from './node-backend.js';
 import { requestInfo } from './request-info.js';
 import { errMessage, readBody, sendJson, sendStatus } from './responses.js';
 import { dispatch } from './rest.js';
+import { rbacObjects, serveReview } from './reviews.js';
 
 export type { DenyRule } from './auth.js';
 export type { ConnectionDrop } from './faults.js';
 export type { NodeBackend, ProxyRequest, ProxyResponse } from './node-backend.js';
 
 interface ApiServerOptions {
-  tokens: Map<string, string>;
+  identities: Identities;
   bookmarkIntervalMs: number;
   version: ServerVersion;
 }
@@ -43,7 +45,7 @@ export class ApiServer {
     nodes: NodeBackend,
     private readonly opts: ApiServerOptions,
   ) {
-    this.serving = { api, nodes, closers: new Set(), bookmarkIntervalMs: opts.bookmarkIntervalMs };
+    this.serving = { api, nodes, identities: opts.identities, closers: new Set(), bookmarkIntervalMs: opts.bookmarkIntervalMs };
   }
 
   /** Listens on plain http and on https (same handler) on loopback; returns the http URL. */
@@ -120,7 +122,9 @@ export class ApiServer {
     }
     const method = (req.method ?? 'GET').toUpperCase();
 
-    const user = authenticate(this.opts.tokens, req);
+    // Non-resource paths (health, version, discovery, openapi) are open to every
+    // authenticated user, as the default system:discovery and system:public-info-viewer bindings make them.
+    const user = authenticate(this.opts.identities, req);
     if (!user) {
       this.calls.total++;
       this.calls.bump('unauthenticated', path);
@@ -160,10 +164,11 @@ export class ApiServer {
     const qualified = t.group ? `${t.plural}.${t.group}` : t.plural;
     this.calls.bump(info.verb, info.subresource ? `${qualified}/${info.subresource}` : qualified);
 
-    authorize(this.denyRules, user, info, t);
+    authorize(this.denyRules, () => rbacObjects(this.serving), user, info, t);
     if (injectFailure(this.failures, info, path, req, res)) return;
 
     const body = method === 'GET' || method === 'DELETE' || method === 'HEAD' ? await readBody(req, true) : await readBody(req, false);
+    if (serveReview(this.serving, res, t, info, body)) return;
     await dispatch(this.serving, req, res, t, info, query, body);
   }
 }

@@ -7,6 +7,7 @@ import { runCli } from '../../cli/run.js';
 import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
 import type { CheckpointCreatedData } from '../../functions/core/contract/events.js';
 import { createRequestCheckpoint } from '../../functions/request-checkpoint/handler.js';
+import { apiServerProxyRoute } from '../../functions/request-checkpoint/kubelet-route.js';
 import { createLogger } from '../../functions/core/runtime/logger.js';
 import { serveFunction, type RunningFunction } from '../../functions/core/runtime/server.js';
 import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
@@ -96,7 +97,7 @@ describe('kcr checkpoint --to request-checkpoint', () => {
   beforeAll(async () => {
     cluster = await startSimulatedCluster({ nodes: ['node-a', 'node-b'], kubelet: { tickMs: 20, dataSize: 4096 } });
     const kube = new Kubernetes(cluster.kubeConfig);
-    fn = await serveFunction(createRequestCheckpoint({ kube, timeoutSeconds: 30, concurrency: 4 }), {
+    fn = await serveFunction(createRequestCheckpoint({ kube, kubelet: apiServerProxyRoute(kube), timeoutSeconds: 30, concurrency: 4 }), {
       port: 0,
       host: '127.0.0.1',
       sink: sink.url,

@@ -76,6 +76,17 @@ describe('local mode: demo, archive and replay', () => {
     expect(leftover).toEqual([]);
   });
 
+  it("checkpoints through the node-agents, with their own nodes/checkpoint-only ServiceAccount, never the API server's node proxy", () => {
+    expect(stack.cluster.callCount('create', 'nodes/proxy')).toBe(0);
+    // The kubelets reviewed the agents' tokens and permissions (cached after the first).
+    expect(stack.cluster.callCount('create', 'tokenreviews')).toBeGreaterThan(0);
+    expect(stack.cluster.callCount('create', 'subjectaccessreviews')).toBeGreaterThan(0);
+    expect(stack.cluster.getObject('v1', 'ServiceAccount', 'kcr-system', 'node-agent')?.automountServiceAccountToken).toBe(false);
+    expect(stack.cluster.getObject('rbac.authorization.k8s.io/v1', 'ClusterRole', undefined, 'kcr-node-agent')?.rules).toEqual([
+      { apiGroups: [''], resources: ['nodes/checkpoint'], verbs: ['create'] },
+    ]);
+  });
+
   it('archives every event that crossed the broker, in structured mode', async () => {
     await stack.broker.idle();
     const archived = await archivedIds();

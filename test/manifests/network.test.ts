@@ -207,7 +207,7 @@ describe('NetworkPolicies', () => {
     for (const src of others) for (const port of ALL_PORTS) expect(allowed(src, fn[f], port), `${src.what} → ${f}:${port}`).toBe(false);
   });
 
-  it('node-agent: only store-artifact, only on 10380', () => {
+  it('node-agent: only store-artifact and request-checkpoint, only on 10380', () => {
     expect(
       selecting(nodeAgent)
         .map((p) => p.metadata.name)
@@ -215,8 +215,9 @@ describe('NetworkPolicies', () => {
     ).toEqual(['kcr-default-deny-ingress', 'kcr-node-agent']);
     const port = Number(envOf(named(docs, 'apps/v1', 'DaemonSet', 'node-agent'), 'KCR_NODE_AGENT_PORT'));
     expect(port).toBe(10380);
-    for (const p of ALL_PORTS) expect(allowed(fn['store-artifact'], nodeAgent, p), `store-artifact → node-agent:${p}`).toBe(p === port);
-    const others = [...strangers, activator, autoscaler, gateway, brokerFilter, minio, ...FUNCTIONS.filter((g) => g !== 'store-artifact').map((g) => fn[g])];
+    const callers = ['store-artifact', 'request-checkpoint'] as const;
+    for (const caller of callers) for (const p of ALL_PORTS) expect(allowed(fn[caller], nodeAgent, p), `${caller} → node-agent:${p}`).toBe(p === port);
+    const others = [...strangers, activator, autoscaler, gateway, brokerFilter, minio, ...FUNCTIONS.filter((g) => !(callers as readonly string[]).includes(g)).map((g) => fn[g])];
     for (const src of others) for (const p of ALL_PORTS) expect(allowed(src, nodeAgent, p), `${src.what} → node-agent:${p}`).toBe(false);
   });
 
@@ -224,10 +225,12 @@ describe('NetworkPolicies', () => {
     const listen = envOf(named(docs, 'apps/v1', 'DaemonSet', 'node-agent'), 'KCR_NODE_AGENT_PORT');
     const rule = specOf(named(docs, 'networking.k8s.io/v1', 'NetworkPolicy', 'kcr-node-agent')).ingress?.[0];
     expect(rule?.ports).toEqual([{ protocol: 'TCP', port: Number(listen) }]);
-    // store-artifact finds the agents with this selector: the policy protects exactly those pods.
-    const selector = envOf(named(docs, 'serving.knative.dev/v1', 'Service', 'store-artifact'), 'KCR_NODE_AGENT_SELECTOR') ?? '';
-    const labels = Object.fromEntries(selector.split(',').map((kv) => kv.split('=') as [string, string]));
-    expect(specOf(named(docs, 'networking.k8s.io/v1', 'NetworkPolicy', 'kcr-node-agent')).podSelector).toEqual({ matchLabels: labels });
+    // store-artifact and request-checkpoint find the agents with this selector: the policy protects exactly those pods.
+    for (const caller of ['store-artifact', 'request-checkpoint']) {
+      const selector = envOf(named(docs, 'serving.knative.dev/v1', 'Service', caller), 'KCR_NODE_AGENT_SELECTOR') ?? '';
+      const labels = Object.fromEntries(selector.split(',').map((kv) => kv.split('=') as [string, string]));
+      expect(specOf(named(docs, 'networking.k8s.io/v1', 'NetworkPolicy', 'kcr-node-agent')).podSelector, caller).toEqual({ matchLabels: labels });
+    }
   });
 
   it('MinIO: only the functions that use S3, only on 9000', () => {

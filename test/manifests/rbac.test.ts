@@ -1,9 +1,13 @@
-// Least privilege: each identity is granted exactly the verbs listed here, no more.
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// Least privilege: each identity is granted exactly the verbs listed here, no more;
+// and no kcr identity holds nodes/proxy unless the documented apiserver-proxy option is chosen.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isMap, isSeq, parseAllDocuments } from 'yaml';
-import { FUNCTIONS, loadRepoDocs, named, ofKind, REPO, type KubeDoc } from './support.js';
+import { optionalBinary } from '../support/binaries.js';
+import { FUNCTIONS, loadRepoDocs, named, ofKind, parseDocs, REPO, type KubeDoc } from './support.js';
 
 const docs = loadRepoDocs();
 const RBAC = 'rbac.authorization.k8s.io/v1';
@@ -52,7 +56,7 @@ function permissions(subject: Subject): string[] {
 /** The comment written just above each rule of a role, by `group/resource`. */
 function ruleComments(kind: string, name: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const file of ['manifests/functions', 'manifests', 'sources'].flatMap((d) => yamlFilesIn(join(REPO, d)))) {
+  for (const file of ['manifests/functions', 'manifests', 'manifests/options/apiserver-proxy', 'sources'].flatMap((d) => yamlFilesIn(join(REPO, d)))) {
     for (const d of parseAllDocuments(readFileSync(file, 'utf8'))) {
       if (d.get('kind') !== kind || d.getIn(['metadata', 'name']) !== name) continue;
       const rules = d.get('rules', true);
@@ -98,7 +102,6 @@ const EXPECTED: Record<string, { subject: Subject; grants: Record<string, string
       'apps/deployments': ['get'],
       'apps/statefulsets': ['get'],
       'apps/replicasets': ['get'],
-      'core/nodes/proxy': ['create'],
       'core/events': ['create'],
     },
   },
@@ -118,16 +121,13 @@ const EXPECTED: Record<string, { subject: Subject; grants: Record<string, string
   // list pods, anywhere: retention keeps the checkpoint images pods use.
   'build-image': { subject: sa('build-image'), grants: { 'core/pods': ['list'] } },
   'event-archive': { subject: sa('event-archive'), grants: {} },
-  'node-agent': { subject: sa('node-agent'), grants: {} },
+  // its own node's kubelet, directly: the checkpoint API and nothing else of the kubelet.
+  'node-agent': { subject: sa('node-agent'), grants: { 'core/nodes/checkpoint': ['create'] } },
   'kcr-workloads ApiServerSource': {
     subject: sa('kcr-workloads-source'),
     grants: { 'apps/deployments': ['get', 'list', 'watch'], 'apps/statefulsets': ['get', 'list', 'watch'] },
   },
   'kcr-pods ApiServerSource': { subject: sa('kcr-pods-source'), grants: { 'core/pods': ['get', 'list', 'watch'] } },
-  'the API server calling the kubelet': {
-    subject: { kind: 'User', name: 'kube-apiserver-kubelet-client' },
-    grants: { 'core/nodes/checkpoint': ['create'] },
-  },
 };
 
 describe('RBAC', () => {
@@ -152,7 +152,8 @@ describe('RBAC', () => {
 
   it.each([
     ['kcr-restore-pod', 'core/pods', /patch/],
-    ['kcr-request-checkpoint', 'core/nodes/proxy', /kubelet checkpoint API/],
+    ['kcr-node-agent', 'core/nodes/checkpoint', /directly.*nodes\/checkpoint.*not \/run, \/exec/s],
+    ['kcr-request-checkpoint-proxy', 'core/nodes/proxy', /kubelet checkpoint API/],
     ['kcr-request-checkpoint', 'apps/deployments', /opts? in/],
     ['kcr-store-artifact-pods', 'core/pods', /owner/],
     ['kcr-build-image-pods', 'core/pods', /retention.*image in use/s],
@@ -170,5 +171,59 @@ describe('RBAC', () => {
     expect(named(docs, 'v1', 'ServiceAccount', name).automountServiceAccountToken).toBe(false);
     const svc = named(docs, 'serving.knative.dev/v1', 'Service', name);
     expect((svc.spec as { template: { spec: { automountServiceAccountToken?: boolean } } }).template.spec.automountServiceAccountToken).toBe(false);
+  });
+});
+
+/** `Kind/name` of every subject bound to a role whose rules reach nodes/proxy, wildcards included (rbac/v1 ResourceMatches). */
+function nodesProxyHolders(all: KubeDoc[]): string[] {
+  const roles = all.filter((d) => d.apiVersion === RBAC && (d.kind === 'ClusterRole' || d.kind === 'Role'));
+  const reaches = (role: KubeDoc | undefined) =>
+    ((role?.rules as Rule[] | undefined) ?? []).some(
+      (r) => (r.apiGroups ?? []).some((g) => g === '' || g === '*') && (r.resources ?? []).some((res) => res === '*' || res === 'nodes/proxy' || res === '*/proxy'),
+    );
+  const out = new Set<string>();
+  for (const b of all.filter((d) => d.apiVersion === RBAC && (d.kind === 'ClusterRoleBinding' || d.kind === 'RoleBinding')) as Binding[]) {
+    const role = roles.find((r) => r.kind === b.roleRef.kind && r.metadata.name === b.roleRef.name && (r.kind === 'ClusterRole' || r.metadata.namespace === b.metadata.namespace));
+    if (reaches(role)) for (const s of b.subjects ?? []) out.add(`${s.kind}/${s.name}`);
+  }
+  return [...out].sort();
+}
+
+const kubectl = optionalBinary('kubectl', 'kubectl');
+
+/** `kubectl kustomize` of manifests/, or of an overlay of it with the given components. */
+function render(components: string[] = []): KubeDoc[] {
+  if (components.length === 0) return parseDocs(execFileSync(kubectl as string, ['kustomize', join(REPO, 'manifests')], { encoding: 'utf8' }), 'manifests').map((d) => d.doc);
+  // kustomize takes only relative paths to other kustomizations.
+  const overlay = mkdtempSync(join(tmpdir(), 'kcr-overlay-'));
+  try {
+    const rel = (p: string) => relative(overlay, join(REPO, p));
+    writeFileSync(join(overlay, 'kustomization.yaml'), `resources: [${rel('manifests')}]\ncomponents: [${components.map(rel).join(', ')}]\n`);
+    return parseDocs(execFileSync(kubectl as string, ['kustomize', overlay], { encoding: 'utf8' }), 'overlay').map((d) => d.doc);
+  } finally {
+    rmSync(overlay, { recursive: true, force: true });
+  }
+}
+
+const checkpointVia = (all: KubeDoc[]) =>
+  (
+    all.find((d) => d.kind === 'Service' && d.apiVersion === 'serving.knative.dev/v1' && d.metadata.name === 'request-checkpoint')?.spec as {
+      template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } };
+    }
+  ).template.spec.containers[0]!.env?.find((e) => e.name === 'KCR_CHECKPOINT_VIA')?.value ?? 'node-agent';
+
+describe.skipIf(!kubectl)('nodes/proxy in the rendered RBAC', () => {
+  it('no kcr identity holds nodes/proxy in the default install, which checkpoints through the node-agent', () => {
+    const all = render();
+    expect(nodesProxyHolders(all)).toEqual([]);
+    expect(checkpointVia(all)).toBe('node-agent');
+    // The node-agent, which calls the kubelet, holds nodes/checkpoint; nothing else touches nodes.
+    expect(all.some((d) => d.kind === 'ClusterRoleBinding' && d.metadata.name === 'kcr-node-agent')).toBe(true);
+  });
+
+  it('the documented apiserver-proxy option grants nodes/proxy to request-checkpoint alone, and switches it to that route', () => {
+    const all = render(['manifests/options/apiserver-proxy']);
+    expect(nodesProxyHolders(all)).toEqual(['ServiceAccount/request-checkpoint']);
+    expect(checkpointVia(all)).toBe('apiserver-proxy');
   });
 });

@@ -23,7 +23,7 @@ interface SecurityContext {
 }
 interface Container {
   name: string;
-  env?: { name: string; value?: string; valueFrom?: { configMapKeyRef?: { name: string; key: string } } }[];
+  env?: { name: string; value?: string; valueFrom?: { configMapKeyRef?: { name: string; key: string }; fieldRef?: { fieldPath: string } } }[];
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
   securityContext?: SecurityContext;
 }
@@ -31,7 +31,13 @@ interface PodSpec {
   securityContext?: SecurityContext;
   containers: Container[];
   initContainers?: Container[];
-  volumes?: { name: string; emptyDir?: object; secret?: object; hostPath?: { path: string } }[];
+  volumes?: {
+    name: string;
+    emptyDir?: object;
+    secret?: object;
+    hostPath?: { path: string };
+    projected?: { sources: { serviceAccountToken?: { path: string; expirationSeconds?: number; audience?: string }; configMap?: { name: string } }[] };
+  }[];
   hostNetwork?: boolean;
   hostPID?: boolean;
   hostIPC?: boolean;
@@ -133,6 +139,25 @@ describe('the node-agent', () => {
     expect(spec.automountServiceAccountToken).toBe(false);
     const root = containers.filter(([, w, x]) => effective(podSpecOf(w), x).runAsUser === 0 || effective(podSpecOf(w), x).runAsNonRoot !== true);
     expect(root.map(([what]) => what)).toEqual(['DaemonSet node-agent/node-agent']);
+  });
+
+  it('gets its ServiceAccount token only as a short-lived projected token, for its kubelet, beside the cluster CA', () => {
+    expect(named(docs, 'v1', 'ServiceAccount', 'node-agent').automountServiceAccountToken).toBe(false);
+    const projected = (spec.volumes ?? []).filter((v) => v.projected?.sources.some((src) => src.serviceAccountToken));
+    expect(projected).toHaveLength(1);
+    const sources = projected[0]!.projected!.sources;
+    const token = sources.find((src) => src.serviceAccountToken)!.serviceAccountToken!;
+    // 600 s is the shortest the API server issues; the kubelet rotates it at 80 %.
+    expect(token.expirationSeconds).toBe(600);
+    expect(token.audience).toBeUndefined(); // the API server's: the kubelet reviews it there
+    expect(sources.find((src) => src.configMap)?.configMap?.name).toBe('kube-root-ca.crt');
+    const mount = c.volumeMounts?.find((m) => m.name === projected[0]!.name);
+    expect(mount?.readOnly).toBe(true);
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+    expect(env.KCR_KUBELET_TOKEN_FILE).toBe(`${mount!.mountPath}/${token.path}`);
+    expect(env.KCR_KUBELET_CA_FILE).toBe(`${mount!.mountPath}/ca.crt`);
+    expect(env.KCR_KUBELET_URL).toBe('https://$(KCR_HOST_IP):10250');
+    expect((c.env ?? []).find((e) => e.name === 'KCR_HOST_IP')).toMatchObject({ valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } });
   });
 
   it('mounts the checkpoint directory, read-write only while it deletes stored archives', () => {

@@ -30,11 +30,15 @@ export interface LoadedDoc {
   doc: KubeDoc;
 }
 
+/** Optional kustomize components, outside the default install: manifests/options/<name>. */
+export const OPTIONS_DIR = join(REPO, 'manifests', 'options');
+
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir)
     .sort()
     .flatMap((name) => {
       const path = join(dir, name);
+      if (path === OPTIONS_DIR) return [];
       if (statSync(path).isDirectory()) return yamlFiles(path);
       return /\.ya?ml$/.test(name) && name !== 'kustomization.yaml' ? [path] : [];
     });
@@ -56,7 +60,7 @@ export function parseDocs(text: string, origin: string): LoadedDoc[] {
   });
 }
 
-/** Every Kubernetes object in eventing/, sources/ and manifests/ (kustomization.yaml aside). */
+/** Every Kubernetes object in eventing/, sources/ and manifests/ (kustomization.yaml and the optional components aside). */
 export function loadRepoDocs(): LoadedDoc[] {
   return YAML_DIRS.flatMap((d) => yamlFiles(join(REPO, d))).flatMap((file) => parseDocs(readFileSync(file, 'utf8'), relative(REPO, file)));
 }

@@ -6,6 +6,7 @@ import { AppsV1Api } from '@kubernetes/client-node';
 import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
 import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
 import { createRequestCheckpoint } from '../../functions/request-checkpoint/handler.js';
+import { apiServerProxyRoute } from '../../functions/request-checkpoint/kubelet-route.js';
 import { serveFunction, type RunningFunction } from '../../functions/core/runtime/server.js';
 import { createLogger } from '../../functions/core/runtime/logger.js';
 import type { CheckpointCreatedData, FailedData } from '../../functions/core/contract/events.js';
@@ -52,7 +53,7 @@ describe('request-checkpoint when the connection to the kubelet drops', () => {
     cluster = await startSimulatedCluster({ nodes: ['node-a', 'node-b'], kubelet: { tickMs: 20, dataSize: 4096 } });
     kube = new Kubernetes(cluster.kubeConfig);
     sink = await startSink();
-    fn = await serveFunction(createRequestCheckpoint({ kube, timeoutSeconds: 30, concurrency: 4 }), {
+    fn = await serveFunction(createRequestCheckpoint({ kube, kubelet: apiServerProxyRoute(kube), timeoutSeconds: 30, concurrency: 4 }), {
       port: 0,
       host: '127.0.0.1',
       sink: sink.url,
@@ -140,7 +141,7 @@ describe('request-checkpoint when the connection to the kubelet drops', () => {
   it("end to end through the broker: the checkpoint is taken on the broker's retry, and store-artifact gets every checkpoint once", async () => {
     const store = await startSink();
     const broker = await startLocalBroker({ services: { 'store-artifact': store.url }, backoffScale: 0.05 });
-    const viaBroker = await serveFunction(createRequestCheckpoint({ kube, timeoutSeconds: 30, concurrency: 4 }), {
+    const viaBroker = await serveFunction(createRequestCheckpoint({ kube, kubelet: apiServerProxyRoute(kube), timeoutSeconds: 30, concurrency: 4 }), {
       port: 0,
       host: '127.0.0.1',
       sink: broker.url,

@@ -49,7 +49,7 @@ describe('classifyKubeletFailure', () => {
     { what: 'a 409', code: 409, body: 'conflict', reason: /^unexpected answer HTTP 409: conflict$/ },
     { what: 'a redirect', code: 302, body: '', reason: /^unexpected answer HTTP 302: \(empty body\)$/ },
   ])('permanent: $what', ({ code, body, reason }) => {
-    const outcome = classifyKubeletFailure(code, body);
+    const outcome = classifyKubeletFailure(code, body, 'apiserver-proxy');
     expect(outcome.transient).toBe(false);
     expect(outcome.reason).toMatch(reason);
   });
@@ -60,16 +60,36 @@ describe('classifyKubeletFailure', () => {
     { code: 503, body: status('the server is currently unable to handle the request', 503), reason: 'the API server answered 503: the server is currently unable to handle the request' },
     { code: 504, body: '', reason: 'the API server answered 504: (empty body)' },
   ])('transient: HTTP $code', ({ code, body, reason }) => {
-    expect(classifyKubeletFailure(code, body)).toEqual({ transient: true, reason });
+    expect(classifyKubeletFailure(code, body, 'apiserver-proxy')).toEqual({ transient: true, reason });
   });
 
   it('quotes a long body only in part', () => {
-    const outcome = classifyKubeletFailure(500, `runtime error: ${'x'.repeat(2_000)}`);
+    const outcome = classifyKubeletFailure(500, `runtime error: ${'x'.repeat(2_000)}`, 'apiserver-proxy');
     expect(outcome.reason.length).toBeLessThan(700);
   });
 
   it('takes the message out of a Status body, and blank text as empty', () => {
-    expect(classifyKubeletFailure(404, status('pods "cart" not found', 404)).reason).toContain('(pods "cart" not found)');
-    expect(classifyKubeletFailure(404, '  \n').reason).toContain('((empty body))');
+    expect(classifyKubeletFailure(404, status('pods "cart" not found', 404), 'apiserver-proxy').reason).toContain('(pods "cart" not found)');
+    expect(classifyKubeletFailure(404, '  \n', 'apiserver-proxy').reason).toContain('((empty body))');
+  });
+
+  it.each([
+    {
+      code: 403,
+      body: 'Forbidden (user=system:serviceaccount:kcr-system:node-agent, verb=create, resource=nodes, subresource(s)=[checkpoint])\n',
+      reason: /^the kubelet refused the node-agent \(HTTP 403: Forbidden \(user=system:serviceaccount:kcr-system:node-agent.*ClusterRole kcr-node-agent/,
+    },
+    { code: 401, body: 'Unauthorized', reason: /^the kubelet did not accept the node-agent's ServiceAccount token \(HTTP 401: Unauthorized\)/ },
+  ])('through the node-agent, $code names the node-agent ServiceAccount, not nodes/proxy', ({ code, body, reason }) => {
+    const outcome = classifyKubeletFailure(code, body, 'node-agent');
+    expect(outcome.transient).toBe(false);
+    expect(outcome.reason).toMatch(reason);
+    expect(outcome.reason).not.toContain('nodes/proxy');
+  });
+
+  it('through the proxy, the current kubelet wording (subresource(s)=[checkpoint]) is the API server identity', () => {
+    expect(classifyKubeletFailure(403, 'Forbidden (user=kube-apiserver-kubelet-client, verb=create, resource=nodes, subresource(s)=[checkpoint])', 'apiserver-proxy').reason).toMatch(
+      /the kubelet refused the API server/,
+    );
   });
 });

@@ -5,6 +5,7 @@ import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { startSimulatedCluster, type SimulatedCluster } from '../../simulator/index.js';
 import { Kubernetes } from '../../functions/core/kubernetes/kubernetes.js';
 import { createRequestCheckpoint } from '../../functions/request-checkpoint/handler.js';
+import { apiServerProxyRoute } from '../../functions/request-checkpoint/kubelet-route.js';
 import { serveFunction, type RunningFunction } from '../../functions/core/runtime/server.js';
 import { createLogger } from '../../functions/core/runtime/logger.js';
 import { checkpointId } from '../../functions/core/contract/checkpoint-id.js';
@@ -52,7 +53,7 @@ describe('request-checkpoint against the simulated cluster, over HTTP', () => {
     cluster = await startSimulatedCluster({ nodes: ['node-a', 'node-b', 'node-c'], kubelet: { tickMs: 20, dataSize: 4096 } });
     kube = new Kubernetes(cluster.kubeConfig);
     sink = await startSink();
-    fn = await serveFunction(createRequestCheckpoint({ kube, timeoutSeconds: 30, concurrency: 4, excluded: namespaceExclusion('kube-system,knative-*') }), {
+    fn = await serveFunction(createRequestCheckpoint({ kube, kubelet: apiServerProxyRoute(kube), timeoutSeconds: 30, concurrency: 4, excluded: namespaceExclusion('kube-system,knative-*') }), {
       port: 0,
       host: '127.0.0.1',
       sink: sink.url,
