@@ -21,6 +21,8 @@ export interface CliIo {
   now?: () => Date;
   fetch?: typeof fetch;
   openStore: (settings: S3Settings) => ObjectStore;
+  /** `kcr`, or `kubectl kcr` when run as the kubectl plugin: what help and examples call it. */
+  programName?: string;
 }
 
 export type CliIoInput = Omit<CliIo, 'openStore'> & Partial<Pick<CliIo, 'openStore'>>;

@@ -4,7 +4,7 @@
 // tag pushed by someone else can never be restored from.
 import type { OwnerKind } from '../contract/events.js';
 import type { ObjectStore } from './object-store.js';
-import { ARTIFACT_FILES, containerPrefix, type CheckpointLocation } from './layout.js';
+import { ARTIFACT_FILES, artifactKey, containerPrefix, type CheckpointLocation } from './layout.js';
 import { manifestNames, readDisruptions, readImage, readManifest, writeBad, writeDisruption, type DisruptionRecord } from './records.js';
 
 export interface ContainerRef {
@@ -78,6 +78,12 @@ export class CheckpointCatalog {
     const image = await readImage(this.store, loc);
     if (!image) return undefined;
     return { id: loc.id, pod: takenOf, podUid: takenOfUid, image: image.reference };
+  }
+
+  /** The checkpoint at `loc` when it is restorable: committed, its image built, not marked bad, and its manifest naming `loc`. */
+  async restorable(loc: CheckpointLocation): Promise<RestorableCheckpoint | undefined> {
+    if (await this.store.stat(artifactKey(loc, 'bad'))) return undefined;
+    return this.read(loc);
   }
 
   async markBad(loc: CheckpointLocation, reason: string, at: Date): Promise<void> {

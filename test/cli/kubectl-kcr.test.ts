@@ -1,0 +1,185 @@
+// `kcr` / `kubectl kcr` against the local stack, with nothing but a kubeconfig:
+// S3 and the broker are discovered from ConfigMap kcr-system/kcr-config and
+// Secret kcr-system/kcr-s3 (local/stack.ts installs them as manifests/ does).
+// Run in-process for -o json, and through the real kubectl, which finds the
+// plugin as an executable named kubectl-kcr on PATH (kubectl's plugin
+// mechanism: k8s.io/kubectl/pkg/cmd/plugin, `kubectl-` prefix, dashes for spaces).
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../cli/run.js';
+import { artifactKey } from '../../functions/core/storage/layout.js';
+import { deployment, runningPods } from '../../simulator/workloads.js';
+import { optionalBinary } from '../support/binaries.js';
+import { NS, OPT_IN, TEST_TIMINGS, useLocalStack } from '../support/local-stack.js';
+
+const BIN = resolve(import.meta.dirname, '..', '..', 'cli', 'bin.mjs');
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+describe('kubectl kcr on the local stack', () => {
+  const kit = useLocalStack('kubectl-kcr', { ...TEST_TIMINGS, nodes: ['node-a', 'node-b'] });
+  let pluginDir: string;
+  const kubectl = optionalBinary('kubectl');
+
+  beforeAll(() => {
+    pluginDir = mkdtempSync(join(tmpdir(), 'kcr-plugin-'));
+    symlinkSync(BIN, join(pluginDir, 'kubectl-kcr'));
+  });
+  afterAll(() => rmSync(pluginDir, { recursive: true, force: true }));
+
+  /** Only the kubeconfig: no S3 or broker variables. */
+  const env = () => ({ KUBECONFIG: kit.stack.cluster.kubeconfigPath });
+
+  async function kcr(...args: string[]): Promise<Run> {
+    let out = '';
+    let err = '';
+    const code = await runCli(args, { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, env: env() });
+    return { code, out, err };
+  }
+
+  /** `kubectl kcr …` as a user runs it: kubectl finds kubectl-kcr on PATH. */
+  function viaKubectl(...args: string[]): Promise<Run> {
+    return new Promise((done) => {
+      execFile(
+        kubectl ?? 'kubectl',
+        ['kcr', ...args],
+        { env: { PATH: `${pluginDir}:${process.env.PATH ?? ''}`, HOME: pluginDir, ...env() }, cwd: tmpdir(), timeout: 120_000 },
+        (error, stdout, stderr) => done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, out: stdout, err: stderr }),
+      );
+    });
+  }
+
+  const ids: string[] = [];
+  let podName = '';
+
+  it('says so when there are no checkpoints, and exits 0', async () => {
+    const r = await kcr('get', 'checkpoints');
+    expect(r).toMatchObject({ code: 0, out: '', err: 'No checkpoints found in default namespace.\n' });
+  });
+
+  it('lists checkpoints of a workload as kubectl get does, and as JSON', async () => {
+    await kit.apps.createNamespacedDeployment({ namespace: NS, body: deployment({ name: 'counter', annotations: OPT_IN }) });
+    const [pod] = await runningPods(kit.kube, NS, 'app=counter', 1);
+    podName = pod!.metadata!.name!;
+    kit.stack.cluster.setContainerState(NS, podName, 'app', { counter: 100_000 });
+    ids.push(String((await kit.checkpoint(podName))[0]!.data.id));
+    kit.stack.cluster.setContainerState(NS, podName, 'app', { counter: 500_000 });
+    ids.push(String((await kit.checkpoint(podName))[0]!.data.id));
+
+    const json = await kcr('get', 'checkpoints', 'deployment/counter', '-o', 'json');
+    expect(json.code).toBe(0);
+    const list = JSON.parse(json.out) as {
+      kind: string;
+      items: {
+        metadata: { name: string; namespace: string };
+        spec: { workload: object; container: string; pod: string };
+        status: { state: string; size: number; image: { reference: string; digest: string } };
+      }[];
+    };
+    expect(list.kind).toBe('CheckpointList');
+    // Newest first.
+    expect(list.items.map((i) => i.metadata.name)).toEqual([...ids].reverse());
+    for (const item of list.items) {
+      expect(item).toMatchObject({ metadata: { namespace: NS }, spec: { workload: { kind: 'Deployment', name: 'counter' }, container: 'app', pod: podName }, status: { state: 'committed' } });
+      expect(item.status.size).toBeGreaterThan(0);
+      expect(item.status.image.reference).toMatch(/@sha256:[0-9a-f]{64}$/);
+    }
+
+    const table = await kcr('get', 'checkpoints');
+    expect(table.code).toBe(0);
+    const [header, ...rows] = table.out.trimEnd().split('\n');
+    expect(header!.split(/\s{2,}/)).toEqual(['WORKLOAD', 'CONTAINER', 'ID', 'AGE', 'SIZE', 'STATE', 'IMAGE']);
+    expect(rows.map((r) => r.split(/\s+/))).toEqual(
+      list.items.map((i) => [
+        'deployment/counter',
+        'app',
+        i.metadata.name,
+        expect.stringMatching(/^\d+s$/),
+        expect.stringMatching(/^[\d.]+(Ki|Mi)?$/),
+        'committed',
+        i.status.image.digest.slice(0, 19),
+      ]),
+    );
+    expect((await kcr('get', 'checkpoints', '-A')).out.split('\n')[0]).toMatch(/^NAMESPACE\s+WORKLOAD/);
+    expect((await kcr('get', 'checkpoints', '-o', 'name')).out).toBe(`checkpoint/${ids[1]}\ncheckpoint/${ids[0]}\n`);
+    expect((await kcr('get', 'checkpoints', 'statefulset/counter')).err).toContain('No checkpoints found');
+    expect((await kcr('get', 'checkpoints', '-l', 'app=nothing', '-o', 'json')).out).toContain('"items": []');
+    expect((await kcr('get', 'checkpoints', '-n', 'other')).err).toBe('No checkpoints found in other namespace.\n');
+  });
+
+  it('describes a checkpoint: manifest, image, CRIU statistics', async () => {
+    const r = await kcr('describe', 'checkpoint', ids[0]!);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`^Name:\\s+${ids[0]}$`, 'm'));
+    expect(r.out).toMatch(/^Workload:\s+Deployment\/counter$/m);
+    expect(r.out).toMatch(new RegExp(`^Pod:\\s+${podName} `, 'm'));
+    expect(r.out).toMatch(/^Image:\s+\S+@sha256:[0-9a-f]{64} /m);
+    expect(r.out).toContain('CRIU dump statistics:');
+    const json = JSON.parse((await kcr('describe', 'checkpoint', ids[0]!, '-o', 'json')).out) as { status: { archiveDetails: { entries: number } } };
+    expect(json.status.archiveDetails.entries).toBeGreaterThan(0);
+  });
+
+  it('pins and unpins through a pin.json record in S3', async () => {
+    const pin = await kcr('pin', ids[0]!, '--reason', 'before v2');
+    expect(pin).toMatchObject({ code: 0, out: `checkpoint/${ids[0]} pinned\n` });
+    const loc = { namespace: NS, workload: { kind: 'Deployment' as const, name: 'counter' }, container: 'app', id: ids[0]! };
+    expect(await kit.stack.store.getJson(artifactKey(loc, 'pin'))).toMatchObject({ id: ids[0], reason: 'before v2' });
+    expect((await kcr('pin', ids[0]!)).out).toBe(`checkpoint/${ids[0]} unchanged (already pinned)\n`);
+    const states = JSON.parse((await kcr('get', 'checkpoints', '-o', 'json')).out) as { items: { metadata: { name: string }; status: { state: string } }[] };
+    expect(Object.fromEntries(states.items.map((i) => [i.metadata.name, i.status.state]))).toEqual({ [ids[0]!]: 'pinned', [ids[1]!]: 'committed' });
+    expect((await kcr('unpin', ids[0]!)).out).toBe(`checkpoint/${ids[0]} unpinned\n`);
+    expect(await kit.stack.store.stat(artifactKey(loc, 'pin'))).toBeUndefined();
+  });
+
+  it('restores a workload to an older checkpoint, which continues from that checkpoint’s state', async () => {
+    const dry = await kcr('restore', 'deployment/counter', '--to', ids[0]!, '--dry-run', '-o', 'json');
+    expect(dry.code).toBe(0);
+    expect(JSON.parse(dry.out)).toMatchObject({ status: 'dry-run', pods: [{ pod: podName, container: 'app', result: 'requested' }] });
+    expect(kit.of('io.kcr.restore.requested')).toHaveLength(0);
+
+    const r = await kcr('restore', 'deployment/counter', '--to', ids[0]!, '-o', 'json', '--timeout', '60s');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ status: 'restored', checkpoint: { id: ids[0] }, pods: [{ pod: podName, result: 'restored' }] });
+    const s = kit.stack.cluster.containerState(NS, podName, 'app');
+    expect(s?.restoredFrom).toBeTruthy();
+    // The first checkpoint's counter (100 000 and what it counted before), not the second's 500 000.
+    expect(s!.counter).toBeGreaterThanOrEqual(100_000);
+    expect(s!.counter).toBeLessThan(500_000);
+    expect(kit.of('io.kcr.pod.restored', podName).at(-1)?.data).toMatchObject({ checkpointId: ids[0], strategy: 'in-place' });
+    // Again: it already runs from it, nothing is sent.
+    const again = await kcr('restore', podName, '--to', ids[0]!);
+    expect(again.code).toBe(0);
+    expect(again.out).toMatch(/unchanged\s+already runs from/);
+  });
+
+  it('refuses with exit 1 what it cannot restore, and exit 2 a wrong command line', async () => {
+    expect(await kcr('restore', 'statefulset/counter', '--to', ids[0]!)).toMatchObject({ code: 1, err: expect.stringContaining('belongs to Deployment/counter, not statefulset/counter') });
+    expect(await kcr('describe', 'checkpoint', '20200101T000000Z-0123456789ab')).toMatchObject({ code: 1, err: expect.stringContaining('not found') });
+    expect((await kcr('restore', podName)).code).toBe(2);
+    expect((await kcr('get', 'checkpoints', '-o', 'table')).code).toBe(2);
+    expect((await kcr('get', 'pods')).code).toBe(2);
+    expect(await kcr('get', 'checkpoints', '--context', 'nope')).toMatchObject({ code: 2, err: expect.stringContaining('context "nope" does not exist') });
+  });
+
+  it('runs as kubectl kcr, with kubectl-style help', async () => {
+    const help = await viaKubectl('--help');
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/^Usage: kubectl kcr /m);
+    expect(help.out).toContain('kubectl kcr get checkpoints');
+    const get = await viaKubectl('get', 'checkpoints', '-o', 'json');
+    expect(get.code).toBe(0);
+    expect((JSON.parse(get.out) as { items: { metadata: { name: string } }[] }).items.map((i) => i.metadata.name)).toEqual([...ids].reverse());
+    const missing = await viaKubectl('describe', 'checkpoint', '20200101T000000Z-0123456789ab');
+    expect(missing.code).toBe(1);
+    expect((await viaKubectl('get')).code).toBe(2);
+    // Each run starts Node and tsx: slow on a loaded machine.
+  }, 120_000);
+});
