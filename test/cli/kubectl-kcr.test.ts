@@ -160,6 +160,30 @@ describe('kubectl kcr on the local stack', () => {
     expect(again.out).toMatch(/unchanged\s+already runs from/);
   });
 
+  it("prunes by the workload's retention annotations, never a pinned checkpoint", async () => {
+    await kit.apps.createNamespacedDeployment({
+      namespace: NS,
+      body: deployment({ name: 'trimmed', annotations: { ...OPT_IN, 'kcr.io/checkpoint-retention': '1', 'kcr.io/checkpoint-retention-bytes': '1Gi' } }),
+    });
+    const [pod] = await runningPods(kit.kube, NS, 'app=trimmed', 1);
+    const name = pod!.metadata!.name!;
+    const first = String((await kit.checkpoint(name))[0]!.data.id);
+    expect((await kcr('pin', first)).code).toBe(0);
+    const second = String((await kit.checkpoint(name))[0]!.data.id);
+    const third = String((await kit.checkpoint(name))[0]!.data.id);
+    const list = async () => JSON.parse((await kcr('get', 'checkpoints', 'trimmed', '-o', 'json')).out) as { items: { metadata: { name: string }; status: { state: string } }[] };
+    // Retention runs after each build: the second goes when the third is built.
+    const items = await kit.until('the second pruned', async () => {
+      const l = await list();
+      return l.items.length === 2 ? l.items : undefined;
+    });
+    expect(items.map((i) => [i.metadata.name, i.status.state])).toEqual([
+      [third, 'committed'],
+      [first, 'pinned'],
+    ]);
+    expect(second).not.toBe(third);
+  });
+
   it('refuses with exit 1 what it cannot restore, and exit 2 a wrong command line', async () => {
     expect(await kcr('restore', 'statefulset/counter', '--to', ids[0]!)).toMatchObject({ code: 1, err: expect.stringContaining('belongs to Deployment/counter, not statefulset/counter') });
     expect(await kcr('describe', 'checkpoint', '20200101T000000Z-0123456789ab')).toMatchObject({ code: 1, err: expect.stringContaining('not found') });
@@ -174,7 +198,7 @@ describe('kubectl kcr on the local stack', () => {
     expect(help.code).toBe(0);
     expect(help.out).toMatch(/^Usage: kubectl kcr /m);
     expect(help.out).toContain('kubectl kcr get checkpoints');
-    const get = await viaKubectl('get', 'checkpoints', '-o', 'json');
+    const get = await viaKubectl('get', 'checkpoints', 'counter', '-o', 'json');
     expect(get.code).toBe(0);
     expect((JSON.parse(get.out) as { items: { metadata: { name: string } }[] }).items.map((i) => i.metadata.name)).toEqual([...ids].reverse());
     const missing = await viaKubectl('describe', 'checkpoint', '20200101T000000Z-0123456789ab');

@@ -29,14 +29,19 @@ export class CheckpointCatalog {
 
   /** Each checkpoint id of the container, newest first, with the files it has in S3. */
   async checkpointFiles(ref: ContainerRef): Promise<[id: string, files: Set<string>][]> {
-    const files = new Map<string, Set<string>>();
+    return (await this.checkpointObjects(ref)).map(([id, files]) => [id, new Set(files.keys())]);
+  }
+
+  /** Each checkpoint id of the container, newest first, with the size of each file it has in S3. */
+  async checkpointObjects(ref: ContainerRef): Promise<[id: string, files: Map<string, number>][]> {
+    const files = new Map<string, Map<string, number>>();
     const prefix = containerPrefix(ref);
     for await (const o of this.store.list(prefix)) {
       const [id, file] = o.key.slice(prefix.length).split('/');
       if (!id || !file) continue;
-      const set = files.get(id) ?? new Set<string>();
-      set.add(file);
-      files.set(id, set);
+      const sizes = files.get(id) ?? new Map<string, number>();
+      sizes.set(file, o.size);
+      files.set(id, sizes);
     }
     // Ids sort by time.
     return [...files.entries()].sort(([a], [b]) => (a < b ? 1 : a > b ? -1 : 0));
