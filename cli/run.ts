@@ -7,6 +7,7 @@ import { addEventsCommand } from './events.js';
 import { addGetCommands } from './get.js';
 import { addPinCommands } from './pin.js';
 import { addRestoreCommand } from './restore.js';
+import { addStatusCommand } from './status.js';
 import { UsageError } from './errors.js';
 import { openS3Store, type CliIoInput } from './io.js';
 import { checkLocalEnv, localModeGone } from '../local/env-file.js';
@@ -54,6 +55,7 @@ function buildProgram(input: CliIoInput): Command {
   addGetCommands(program, io);
   addPinCommands(program, io);
   addRestoreCommand(program, io);
+  addStatusCommand(program, io);
   addCheckpointCommand(program, io);
   addEventsCommand(program, io);
   // Before any command reaches an endpoint: the local mode's may be dead, or reused.

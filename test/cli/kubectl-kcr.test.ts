@@ -184,6 +184,27 @@ describe('kubectl kcr on the local stack', () => {
     expect(second).not.toBe(third);
   });
 
+  it('shows status: opted-in containers, their last checkpoint, restores, space used', async () => {
+    type Status = {
+      containers: { workload: string; container: string; lastCheckpoint?: { id: string }; late: boolean; checkpoints: number }[];
+      restores: { data: { checkpointId: string } }[];
+      storage: { checkpoints: number; bytes: number; pinned: number };
+    };
+    // event-archive writes pod.restored to S3 after the broker delivered it.
+    const s = await kit.until('the restore in the archive', async () => {
+      const r = JSON.parse((await kcr('status', '-o', 'json')).out) as Status;
+      return r.restores.length > 0 ? r : undefined;
+    });
+    expect(s.containers.find((c) => c.workload === 'deployment/counter')).toMatchObject({ container: 'app', lastCheckpoint: { id: ids[1] }, late: false, checkpoints: 2 });
+    expect(s.restores.map((r) => r.data.checkpointId)).toContain(ids[0]);
+    expect(s.storage).toMatchObject({ checkpoints: 4, pinned: 1 });
+    expect(s.storage.bytes).toBeGreaterThan(0);
+    const text = await kcr('status');
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(/^WORKLOADS \(namespace default, 2 opted in\)$/m);
+    expect(text.out).toMatch(/^STORAGE {2}s3:\/\/kcr-checkpoints: 4 checkpoints, /m);
+  });
+
   it('refuses with exit 1 what it cannot restore, and exit 2 a wrong command line', async () => {
     expect(await kcr('restore', 'statefulset/counter', '--to', ids[0]!)).toMatchObject({ code: 1, err: expect.stringContaining('belongs to Deployment/counter, not statefulset/counter') });
     expect(await kcr('describe', 'checkpoint', '20200101T000000Z-0123456789ab')).toMatchObject({ code: 1, err: expect.stringContaining('not found') });
