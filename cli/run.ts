@@ -8,6 +8,7 @@ import { addGetCommands } from './get.js';
 import { addPinCommands } from './pin.js';
 import { addRestoreCommand } from './restore.js';
 import { addStatusCommand } from './status.js';
+import { addDoctorCommand } from './doctor.js';
 import { UsageError } from './errors.js';
 import { openS3Store, type CliIoInput } from './io.js';
 import { checkLocalEnv, localModeGone } from '../local/env-file.js';
@@ -56,6 +57,7 @@ function buildProgram(input: CliIoInput): Command {
   addPinCommands(program, io);
   addRestoreCommand(program, io);
   addStatusCommand(program, io);
+  addDoctorCommand(program, io);
   addCheckpointCommand(program, io);
   addEventsCommand(program, io);
   // Before any command reaches an endpoint: the local mode's may be dead, or reused.
