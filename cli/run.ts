@@ -9,6 +9,7 @@ import { addPinCommands } from './pin.js';
 import { addRestoreCommand } from './restore.js';
 import { addStatusCommand } from './status.js';
 import { addDoctorCommand } from './doctor.js';
+import { addInspectCommand } from './inspect.js';
 import { UsageError } from './errors.js';
 import { openS3Store, type CliIoInput } from './io.js';
 import { checkLocalEnv, localModeGone } from '../local/env-file.js';
@@ -54,6 +55,7 @@ function buildProgram(input: CliIoInput): Command {
     .configureHelp({ subcommandTerm: (cmd) => cmd.name(), sortSubcommands: false })
     .addHelpText('after', HELP_FOOTER.replaceAll('%s', name));
   addGetCommands(program, io);
+  addInspectCommand(program, io);
   addPinCommands(program, io);
   addRestoreCommand(program, io);
   addStatusCommand(program, io);

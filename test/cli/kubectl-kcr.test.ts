@@ -10,7 +10,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../cli/run.js';
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { artifactKey } from '../../functions/core/storage/layout.js';
+import type { ObjectStore } from '../../functions/core/storage/object-store.js';
+import { readManifest, writeManifest } from '../../functions/core/storage/records.js';
 import { deployment, runningPods } from '../../simulator/workloads.js';
 import { optionalBinary } from '../support/binaries.js';
 import { NS, OPT_IN, TEST_TIMINGS, useLocalStack } from '../support/local-stack.js';
@@ -124,6 +128,66 @@ describe('kubectl kcr on the local stack', () => {
     expect(r.out).toContain('CRIU dump statistics:');
     const json = JSON.parse((await kcr('describe', 'checkpoint', ids[0]!, '-o', 'json')).out) as { status: { archiveDetails: { entries: number } } };
     expect(json.status.archiveDetails.entries).toBeGreaterThan(0);
+  });
+
+  it('inspects a checkpoint with range reads, never the pages, as checkpointctl inspect does', async () => {
+    const store = kit.stack.store;
+    const loc = { namespace: NS, workload: { kind: 'Deployment' as const, name: 'counter' }, container: 'app', id: ids[0]! };
+    const archiveKey = artifactKey(loc, 'archive');
+    const ranges: [number, number][] = [];
+    const streamed: string[] = [];
+    const counted: ObjectStore = Object.assign(Object.create(store) as ObjectStore, {
+      getRange: (key: string, offset: number, length: number) => {
+        if (key === archiveKey) ranges.push([offset, offset + length]);
+        return store.getRange(key, offset, length);
+      },
+      getStream: (key: string) => {
+        streamed.push(key);
+        return store.getStream(key);
+      },
+    });
+    const run = async (...args: string[]) => {
+      let out = '';
+      const code = await runCli(args, { stdout: { write: (x: string) => (out += x) }, stderr: { write: () => undefined }, env: env(), openStore: () => counted });
+      return { code, out };
+    };
+    const manifest = (await readManifest(store, loc))!;
+    const pages = manifest.archive.index!.find((e) => e.name === 'checkpoint/pages-1.img')!;
+    expect(pages.size).toBeGreaterThan(0);
+
+    const r = await run('inspect', ids[0]!, '-o', 'json');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.out) as Record<string, unknown> & { kcr: { processes: { pid: number; memoryBytes: number }[]; rootfsChanges: { path: string }[]; reads: { index: string } } };
+    expect(streamed).toEqual([]);
+    expect(ranges.length).toBeGreaterThan(0);
+    expect(ranges.filter(([a, b]) => a < pages.offset + pages.size && b > pages.offset)).toEqual([]);
+    expect(report.kcr.reads.index).toBe('manifest.json');
+    expect(report.kcr.processes).toEqual([expect.objectContaining({ pid: 1, ppid: 0, memoryBytes: pages.size })]);
+    expect(report.kcr.rootfsChanges.map((f) => f.path)).toContain('tmp/kcr-sim');
+
+    // An archive stored without an index (before store-artifact recorded one): the tar headers are walked instead.
+    const { index: _index, ...archive } = manifest.archive;
+    await writeManifest(store, loc, { ...manifest, archive });
+    ranges.length = 0;
+    const walked = JSON.parse((await run('inspect', ids[0]!, '-o', 'json')).out) as typeof report;
+    await writeManifest(store, loc, manifest);
+    expect(walked.kcr.reads.index).toBe('tar headers');
+    expect(ranges.filter(([a, b]) => a < pages.offset + pages.size && b > pages.offset)).toEqual([]);
+    const { kcr: walkedKcr, ...walkedRest } = walked;
+    const { kcr: indexedKcr, ...indexedRest } = report;
+    expect(walkedRest).toEqual(indexedRest);
+    expect(walkedKcr.processes).toEqual(indexedKcr.processes);
+
+    const checkpointctl = optionalBinary('checkpointctl');
+    if (!checkpointctl) return;
+    const file = join(pluginDir, 'archive.tar');
+    await pipeline(await store.getStream(archiveKey), createWriteStream(file));
+    const theirs = await new Promise<string>((done, fail) =>
+      execFile(checkpointctl, ['inspect', file, '--format', 'json', '--stats', '--mounts', '--ps-tree'], (err, stdout, stderr) => (err ? fail(new Error(`${err.message}: ${stderr}`)) : done(stdout))),
+    );
+    const [expected] = JSON.parse(theirs) as Record<string, unknown>[];
+    const { kcr: _kcr, ...ours } = report;
+    expect(ours).toEqual(expected);
   });
 
   it('pins and unpins through a pin.json record in S3', async () => {

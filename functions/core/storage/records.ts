@@ -51,6 +51,8 @@ export const ManifestArchive = z.object({
   entries: z.number().int().nonnegative(),
   checkpointFiles: z.number().int().nonnegative(),
   topLevel: z.array(z.string()),
+  /** Each regular file's data offset and size in archive.tar, for range reads (`kcr inspect`); absent for archives stored before it, or with too many entries. */
+  index: z.array(z.object({ name: z.string(), offset: z.number().int().nonnegative(), size: z.number().int().nonnegative() })).optional(),
 });
 export type ManifestArchive = z.infer<typeof ManifestArchive>;
 
