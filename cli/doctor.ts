@@ -8,7 +8,8 @@
 // the support matrix; the Broker and the Knative Services' Ready conditions;
 // a ready node-agent pod on every node; S3 with the resolved credentials; the
 // registry's /v2/ and its pull secret.
-import { CustomObjectsApi, VersionApi, type V1Node } from '@kubernetes/client-node';
+import { ApiException, CustomObjectsApi, VersionApi, type V1Node } from '@kubernetes/client-node';
+import { statusMessage } from '../functions/core/kubernetes/errors.js';
 import type { Command } from 'commander';
 import { FUNCTIONS } from '../functions/catalog.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
@@ -119,7 +120,7 @@ async function attempt(check: string, target: string, fix: string, run: () => Pr
     const r = await run();
     return Array.isArray(r) ? r : [r];
   } catch (err) {
-    return [fail(check, target, errorMessage(err), fix)];
+    return [fail(check, target, err instanceof ApiException ? `HTTP ${err.code}: ${statusMessage(err.body)}` : errorMessage(err), fix)];
   }
 }
 
@@ -140,7 +141,39 @@ async function doctor(ctx: CommandContext): Promise<void> {
     );
     results.push(runtimeCheck(node));
   }
-  const custom = kc.makeApiClient(CustomObjectsApi);
+  const local = await localMode(ctx);
+  if (local) results.push({ check: 'knative', target: KCR_NAMESPACE, result: 'warn', detail: `local mode: ${local}` });
+  else results.push(...(await installChecks(ctx, nodes)));
+  results.push(...(await s3Check(ctx)));
+  results.push(...(await registryChecks(ctx)));
+  const failed = results.filter((r) => r.result === 'fail');
+  const format = ctx.flags.output;
+  if (format === 'json' || format === 'yaml') ctx.io.stdout.write(printOne({ apiVersion: API_VERSION, kind: 'DoctorReport', passed: failed.length === 0, checks: results }, format));
+  else {
+    ctx.io.stdout.write(
+      table(
+        ['CHECK', 'TARGET', 'RESULT', 'DETAIL', 'FIX'],
+        results.map((r) => [r.check, r.target, r.result.toUpperCase(), r.detail, r.fix ?? '']),
+      ),
+    );
+    ctx.io.stdout.write(`\n${results.length - failed.length} passed, ${failed.length} failed\n`);
+  }
+  if (failed.length) throw new DoctorFailed(`${failed.length} of ${results.length} checks failed: ${[...new Set(failed.map((f) => f.check))].join(', ')}`);
+}
+
+/** What kcr-config says when the cluster is kcr's local mode, where Knative and the node-agents are processes, not objects. */
+async function localMode(ctx: CommandContext): Promise<string | undefined> {
+  try {
+    return (await ctx.kube.core.readNamespacedConfigMap({ namespace: KCR_NAMESPACE, name: CONFIG_MAP })).data?.['local-mode'];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The Broker, the Knative Services and the node-agent pods of an installation (manifests/). */
+async function installChecks(ctx: CommandContext, nodes: V1Node[]): Promise<CheckResult[]> {
+  const custom = ctx.kube.kubeConfig.makeApiClient(CustomObjectsApi);
+  const results: CheckResult[] = [];
   results.push(
     ...(await attempt('broker', `${KCR_NAMESPACE}/kcr`, 'install Knative Eventing ≥ 1.15 and kubectl apply -k manifests/', async () => {
       const broker = await custom.getNamespacedCustomObject({ group: 'eventing.knative.dev', version: 'v1', namespace: KCR_NAMESPACE, plural: 'brokers', name: 'kcr' });
@@ -183,35 +216,22 @@ async function doctor(ctx: CommandContext): Promise<void> {
       });
     })),
   );
+  return results;
+}
+
+/** S3 answers a listing with the settings flags, env or the cluster give. */
+async function s3Check(ctx: CommandContext): Promise<CheckResult[]> {
   const settings = await ctx.settings();
-  if (!settings.s3.ok) results.push(fail('s3', '-', settings.s3.missing, `set s3-endpoint in ConfigMap ${KCR_NAMESPACE}/${CONFIG_MAP} and the kcr-s3 Secret (manifests/secrets/generate.sh)`));
-  else {
-    const s3 = settings.s3.value;
-    results.push(
-      ...(await attempt('s3', `${s3.endpoint}/${s3.bucket}`, 'check the endpoint, the bucket and the kcr-s3 credentials', async () => {
-        const store = ctx.io.openStore(s3);
-        for await (const o of store.list('checkpoints/')) {
-          void o;
-          break;
-        }
-        return pass('s3', `${s3.endpoint}/${s3.bucket}`, 'listed the bucket with the configured credentials');
-      })),
-    );
-  }
-  results.push(...(await registryChecks(ctx)));
-  const failed = results.filter((r) => r.result === 'fail');
-  const format = ctx.flags.output;
-  if (format === 'json' || format === 'yaml') ctx.io.stdout.write(printOne({ apiVersion: API_VERSION, kind: 'DoctorReport', passed: failed.length === 0, checks: results }, format));
-  else {
-    ctx.io.stdout.write(
-      table(
-        ['CHECK', 'TARGET', 'RESULT', 'DETAIL', 'FIX'],
-        results.map((r) => [r.check, r.target, r.result.toUpperCase(), r.detail, r.fix ?? '']),
-      ),
-    );
-    ctx.io.stdout.write(`\n${results.length - failed.length} passed, ${failed.length} failed\n`);
-  }
-  if (failed.length) throw new DoctorFailed(`${failed.length} of ${results.length} checks failed: ${[...new Set(failed.map((f) => f.check))].join(', ')}`);
+  if (!settings.s3.ok) return [fail('s3', '-', settings.s3.missing, `set s3-endpoint in ConfigMap ${KCR_NAMESPACE}/${CONFIG_MAP} and the kcr-s3 Secret (manifests/secrets/generate.sh)`)];
+  const s3 = settings.s3.value;
+  return attempt('s3', `${s3.endpoint}/${s3.bucket}`, 'check the endpoint, the bucket and the kcr-s3 credentials', async () => {
+    const store = ctx.io.openStore(s3);
+    for await (const o of store.list('checkpoints/')) {
+      void o;
+      break;
+    }
+    return pass('s3', `${s3.endpoint}/${s3.bucket}`, 'listed the bucket with the configured credentials');
+  });
 }
 
 /** The registry build-image pushes to answers /v2/, and the pull secret nodes use exists. */

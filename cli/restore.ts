@@ -217,7 +217,12 @@ async function waitFor(ctx: CommandContext, ns: string, todo: PodPlan[], id: str
       const state = readRestoreState(pod, p.container);
       const status = pod.status?.containerStatuses?.find((s) => s.name === p.container);
       if (state?.current === id && Date.parse(state.restoredAt) >= sentAt - SKEW_MS && status?.state?.running && status.image === image) {
-        done.set(p.pod, { pod: p.pod, container: p.container, result: 'restored', message: `running from ${id} since ${String(status.state.running.startedAt ?? '')}` });
+        done.set(p.pod, {
+          pod: p.pod,
+          container: p.container,
+          result: 'restored',
+          message: `running from ${id} since ${status.state.running.startedAt ? new Date(status.state.running.startedAt).toISOString() : '?'}`,
+        });
       }
     }
     if (todo.every((p) => done.has(p.pod)) || Date.now() >= deadline) break;

@@ -28,6 +28,13 @@ describe('kcr doctor', () => {
   }
   const failures = (checks: CheckResult[]) => checks.filter((c) => c.result === 'fail').map((c) => `${c.check} ${c.target}`);
 
+  it('in the local mode, says the Knative and node-agent checks do not apply', async () => {
+    const r = await doctor();
+    expect(r.code).toBe(0);
+    expect(r.checks.find((c) => c.check === 'knative')).toMatchObject({ result: 'warn', detail: expect.stringContaining('local mode') });
+    expect(r.checks.some((c) => c.check === 'broker' || c.check === 'node-agent')).toBe(false);
+  });
+
   beforeAll(async () => {
     const { cluster } = kit.stack;
     cluster.seed(
@@ -58,6 +65,10 @@ describe('kcr doctor', () => {
   });
 
   it('passes on a healthy installation, exit 0, with every check in the table', async () => {
+    // From here on the cluster stands for an installation: kcr-config without the local mode's mark.
+    const cm = await kit.core.readNamespacedConfigMap({ namespace: KCR, name: 'kcr-config' });
+    const { 'local-mode': _local, ...data } = cm.data ?? {};
+    await kit.core.replaceNamespacedConfigMap({ namespace: KCR, name: 'kcr-config', body: { ...cm, data } });
     const r = await doctor();
     expect(failures(r.checks)).toEqual([]);
     expect(r.code).toBe(0);
