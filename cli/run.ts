@@ -10,6 +10,7 @@ import { addRestoreCommand } from './restore.js';
 import { addStatusCommand } from './status.js';
 import { addDoctorCommand } from './doctor.js';
 import { addInspectCommand } from './inspect.js';
+import { addDrainCommand } from './drain.js';
 import { UsageError } from './errors.js';
 import { openS3Store, type CliIoInput } from './io.js';
 import { checkLocalEnv, localModeGone } from '../local/env-file.js';
@@ -59,6 +60,7 @@ function buildProgram(input: CliIoInput): Command {
   addPinCommands(program, io);
   addRestoreCommand(program, io);
   addStatusCommand(program, io);
+  addDrainCommand(program, io);
   addDoctorCommand(program, io);
   addCheckpointCommand(program, io);
   addEventsCommand(program, io);

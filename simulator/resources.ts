@@ -87,6 +87,18 @@ const builtins: ResourceType[] = [
     custom: false,
   },
   { group: 'apps', version: 'v1', kind: 'ControllerRevision', plural: 'controllerrevisions', singular: 'controllerrevision', namespaced: true, subresources: [], custom: false },
+  // policy/v1: what the eviction subresource consults (server/eviction.ts).
+  {
+    group: 'policy',
+    version: 'v1',
+    kind: 'PodDisruptionBudget',
+    plural: 'poddisruptionbudgets',
+    singular: 'poddisruptionbudget',
+    namespaced: true,
+    shortNames: ['pdb'],
+    subresources: ['status'],
+    custom: false,
+  },
 ];
 
 /** Knative custom resources registered by default, so the project's manifests can be applied. */
