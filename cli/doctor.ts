@@ -22,6 +22,7 @@ import type { CliIo } from './io.js';
 
 /** ContainerCheckpoint is beta and on by default since Kubernetes 1.30 (KEP-2008). */
 const MIN_MINOR = 30;
+const MIN_KNATIVE_MINOR = 15;
 const PROBE = { namespace: KCR_NAMESPACE, pod: 'kcr-doctor-probe', container: 'probe' };
 const NODE_AGENT_SELECTOR = 'app.kubernetes.io/part-of=kcr,app.kubernetes.io/component=node-agent';
 const REGISTRY_SECRET = 'kcr-registry';
@@ -62,6 +63,15 @@ export function versionCheck(gitVersion: string): CheckResult {
   if (!m) return fail('kubernetes', 'api-server', `version ${JSON.stringify(gitVersion)} not understood`, 'kcr needs Kubernetes ≥ 1.30');
   const ok = Number(m[1]) > 1 || Number(m[2]) >= MIN_MINOR;
   return ok ? pass('kubernetes', 'api-server', gitVersion) : fail('kubernetes', 'api-server', `${gitVersion}: the kubelet checkpoint API is beta from 1.30`, 'upgrade to Kubernetes ≥ 1.30');
+}
+
+/** Knative's release manifests label their namespace with the version; kcr needs ≥ 1.15 (the Triggers' `filters`). */
+export function knativeVersionCheck(component: string, version: string | undefined): CheckResult {
+  const m = /^v?(\d+)\.(\d+)/.exec(version ?? '');
+  if (!m) return { check: component, target: component, result: 'warn', detail: `version not known (namespace label app.kubernetes.io/version: ${JSON.stringify(version ?? null)})` };
+  return Number(m[1]) > 1 || Number(m[2]) >= MIN_KNATIVE_MINOR
+    ? pass(component, component, `v${m[1]}.${m[2]}`)
+    : fail(component, component, `${version}: kcr's Triggers use filters, GA in Knative 1.15`, `upgrade ${component} to ≥ 1.15`);
 }
 
 /** What the probe checkpoint call's answer says about the node's checkpoint API. */
@@ -175,6 +185,14 @@ async function localMode(ctx: CommandContext): Promise<string | undefined> {
 async function installChecks(ctx: CommandContext, nodes: V1Node[]): Promise<CheckResult[]> {
   const custom = ctx.kube.kubeConfig.makeApiClient(CustomObjectsApi);
   const results: CheckResult[] = [];
+  for (const component of ['knative-serving', 'knative-eventing']) {
+    results.push(
+      ...(await attempt(component, component, `install Knative ${component.slice('knative-'.length)} ≥ 1.15 (knative.dev/docs/install)`, async () => {
+        const ns = await ctx.kube.core.readNamespace({ name: component });
+        return knativeVersionCheck(component, ns.metadata?.labels?.['app.kubernetes.io/version']);
+      })),
+    );
+  }
   results.push(
     ...(await attempt('broker', `${KCR_NAMESPACE}/kcr`, 'install Knative Eventing ≥ 1.15 and kubectl apply -k manifests/', async () => {
       const broker = await custom.getNamespacedCustomObject({ group: 'eventing.knative.dev', version: 'v1', namespace: KCR_NAMESPACE, plural: 'brokers', name: 'kcr' });

@@ -8,7 +8,7 @@
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../cli/run.js';
-import { probeCheck, versionCheck, type CheckResult } from '../../cli/doctor.js';
+import { knativeVersionCheck, probeCheck, versionCheck, type CheckResult } from '../../cli/doctor.js';
 import { FUNCTIONS } from '../../functions/catalog.js';
 import { TEST_TIMINGS, useLocalStack } from '../support/local-stack.js';
 
@@ -38,6 +38,11 @@ describe('kcr doctor', () => {
   beforeAll(async () => {
     const { cluster } = kit.stack;
     cluster.seed(
+      ...['knative-serving', 'knative-eventing'].map((name) => ({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name, labels: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/version': '1.16.0' } },
+      })),
       { apiVersion: 'eventing.knative.dev/v1', kind: 'Broker', metadata: { name: 'kcr', namespace: KCR }, spec: {}, status: ready('True') },
       ...Object.keys(FUNCTIONS).map((name) => ({ apiVersion: 'serving.knative.dev/v1', kind: 'Service', metadata: { name, namespace: KCR }, spec: {}, status: ready('True') })),
       {
@@ -73,7 +78,7 @@ describe('kcr doctor', () => {
     expect(failures(r.checks)).toEqual([]);
     expect(r.code).toBe(0);
     const names = new Set(r.checks.map((c) => c.check));
-    for (const n of ['kubernetes', 'checkpoint-api', 'node-runtime', 'broker', 'service', 'node-agent', 's3', 'registry']) expect(names).toContain(n);
+    for (const n of ['knative-serving', 'knative-eventing', 'kubernetes', 'checkpoint-api', 'node-runtime', 'broker', 'service', 'node-agent', 's3', 'registry']) expect(names).toContain(n);
     expect(r.checks.filter((c) => c.check === 'checkpoint-api').map((c) => c.target)).toEqual(NODES);
     let text = '';
     expect(await runCli(['doctor'], { stdout: { write: (s: string) => (text += s) }, stderr: { write: () => undefined }, env: env() })).toBe(0);
@@ -128,6 +133,15 @@ describe('kcr doctor', () => {
     }
   });
 
+  it('Knative Eventing older than 1.15', async () => {
+    const ns = await kit.core.readNamespace({ name: 'knative-eventing' });
+    await kit.core.replaceNamespace({ name: 'knative-eventing', body: { ...ns, metadata: { ...ns.metadata, labels: { ...ns.metadata?.labels, 'app.kubernetes.io/version': '1.14.3' } } } });
+    const r = await doctor();
+    expect(failures(r.checks)).toEqual(['knative-eventing knative-eventing']);
+    const now = await kit.core.readNamespace({ name: 'knative-eventing' });
+    await kit.core.replaceNamespace({ name: 'knative-eventing', body: { ...now, metadata: { ...now.metadata, labels: { ...now.metadata?.labels, 'app.kubernetes.io/version': '1.16.0' } } } });
+  });
+
   it('the Broker not ready, then a Knative Service missing', async () => {
     const broker = (await custom().getNamespacedCustomObject({ group: 'eventing.knative.dev', version: 'v1', namespace: KCR, plural: 'brokers', name: 'kcr' })) as Record<string, unknown>;
     await custom().replaceNamespacedCustomObjectStatus({ group: 'eventing.knative.dev', version: 'v1', namespace: KCR, plural: 'brokers', name: 'kcr', body: { ...broker, status: ready('False') } });
@@ -176,6 +190,12 @@ describe('doctor decisions', () => {
     expect(versionCheck('v1.31.0').result).toBe('pass');
     expect(versionCheck('v1.29.4')).toMatchObject({ result: 'fail', fix: 'upgrade to Kubernetes ≥ 1.30' });
     expect(versionCheck('v2.0.0').result).toBe('pass');
+  });
+
+  it('reads the Knative versions from their namespaces', () => {
+    expect(knativeVersionCheck('knative-eventing', '1.16.2').result).toBe('pass');
+    expect(knativeVersionCheck('knative-eventing', 'v1.14.0')).toMatchObject({ result: 'fail', fix: 'upgrade knative-eventing to ≥ 1.15' });
+    expect(knativeVersionCheck('knative-serving', undefined).result).toBe('warn');
   });
 
   it('tells the probe answers apart', () => {
