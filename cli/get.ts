@@ -34,7 +34,10 @@ Examples:
   %s get checkpoints statefulset/db -o wide
 
   # in every namespace, of the workloads a label selector picks, as JSON
-  %s get checkpoints -A -l tier=data -o json`;
+  %s get checkpoints -A -l tier=data -o json
+
+  # then follow new checkpoints and state changes (Ctrl-C stops)
+  %s get checkpoints -w`;
 
 const DESCRIBE_EXAMPLES = `
 Examples:
@@ -43,7 +46,11 @@ Examples:
 
 interface GetFlags {
   selector?: string;
+  watch?: boolean;
 }
+
+/** How often -w lists S3 again. */
+const WATCH_INTERVAL_MS = 1000;
 
 export function addGetCommands(program: Command, io: CliIo): void {
   const get = program
@@ -52,6 +59,7 @@ export function addGetCommands(program: Command, io: CliIo): void {
     .argument('<resource>', 'checkpoints (checkpoint, cp)')
     .argument('[workload]', 'only this workload: kind/name (deployment/web, sts/db, pod/x) or a name')
     .option('-l, --selector <selector>', 'only workloads (Deployments, StatefulSets) matching this label selector')
+    .option('-w, --watch', 'after listing, print each checkpoint that appears or changes state, until interrupted')
     .addHelpText('after', examples(io, GET_EXAMPLES))
     .action(async (resource: string, workload: string | undefined, opts: GetFlags, cmd: Command) => getCheckpoints(commandContext(io, cmd), resource, workload, opts));
   addSettingsFlags(addKubeFlags(get, { allNamespaces: true, output: true }));
@@ -125,39 +133,55 @@ async function getCheckpoints(ctx: CommandContext, resource: string, workload: s
   const byWorkload = workloadFilter(workload);
   const selected = opts.selector !== undefined ? await selectedWorkloads(ctx, opts.selector) : undefined;
   const store = await ctx.store();
-  const all = await fromS3(store, 'listing checkpoints', () => listCheckpoints(store, ctx.namespace));
-  const items = all.filter((c) => (!byWorkload || byWorkload(c)) && (!selected || selected.has(`${c.loc.namespace}/${c.loc.workload.kind}/${c.loc.workload.name}`)));
+  const list = async () =>
+    (await fromS3(store, 'listing checkpoints', () => listCheckpoints(store, ctx.namespace))).filter(
+      (c) => (!byWorkload || byWorkload(c)) && (!selected || selected.has(`${c.loc.namespace}/${c.loc.workload.kind}/${c.loc.workload.name}`)),
+    );
+  const items = await list();
   const format = ctx.flags.output;
-  if (items.length === 0 && (format === undefined || format === 'wide')) {
-    ctx.io.stderr.write(ctx.namespace ? `No checkpoints found in ${ctx.namespace} namespace.\n` : 'No checkpoints found.\n');
-    return;
+  if (items.length === 0 && (format === undefined || format === 'wide')) ctx.io.stderr.write(ctx.namespace ? `No checkpoints found in ${ctx.namespace} namespace.\n` : 'No checkpoints found.\n');
+  else ctx.io.stdout.write(render(ctx, items, true));
+  if (!opts.watch) return;
+  // kubectl get -w: then each checkpoint that appears or changes state, until interrupted.
+  const seen = new Map(items.map((c) => [c.loc.id, c.state]));
+  const signal = ctx.io.signal;
+  while (!signal?.aborted) {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, WATCH_INTERVAL_MS);
+      signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    });
+    if (signal?.aborted) break;
+    const changed = (await list()).filter((c) => seen.get(c.loc.id) !== c.state).reverse();
+    for (const c of changed) seen.set(c.loc.id, c.state);
+    if (changed.length) ctx.io.stdout.write(render({ ...ctx, now: new Date() }, changed, seen.size === changed.length && items.length === 0));
   }
+}
+
+/** The rows (or objects) of `items` in the output format; without the header for rows -w adds. */
+function render(ctx: CommandContext, items: CheckpointInfo[], header: boolean): string {
+  const format = ctx.flags.output;
   const allNs = ctx.namespace === undefined;
-  const header = ['WORKLOAD', 'CONTAINER', 'ID', 'AGE', 'SIZE', 'STATE', 'IMAGE'];
-  ctx.io.stdout.write(
-    printList(
-      'Checkpoint',
-      items.map((c) => {
-        const cells = [
-          workloadName(c),
-          c.loc.container,
-          c.loc.id,
-          humanDuration(ctx.now.getTime() - Date.parse(c.manifest.data.checkpointedAt)),
-          humanBytes(c.size),
-          c.state,
-          shortDigest(c.image?.digest),
-        ];
-        return {
-          object: checkpointObject(c),
-          name: `checkpoint/${c.loc.id}`,
-          cells: allNs ? [c.loc.namespace, ...cells] : cells,
-          wide: [c.manifest.data.pod, c.manifest.data.node, c.image?.reference ?? '<none>'],
-        };
-      }),
-      { cells: allNs ? ['NAMESPACE', ...header] : header, wide: ['POD', 'NODE', 'IMAGE REFERENCE'] },
-      format,
-    ),
-  );
+  const columns = ['WORKLOAD', 'CONTAINER', 'ID', 'AGE', 'SIZE', 'STATE', 'IMAGE'];
+  const printable = items.map((c) => {
+    const cells = [
+      workloadName(c),
+      c.loc.container,
+      c.loc.id,
+      humanDuration(ctx.now.getTime() - Date.parse(c.manifest.data.checkpointedAt)),
+      humanBytes(c.size),
+      c.state,
+      shortDigest(c.image?.digest),
+    ];
+    return {
+      object: checkpointObject(c),
+      name: `checkpoint/${c.loc.id}`,
+      cells: allNs ? [c.loc.namespace, ...cells] : cells,
+      wide: [c.manifest.data.pod, c.manifest.data.node, c.image?.reference ?? '<none>'],
+    };
+  });
+  if (!header && (format === 'json' || format === 'yaml')) return printable.map((p) => (format === 'yaml' ? `---\n${printOne(p.object, 'yaml')}` : printOne(p.object, 'json'))).join('');
+  const text = printList('Checkpoint', printable, { cells: allNs ? ['NAMESPACE', ...columns] : columns, wide: ['POD', 'NODE', 'IMAGE REFERENCE'] }, format);
+  return header || format === 'name' ? text : text.slice(text.indexOf('\n') + 1);
 }
 
 /** Pods of the namespace that a restore put on this checkpoint (restore-pod's annotation), with the container. */

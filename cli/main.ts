@@ -4,4 +4,11 @@ import { basename } from 'node:path';
 import { runCli } from './run.js';
 
 const programName = basename(process.argv[1] ?? '').startsWith('kubectl-') ? 'kubectl kcr' : 'kcr';
-process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, programName });
+// Ctrl-C ends a watch (`get -w`) cleanly; anything still running a moment later is ended as the default handler would (exit 130).
+const interrupted = new AbortController();
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    interrupted.abort();
+    setTimeout(() => process.exit(130), 500).unref();
+  });
+process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, programName, signal: interrupted.signal });

@@ -291,4 +291,20 @@ describe('kubectl kcr on the local stack', () => {
     expect((await viaKubectl('get')).code).toBe(2);
     // Each run starts Node and tsx: slow on a loaded machine.
   }, 120_000);
+
+  it('watches: lists, then prints each new checkpoint, until interrupted', async () => {
+    let out = '';
+    const stop = new AbortController();
+    const watching = runCli(['get', 'checkpoints', 'counter', '-w'], { stdout: { write: (x: string) => (out += x) }, stderr: { write: () => undefined }, env: env(), signal: stop.signal });
+    await kit.until('the listing', () => out.includes(ids[1]!));
+    const extra = String((await kit.checkpoint(podName))[0]!.data.id);
+    await kit.until('the new checkpoint printed', () => out.includes(extra));
+    stop.abort();
+    expect(await watching).toBe(0);
+    const lines = out.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^WORKLOAD\s+CONTAINER/);
+    // The header once, then the new row alone.
+    expect(lines.filter((l) => l.startsWith('WORKLOAD'))).toHaveLength(1);
+    expect(lines.at(-1)).toMatch(new RegExp(`^deployment/counter\\s+app\\s+${extra}\\s+\\d+s\\s+\\S+\\s+committed\\s+sha256:`));
+  });
 });
