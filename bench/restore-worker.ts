@@ -71,6 +71,9 @@ class MeasuredStore implements ObjectStore {
   getStream(key: string): Promise<Readable> {
     return trackS3('get', () => this.inner.getStream(key));
   }
+  getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    return trackS3('get', () => this.inner.getRange(key, offset, length));
+  }
   getJson(key: string): Promise<unknown> {
     return trackS3('get', () => this.inner.getJson(key));
   }

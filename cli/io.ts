@@ -21,6 +21,10 @@ export interface CliIo {
   now?: () => Date;
   fetch?: typeof fetch;
   openStore: (settings: S3Settings) => ObjectStore;
+  /** `kcr`, or `kubectl kcr` when run as the kubectl plugin: what help and examples call it. */
+  programName?: string;
+  /** Ends what runs until interrupted (`get -w`): main.ts aborts it on SIGINT/SIGTERM. */
+  signal?: AbortSignal;
 }
 
 export type CliIoInput = Omit<CliIo, 'openStore'> & Partial<Pick<CliIo, 'openStore'>>;

@@ -183,6 +183,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       ...options.env,
     };
 
+    // What the manifests install for users' `kcr`/`kubectl kcr` (manifests/config.yaml, the kcr-s3 Secret), pointing at this stack: a kubeconfig is all the CLI needs.
+    await installCliSettings(cluster, env);
+
     const functions = new Map<FunctionName, RunningFunction>();
     for (const name of Object.keys(FUNCTIONS) as FunctionName[]) {
       const handler = await FUNCTIONS[name](env);
@@ -234,6 +237,34 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     return createLogger(name, level, createWriteStream(join(logsDir, `${name}.log`), { flags: 'a' }));
   }
 }
+
+/** ConfigMap kcr-system/kcr-config and Secret kcr-system/kcr-s3 as manifests/ has them, with this stack's endpoints. */
+async function installCliSettings(cluster: SimulatedCluster, env: Record<string, string>): Promise<void> {
+  const core = cluster.kubeConfig.makeApiClient(CoreV1Api);
+  const labels = { 'app.kubernetes.io/part-of': 'kcr' };
+  const registry = env.KCR_REGISTRY_URL;
+  await core.createNamespacedConfigMap({
+    namespace: KCR_NAMESPACE,
+    body: {
+      metadata: { name: 'kcr-config', namespace: KCR_NAMESPACE, labels },
+      data: {
+        's3-endpoint': env.KCR_S3_ENDPOINT ?? '',
+        's3-region': env.KCR_S3_REGION ?? '',
+        's3-bucket': env.KCR_S3_BUCKET ?? DEFAULT_BUCKET,
+        'broker-url': env.K_SINK ?? '',
+        // `kcr doctor` checks no Broker, Knative Services or node-agent pods here: they are this process's.
+        'local-mode': 'the local broker routes by eventing/*.yaml; the functions and node-agents run as processes (npm start), not as Knative Services and DaemonSet pods',
+        ...(registry ? { 'registry-url': registry, 'registry-insecure': env.KCR_REGISTRY_INSECURE ?? 'false' } : {}),
+      },
+    },
+  });
+  await core.createNamespacedSecret({
+    namespace: KCR_NAMESPACE,
+    body: { metadata: { name: 'kcr-s3', namespace: KCR_NAMESPACE, labels }, data: { 'access-key': b64(env.KCR_S3_ACCESS_KEY), 'secret-key': b64(env.KCR_S3_SECRET_KEY) } },
+  });
+}
+
+const b64 = (v: string | undefined) => Buffer.from(v ?? '', 'utf8').toString('base64');
 
 /** Collects the registry's garbage every `everyMs`; returns what stops it. */
 export function scheduleGarbageCollection(registry: RegistryServer, everyMs: number, log: Logger): () => Promise<void> {

@@ -94,6 +94,18 @@ const builtins: ResourceType[] = [
   // Create-only reviews (server/reviews.ts): nothing is stored.
   { group: 'authentication.k8s.io', version: 'v1', kind: 'TokenReview', plural: 'tokenreviews', singular: 'tokenreview', namespaced: false, subresources: [], custom: false },
   { group: 'authorization.k8s.io', version: 'v1', kind: 'SubjectAccessReview', plural: 'subjectaccessreviews', singular: 'subjectaccessreview', namespaced: false, subresources: [], custom: false },
+  // policy/v1: what the eviction subresource consults (server/eviction.ts).
+  {
+    group: 'policy',
+    version: 'v1',
+    kind: 'PodDisruptionBudget',
+    plural: 'poddisruptionbudgets',
+    singular: 'poddisruptionbudget',
+    namespaced: true,
+    shortNames: ['pdb'],
+    subresources: ['status'],
+    custom: false,
+  },
 ];
 
 /** Knative custom resources registered by default, so the project's manifests can be applied. */

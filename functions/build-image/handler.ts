@@ -17,7 +17,8 @@ import { PassThrough, pipeline, Readable, Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGzip } from 'node:zlib';
 import { events, type KcrEvent } from '../core/contract/build.js';
-import { EventTypes, type CheckpointStoredData, type ImageBuiltData } from '../core/contract/events.js';
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+import { EventTypes, type CheckpointStoredData, type ImageBuiltData, type WorkloadKind } from '../core/contract/events.js';
 import { archiveLayer, buildCheckpointImage, MediaTypes, repositoryName, type CheckpointImage, type LayerCompression, type LayerDescriptor, type Platform } from './checkpoint-image.js';
 import { artifactKey, parseS3Uri, type CheckpointLocation } from '../core/storage/layout.js';
 import { BlobMismatchError, type ImageTarget, type PushedBlob } from './image-target.js';
@@ -27,6 +28,7 @@ import { PermanentFailure, TransientError, errorMessage } from '../core/runtime/
 import type { FunctionHandler, HandlerContext, IncomingEvent } from '../core/runtime/handler.js';
 import { readImage, readManifest, writeImage, type ImageRecord } from '../core/storage/records.js';
 import { pruneCheckpoints, type PodLister } from './retention.js';
+import { retentionLimits } from './retention-policy.js';
 
 export const NAME = 'build-image';
 
@@ -46,8 +48,17 @@ export interface BuildImageDeps {
 export interface Retention {
   /** Committed checkpoints kept per container after a build; 0 keeps all. */
   keep: number;
+  /** Bytes of archives kept per container; 0 (or unset) no limit. */
+  maxBytes?: number;
   /** The pods whose images are never pruned. */
   pods: PodLister;
+  /** The workloads whose kcr.io/checkpoint-retention(-bytes) annotations override the limits; unset: the defaults apply everywhere. */
+  workloads?: WorkloadReader;
+}
+
+/** What retention reads of a workload: its annotations, on it or on its pod template. */
+export interface WorkloadReader {
+  getWorkload(namespace: string, kind: WorkloadKind, name: string): Promise<{ metadata?: V1ObjectMeta; spec?: { template?: { metadata?: V1ObjectMeta } } } | undefined>;
 }
 
 /** The outcome of one build, for logs and tests. */
@@ -236,16 +247,28 @@ export function createBuildImage(deps: BuildImageDeps): FunctionHandler<typeof E
         return { failed: reason };
       },
     );
-    if (deps.retention && deps.retention.keep > 0) {
-      const ref = { namespace: data.namespace, workload: data.workload, container: data.container };
-      try {
-        await pruneCheckpoints({ store: deps.store, target: deps.target, pods: deps.retention.pods, log: ctx.log }, ref, deps.retention.keep, data.id);
-      } catch (err) {
-        // The build's outcome stands; what was not pruned now is pruned by the next pass.
-        ctx.log.warn({ err: errorMessage(err) }, `retention: pruning ${data.namespace}/${data.workload.kind}/${data.workload.name}/${data.container} failed: ${errorMessage(err)}`);
-      }
-    }
+    if (deps.retention) await retain(deps.retention, data, ctx);
     return outcome;
+  }
+
+  /** Prunes the container to its workload's limits; a failure only waits for the next pass. */
+  async function retain(retention: Retention, data: CheckpointStoredData, ctx: HandlerContext): Promise<void> {
+    const ref = { namespace: data.namespace, workload: data.workload, container: data.container };
+    const where = `${data.namespace}/${data.workload.kind}/${data.workload.name}/${data.container}`;
+    try {
+      const defaults = { keep: retention.keep, maxBytes: retention.maxBytes ?? 0 };
+      const kind = data.workload.kind;
+      // A workload that cannot be read now prunes nothing rather than by limits it may override.
+      const workload = retention.workloads && kind !== 'Pod' ? await retention.workloads.getWorkload(data.namespace, kind, data.workload.name) : undefined;
+      const annotations = { ...workload?.spec?.template?.metadata?.annotations, ...workload?.metadata?.annotations };
+      const { limits, problems } = retentionLimits(defaults, annotations);
+      for (const problem of problems) ctx.log.warn({ workload: where }, `retention: ${problem}`);
+      if (limits.keep === 0 && limits.maxBytes === 0) return;
+      await pruneCheckpoints({ store: deps.store, target: deps.target, pods: retention.pods, log: ctx.log }, ref, limits, data.id);
+    } catch (err) {
+      // The build's outcome stands; what was not pruned now is pruned by the next pass.
+      ctx.log.warn({ err: errorMessage(err) }, `retention: pruning ${where} failed: ${errorMessage(err)}`);
+    }
   }
 
   return {

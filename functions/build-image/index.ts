@@ -49,14 +49,16 @@ export async function imageTargetFromEnv(env: NodeJS.ProcessEnv = process.env): 
 }
 
 export async function buildImageFromEnv(env: NodeJS.ProcessEnv = process.env) {
-  const e = readEnv(['KCR_REGISTRY_REPO_PREFIX', 'KCR_IMAGE_LAYER_COMPRESSION', 'KCR_IMAGE_PLATFORM', 'KCR_CHECKPOINT_RETENTION'], env);
+  const e = readEnv(['KCR_REGISTRY_REPO_PREFIX', 'KCR_IMAGE_LAYER_COMPRESSION', 'KCR_IMAGE_PLATFORM', 'KCR_CHECKPOINT_RETENTION', 'KCR_CHECKPOINT_RETENTION_BYTES'], env);
+  const retentionOn = e.KCR_CHECKPOINT_RETENTION > 0 || e.KCR_CHECKPOINT_RETENTION_BYTES > 0;
+  const api = retentionOn ? await podsApiFromEnv(env) : undefined;
   return createBuildImage({
     store: new S3ObjectStore(s3OptionsFromEnv(env)),
     target: await imageTargetFromEnv(env),
     repoPrefix: e.KCR_REGISTRY_REPO_PREFIX,
     compression: e.KCR_IMAGE_LAYER_COMPRESSION,
     platform: parsePlatform(e.KCR_IMAGE_PLATFORM),
-    // Retention lists pods: an image a pod uses is never pruned.
-    ...(e.KCR_CHECKPOINT_RETENTION > 0 ? { retention: { keep: e.KCR_CHECKPOINT_RETENTION, pods: await podsApiFromEnv(env) } } : {}),
+    // Retention lists pods (an image a pod uses is never pruned) and reads workloads (their own limits).
+    ...(api ? { retention: { keep: e.KCR_CHECKPOINT_RETENTION, maxBytes: e.KCR_CHECKPOINT_RETENTION_BYTES, pods: api, workloads: api } } : {}),
   });
 }

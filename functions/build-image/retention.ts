@@ -1,5 +1,7 @@
 // Retention: after every build, failed ones too, the container's committed
-// checkpoints beyond the newest `keep` go. The image to delete is first
+// checkpoints over its limits go (retention-policy.ts: the newest that fit the
+// count and the bytes stay; pinned ones are never removed, and a pin written
+// while a pass runs is checked again just before each deletion). The image to delete is first
 // written to prune.json; then in S3 image.json goes (no longer restorable),
 // then manifest.json (no longer committed), then the archive and any bad
 // marker; then the image leaves the registry or layout, and only then
@@ -21,7 +23,8 @@ import type { ObjectStore } from '../core/storage/object-store.js';
 import { CheckpointCatalog, type ContainerRef } from '../core/storage/checkpoint-catalog.js';
 import { ARTIFACT_FILES, artifactKey, type CheckpointLocation } from '../core/storage/layout.js';
 import { errorMessage } from '../core/runtime/errors.js';
-import { readImage, readPrune, writePrune, type ImageRecord } from '../core/storage/records.js';
+import { isPinned, readImage, readPrune, writePrune, type ImageRecord } from '../core/storage/records.js';
+import { overLimits, type RetentionLimits } from './retention-policy.js';
 
 /** The API server's pod list: build-image's only API call. */
 export interface PodLister {
@@ -49,22 +52,30 @@ const PRUNED_FILES = ['image', 'manifest', 'archive', 'bad'] as const;
 
 /**
  * Finishes the prunes earlier passes left, then deletes the committed
- * checkpoints of `ref` older than the newest `keep`, except `current` (their
+ * checkpoints of `ref` over `limits`, except `current` and pinned ones (their
  * images may still wait in prune.json).
  */
-export async function pruneCheckpoints(deps: RetentionDeps, ref: ContainerRef, keep: number, current: string): Promise<void> {
-  const all = await new CheckpointCatalog(deps.store).checkpointFiles(ref);
+export async function pruneCheckpoints(deps: RetentionDeps, ref: ContainerRef, limits: RetentionLimits, current: string): Promise<void> {
+  const objects = await new CheckpointCatalog(deps.store).checkpointObjects(ref);
+  const all = objects.map(([id, files]): [string, Set<string>] => [id, new Set(files.keys())]);
   const inUse = imagesInUse(deps.pods, ref.namespace);
   const uncommitted = all.filter(([id, files]) => id !== current && !files.has(ARTIFACT_FILES.manifest));
   // Only where manifest.json is gone: next to one, prune.json is stale (the checkpoint was stored anew after its prune) and the image its own again.
   for (const [id, files] of uncommitted.filter(([, files]) => files.has(ARTIFACT_FILES.prune))) await finishPrune(deps, { ...ref, id }, files, inUse);
 
-  const committed = all.filter(([, files]) => files.has(ARTIFACT_FILES.manifest));
+  const committed = objects
+    .filter(([, files]) => files.has(ARTIFACT_FILES.manifest))
+    .map(([id, files]) => ({ id, bytes: files.get(ARTIFACT_FILES.archive) ?? 0, pinned: files.has(ARTIFACT_FILES.pin) }));
+  const over = new Set(overLimits(committed, limits, current));
   // Leftovers of a checkpoint pruned before restore-pod marked it bad: no manifest, no upload in flight, no prune record (finished above).
-  const leftovers = uncommitted.filter(([, files]) => !files.has(ARTIFACT_FILES.archive) && !files.has(ARTIFACT_FILES.prune));
-  const victims = [...committed.slice(keep).filter(([id]) => id !== current), ...leftovers];
+  const leftovers = uncommitted.filter(([, files]) => !files.has(ARTIFACT_FILES.archive) && !files.has(ARTIFACT_FILES.prune) && !files.has(ARTIFACT_FILES.pin));
+  const victims = [...all.filter(([id]) => over.has(id)), ...leftovers];
   for (const [id, files] of victims) {
     const loc: CheckpointLocation = { ...ref, id };
+    if (await isPinned(deps.store, loc)) {
+      deps.log.info({ checkpointId: id }, `retention: keeping checkpoint ${id}: pinned`);
+      continue;
+    }
     // An image.json that is not one names no image; any other read failure stops the prune (retried by the next pass).
     const recorded = files.has(ARTIFACT_FILES.image) ? await readImage(deps.store, loc) : undefined;
     if (recorded && (await inUse(recorded))) {
@@ -75,7 +86,7 @@ export async function pruneCheckpoints(deps: RetentionDeps, ref: ContainerRef, k
     if (image) await writePrune(deps.store, loc, image);
     await removeFiles(deps, loc, files);
     if (image) await removeImage(deps, loc, image);
-    deps.log.info({ checkpointId: id, keep }, `retention: deleted checkpoint ${id}`);
+    deps.log.info({ checkpointId: id, keep: limits.keep, maxBytes: limits.maxBytes }, `retention: deleted checkpoint ${id}`);
   }
 }
 

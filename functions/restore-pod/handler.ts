@@ -6,17 +6,17 @@
 // restore, nothing is patched. The decisions are plan.ts's; this file reads
 // what they need and applies them.
 import type { V1Pod } from '@kubernetes/client-node';
-import { EventTypes } from '../core/contract/events.js';
+import { EventTypes, type RestoreRequestedData } from '../core/contract/events.js';
 import type { KcrEvent } from '../core/contract/build.js';
 import { ConflictError, KubeApiError } from '../core/kubernetes/errors.js';
 import { buildEvent } from '../core/kubernetes/events.js';
 import { isOptedIn } from '../core/kubernetes/annotations.js';
-import { CheckpointCatalog, type ContainerRef } from '../core/storage/checkpoint-catalog.js';
+import { CheckpointCatalog, type ContainerRef, type RestorableCheckpoint } from '../core/storage/checkpoint-catalog.js';
 import type { DisruptionRecord } from '../core/storage/records.js';
 import { disruptionOf, recentFailures, type ContainerFailure } from './container-failure.js';
 import { podOwner, type PodOwner } from '../core/kubernetes/pods.js';
 import { containerImage, readRestoreState, restoredFromKey, restoreStateKey } from './restore-state.js';
-import { candidateSearch, planFailure, refusalOf, replacementPlan, replacementRecord, NAME, templateHash, type KubeEventSpec, type Plan, type Refusal } from './plan.js';
+import { candidateSearch, planFailure, refusalOf, replacementPlan, replacementRecord, requestRefusal, requestedPlan, NAME, templateHash, type KubeEventSpec, type Plan, type Refusal } from './plan.js';
 import { runtimeSupport } from './runtime-support.js';
 import type { RestorePodKube } from './kube-port.js';
 import { TransientError, errorMessage } from '../core/runtime/errors.js';
@@ -39,7 +39,7 @@ export interface RestorePodDeps {
   now?: () => Date;
 }
 
-type Accepted = typeof EventTypes.resourceAdd | typeof EventTypes.resourceUpdate | typeof EventTypes.resourceDelete;
+type Accepted = typeof EventTypes.resourceAdd | typeof EventTypes.resourceUpdate | typeof EventTypes.resourceDelete | typeof EventTypes.restoreRequested;
 
 interface PodContext {
   deps: RestorePodDeps;
@@ -88,9 +88,20 @@ export function createRestorePod(deps: RestorePodDeps): FunctionHandler<Accepted
 
   return {
     name: NAME,
-    accepts: [EventTypes.resourceAdd, EventTypes.resourceUpdate, EventTypes.resourceDelete],
+    accepts: [EventTypes.resourceAdd, EventTypes.resourceUpdate, EventTypes.resourceDelete, EventTypes.restoreRequested],
     emits: true,
     async handle(event, ctx) {
+      if (event.type === EventTypes.restoreRequested) {
+        const data = event.data;
+        if (excluded(data.namespace)) return [refused(ctx, data, `namespace ${data.namespace} is excluded from restores (KCR_EXCLUDED_NAMESPACES)`)];
+        const target = 'pod' in data ? `pod/${data.pod}` : `${data.kind}/${data.name}`;
+        // One request per target at a time; a pod's own events may run alongside: the patch's resourceVersion guards that.
+        return serialize(`request/${data.namespace}/${target}/${data.checkpointId}`, async () => {
+          const now = (deps.now ?? (() => new Date()))();
+          const pc: PodContext = { deps, catalog: memoized(new CheckpointCatalog(deps.store)), ctx, now, optIns: new Map(), unsupported: new Map(), reported };
+          return restoreRequested(pc, data);
+        });
+      }
       const obj = event.data;
       if (obj.kind !== 'Pod' || obj.apiVersion !== 'v1') return [];
       // The posted pod only says where to look: everything acted on is read from the API.
@@ -122,6 +133,82 @@ export function createRestorePod(deps: RestorePodDeps): FunctionHandler<Accepted
       });
     },
   };
+}
+
+function refused(ctx: HandlerContext, data: RestoreRequestedData, reason: string): KcrEvent {
+  ctx.log.warn({ namespace: data.namespace, checkpointId: data.checkpointId }, `restore request refused: ${reason}`);
+  return requestRefusal(data, reason).outcome;
+}
+
+/**
+ * io.kcr.restore.requested: the pod, or every live pod of the workload, to
+ * the chosen checkpoint. Everything is read anew: the pods, their owner and
+ * its opt-in, the checkpoint's records under the pod's own workload and
+ * container (so a checkpoint of another namespace, workload or container is
+ * never found), its image by digest, and the node's runtime.
+ */
+async function restoreRequested(pc: PodContext, data: RestoreRequestedData): Promise<KcrEvent[]> {
+  const namespace = keyName('namespace', data.namespace);
+  keyName('id', data.checkpointId);
+  let pods: V1Pod[];
+  if ('pod' in data) {
+    const pod = await pc.deps.kube.getPod(namespace, keyName('pod', data.pod));
+    pods = pod ? [pod] : [];
+  } else {
+    keyName('workload', data.name);
+    pods = (await pc.deps.kube.listPods(namespace)).filter((p) => {
+      const o = podOwner(p);
+      return o.kind === data.kind && o.name === data.name && !p.metadata?.deletionTimestamp && p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed';
+    });
+  }
+  if (pods.length === 0) return [refused(pc.ctx, data, 'pod' in data ? `pod ${namespace}/${data.pod} does not exist` : `${data.kind} ${namespace}/${data.name} has no live pod`)];
+  const out: KcrEvent[] = [];
+  for (const pod of pods) out.push(...(await restorePodTo(pc, data, pod)));
+  return out;
+}
+
+async function restorePodTo(pc: PodContext, data: RestoreRequestedData, read: V1Pod, attempt = 0): Promise<KcrEvent[]> {
+  const namespace = read.metadata?.namespace ?? 'default';
+  const name = read.metadata?.name ?? '';
+  const pod = attempt === 0 ? read : await pc.deps.kube.getPod(namespace, name);
+  const refuse = async (reason: string, on?: V1Pod) => {
+    const refusal = requestRefusal(data, reason, name);
+    if (on) await recordEvent(pc, on, undefined, refusal.kubeEvent);
+    pc.ctx.log.warn({ pod: `${namespace}/${name}`, checkpointId: data.checkpointId }, `restore request refused: ${reason}`);
+    return [refusal.outcome];
+  };
+  if (!pod || pod.metadata?.deletionTimestamp || pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded') return refuse(`pod ${namespace}/${name} is gone or ending`);
+  const node = pod.spec?.nodeName;
+  if (!node) return refuse(`pod ${namespace}/${name} is not scheduled to a node yet`, pod);
+  const owner = podOwner(pod);
+  if (!(await optedIn(pc, pod, owner, namespace))) return refuse(`${owner.kind} ${namespace}/${owner.name} is not opted in to checkpoint/restore (kcr.io/checkpoint-restore-schedule)`, pod);
+  let found: { container: string; candidate: RestorableCheckpoint } | undefined;
+  for (const c of pod.spec?.containers ?? []) {
+    const candidate = await pc.catalog.restorable({ ...refOf(owner, pod, keyName('container', c.name)), id: data.checkpointId });
+    if (candidate) {
+      found = { container: c.name, candidate };
+      break;
+    }
+  }
+  if (!found)
+    return refuse(
+      `checkpoint ${data.checkpointId} is not a restorable checkpoint of ${owner.kind} ${namespace}/${owner.name} (not of its containers, not committed, its image not built, or marked bad)`,
+      pod,
+    );
+  const why = await unsupportedRuntime(pc, node);
+  if (why) return refuse(`node ${node} cannot restore: ${why}`, pod);
+  const plan = requestedPlan(pod, found.container, readRestoreState(pod, found.container), found.candidate, pc.now);
+  if (!plan) {
+    pc.ctx.log.info({ pod: `${namespace}/${name}`, checkpointId: data.checkpointId }, 'restore request: the container already runs from that checkpoint');
+    return [];
+  }
+  try {
+    return await apply(pc, pod, owner, [plan]);
+  } catch (err) {
+    if (err instanceof ConflictError && attempt < 8) return restorePodTo(pc, data, read, attempt + 1);
+    if (err instanceof ConflictError) throw new TransientError(err.message, { cause: err });
+    throw err;
+  }
 }
 
 /** Within one event, a conflict retry re-reads the pod but not S3. */
@@ -309,9 +396,11 @@ async function report(pc: PodContext, pod: V1Pod, refused: { key: string; plan: 
 }
 
 /** A core/v1 Event on the pod's container; an Event that cannot be recorded only costs the story, not the restore. */
-async function recordEvent(pc: PodContext, pod: V1Pod, container: string, spec: KubeEventSpec): Promise<void> {
+async function recordEvent(pc: PodContext, pod: V1Pod, container: string | undefined, spec: KubeEventSpec): Promise<void> {
   try {
-    await pc.deps.kube.createEvent(buildEvent({ apiVersion: 'v1', kind: 'Pod', metadata: pod.metadata }, { ...spec, fieldPath: `spec.containers{${container}}`, component: NAME, now: pc.now }));
+    await pc.deps.kube.createEvent(
+      buildEvent({ apiVersion: 'v1', kind: 'Pod', metadata: pod.metadata }, { ...spec, ...(container ? { fieldPath: `spec.containers{${container}}` } : {}), component: NAME, now: pc.now }),
+    );
   } catch (err) {
     pc.ctx.log.warn({ err: errorMessage(err) }, 'could not record the Kubernetes Event');
   }

@@ -10,6 +10,7 @@ import type { RestorableCheckpoint } from '../core/storage/checkpoint-catalog.js
 import type { DisruptionRecord } from '../core/storage/records.js';
 import type { ContainerFailure } from './container-failure.js';
 import { containerImage, hasStarted, type RestoreState } from './restore-state.js';
+import type { RestoreRequestedData } from '../core/contract/events.js';
 
 /** The function's name, the source of the events it emits. */
 export const NAME = 'restore-pod';
@@ -201,5 +202,50 @@ export function refusalOf(pod: V1Pod, plan: Plan & { restoredFrom: string }, nod
       { source: NAME },
     ),
     kubeEvent: { type: 'Warning', reason: 'RestoreUnsupported', message: `Container ${plan.container}: ${reason}` },
+  };
+}
+
+/**
+ * `kcr restore --to` (io.kcr.restore.requested): the plan that puts
+ * `container` of `pod` on the chosen checkpoint, its image by digest, with a
+ * fresh restore cycle so the loop guard blames that checkpoint if the
+ * container fails again soon; undefined when it already runs that image (a
+ * redelivered request). A checkpoint of another pod of the workload (the one
+ * before a bad deploy, say) makes that pod the source the loop guard falls back in.
+ */
+export function requestedPlan(pod: V1Pod, container: string, state: RestoreState | undefined, candidate: RestorableCheckpoint, now: Date): Plan | undefined {
+  const image = containerImage(pod, container) ?? '';
+  if (image === candidate.image) return undefined;
+  const namespace = pod.metadata?.namespace ?? 'default';
+  const podName = pod.metadata?.name ?? '';
+  const restartCount = pod.status?.containerStatuses?.find((s) => s.name === container)?.restartCount ?? 0;
+  return {
+    container,
+    image: candidate.image,
+    restoredFrom: candidate.id,
+    state: {
+      tried: [candidate.id],
+      current: candidate.id,
+      restoredAt: now.toISOString(),
+      seenRestarts: hasStarted(pod, container) ? restartCount + 1 : 0,
+      originalImage: state?.originalImage ?? image,
+      ...(candidate.pod !== podName ? { sourcePod: candidate.pod } : {}),
+    },
+    outcome: events.podRestored({ namespace, pod: podName, container, checkpointId: candidate.id, image: candidate.image, strategy: 'in-place' }, { source: NAME }),
+    kubeEvent: {
+      type: 'Normal',
+      reason: 'Restored',
+      message: `Container ${container} restored from checkpoint ${candidate.id} on request${candidate.pod !== podName ? ` (taken of ${candidate.pod})` : ''}`,
+    },
+  };
+}
+
+/** A restore request that cannot be done: nothing is patched; the pod (when there is one) says why. */
+export function requestRefusal(data: RestoreRequestedData, reason: string, pod?: string): Refusal {
+  const target = pod ? { pod } : 'pod' in data ? { pod: data.pod } : { kind: data.kind, name: data.name };
+  return {
+    container: '',
+    outcome: events.restoreFailed({ namespace: data.namespace, ...target, checkpointId: data.checkpointId, stage: 'restore', reason }, { source: NAME }),
+    kubeEvent: { type: 'Warning', reason: 'RestoreRefused', message: `Not restored to checkpoint ${data.checkpointId}: ${reason}` },
   };
 }

@@ -16,6 +16,10 @@ import { checkpointId } from '../core/contract/checkpoint-id.js';
 import { podOwner } from '../core/kubernetes/pods.js';
 import type { V1Pod } from '@kubernetes/client-node';
 import { ArchiveInvalidError, createArchiveInspector, type CheckpointArchiveInfo } from './checkpoint-archive.js';
+import { TarIndexer, type TarIndexEntry } from '../core/storage/tar-index.js';
+
+/** More entries than this (a rootfs unpacked in the archive, say) and manifest.json keeps no index. */
+const MAX_INDEXED_ENTRIES = 4096;
 import { artifactKey, s3Uri, type CheckpointLocation } from '../core/storage/layout.js';
 import { MANIFEST_API_VERSION, readManifest, writeManifest, type CheckpointManifest } from '../core/storage/records.js';
 import { BadInputError, PermanentFailure, TransientError, errorMessage } from '../core/runtime/errors.js';
@@ -181,9 +185,16 @@ async function uploadArchive(deps: StoreArtifactDeps, data: CheckpointCreatedDat
   }
 
   const inspector = createArchiveInspector(deps.maxDumpBytes !== undefined ? { maxDumpBytes: deps.maxDumpBytes } : {});
-  let info: CheckpointArchiveInfo | undefined;
+  // The entries' offsets, for range reads later; a forensic aid only, so a failure to index drops the index, not the checkpoint.
+  let indexer: TarIndexer | undefined = new TarIndexer();
+  let info: (CheckpointArchiveInfo & { index?: TarIndexEntry[] }) | undefined;
   const tee = new Transform({
     transform(chunk: Buffer, _enc, cb) {
+      try {
+        indexer?.push(chunk);
+      } catch {
+        indexer = undefined;
+      }
       inspector.write(chunk).then(() => cb(null, chunk), cb);
     },
     flush(cb) {
@@ -191,7 +202,8 @@ async function uploadArchive(deps: StoreArtifactDeps, data: CheckpointCreatedDat
         // Checked before the upload completes: an archive of another container never becomes archive.tar.
         const mismatch = containerMismatch(data, result);
         if (mismatch) return cb(new ArchiveInvalidError(mismatch));
-        info = result;
+        const index = indexer && indexer.entries.length <= MAX_INDEXED_ENTRIES ? indexer.entries : undefined;
+        info = { ...result, ...(index ? { index } : {}) };
         cb();
       }, cb);
     },
@@ -224,7 +236,7 @@ function containerMismatch(data: CheckpointCreatedData, info: CheckpointArchiveI
   return differences.length ? `belongs to another container (${differences.join(', ')})` : undefined;
 }
 
-function buildManifest(data: CheckpointCreatedData, artifact: CheckpointStoredData['artifact'], info: CheckpointArchiveInfo, storedAt: Date): CheckpointManifest {
+function buildManifest(data: CheckpointCreatedData, artifact: CheckpointStoredData['artifact'], info: CheckpointArchiveInfo & { index?: TarIndexEntry[] }, storedAt: Date): CheckpointManifest {
   const cfg = info.config;
   const optional = <K extends string>(key: K, value: string | undefined) => (value ? ({ [key]: value } as Record<K, string>) : {});
   return {
@@ -245,6 +257,7 @@ function buildManifest(data: CheckpointCreatedData, artifact: CheckpointStoredDa
       entries: info.entries,
       checkpointFiles: info.checkpointFiles,
       topLevel: info.topLevel,
+      ...(info.index ? { index: info.index } : {}),
     },
     source: { node: data.node, archivePath: data.archivePath },
     storedAt: storedAt.toISOString(),

@@ -10,6 +10,7 @@ import { parseFieldSelector, parseLabelSelector } from '../selectors.js';
 import { toTable, wantsTable } from '../tables.js';
 import { isRecord, type KubeObject } from '../types.js';
 import type { Serving } from './context.js';
+import { evictPod } from './eviction.js';
 import { nodeProxy } from './node-proxy.js';
 import { podLog } from './pod-log.js';
 import type { RequestInfo } from './request-info.js';
@@ -37,7 +38,7 @@ export async function dispatch(ctx: Serving, req: http.IncomingMessage, res: htt
     if (info.verb !== 'create') throw methodNotAllowed();
     const ev = parseJson(body);
     const deleteOptions = isRecord(ev) && isRecord(ev.deleteOptions) ? ev.deleteOptions : {};
-    ctx.api.delete(t, ns, info.name!, deleteOptionsFrom(deleteOptions, new URLSearchParams()));
+    evictPod(ctx.api, t, ns!, info.name!, deleteOptionsFrom(deleteOptions, new URLSearchParams()));
     sendJson(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
     return;
   }

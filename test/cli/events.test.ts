@@ -364,9 +364,9 @@ describe('kcr events', () => {
   it('runs as a command: npx tsx cli/main.ts --help', () => {
     const r = spawnSync('npx', ['tsx', 'cli/main.ts', '--help'], { encoding: 'utf8', cwd: process.cwd() });
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^Usage: kcr \[options\] \[command\]/);
-    expect(r.stdout).toMatch(/events \[options\]\s+list, show and replay the CloudEvents archived\s+in S3/);
-    expect(r.stdout).toMatch(/checkpoint \[options\] <target>\s+checkpoint a workload, a pod or one container/);
+    expect(r.stdout).toMatch(/^Usage: kcr \[command\] \[flags\]/);
+    expect(r.stdout).toMatch(/^ {2}events\s+list, show and replay the CloudEvents archived in S3/m);
+    expect(r.stdout).toMatch(/^ {2}checkpoint\s+checkpoint a workload, a pod or one container/m);
   });
 });
 

@@ -67,10 +67,21 @@ describe('event contract', () => {
         'io.kcr.pod.restored',
         'io.kcr.checkpoint.failed',
         'io.kcr.restore.failed',
+        'io.kcr.restore.requested',
         'io.kcr.schedule.synced',
       ].sort(),
     );
-    expect(Object.keys(ContractSchemas)).toHaveLength(12);
+    expect(Object.keys(ContractSchemas)).toHaveLength(13);
+  });
+
+  it('accepts a restore request for a pod or a workload, by checkpoint id, and nothing in between', () => {
+    const id = '20250131T120000Z-0123456789ab';
+    expect(checkData(EventTypes.restoreRequested, { namespace: 'ns', pod: 'web-0', checkpointId: id }).ok).toBe(true);
+    expect(checkData(EventTypes.restoreRequested, { namespace: 'ns', kind: 'StatefulSet', name: 'web', checkpointId: id }).ok).toBe(true);
+    expect(checkData(EventTypes.restoreRequested, { namespace: 'ns', pod: 'web-0' }).ok).toBe(false);
+    expect(checkData(EventTypes.restoreRequested, { namespace: 'ns', pod: 'web-0', checkpointId: '../x' }).ok).toBe(false);
+    expect(checkData(EventTypes.restoreRequested, { namespace: 'ns', pod: 'web-0', kind: 'StatefulSet', name: 'web', checkpointId: id }).ok).toBe(false);
+    expect(checkData(EventTypes.restoreRequested, { namespace: 'ns', kind: 'Pod', name: 'web-0', checkpointId: id }).ok).toBe(false);
   });
 
   it('accepts both shapes of checkpoint.requested and rejects a mix', () => {

@@ -119,7 +119,7 @@ const EXPECTED: Record<string, { subject: Subject; grants: Record<string, string
   // list the node-agent pods of kcr-system; get the checkpointed pod, anywhere, to check its owner.
   'store-artifact': { subject: sa('store-artifact'), grants: { 'core/pods in kcr-system': ['list'], 'core/pods': ['get'] } },
   // list pods, anywhere: retention keeps the checkpoint images pods use.
-  'build-image': { subject: sa('build-image'), grants: { 'core/pods': ['list'] } },
+  'build-image': { subject: sa('build-image'), grants: { 'core/pods': ['list'], 'apps/deployments': ['get'], 'apps/statefulsets': ['get'] } },
   'event-archive': { subject: sa('event-archive'), grants: {} },
   // its own node's kubelet, directly: the checkpoint API and nothing else of the kubelet.
   'node-agent': { subject: sa('node-agent'), grants: { 'core/nodes/checkpoint': ['create'] } },
@@ -157,6 +157,7 @@ describe('RBAC', () => {
     ['kcr-request-checkpoint', 'apps/deployments', /opts? in/],
     ['kcr-store-artifact-pods', 'core/pods', /owner/],
     ['kcr-build-image-pods', 'core/pods', /retention.*image in use/s],
+    ['kcr-build-image-pods', 'apps/deployments', /checkpoint-retention/],
   ])('%s: the %s rule says why, in a comment above it', (role, resource, why) => {
     expect(ruleComments('ClusterRole', role).get(resource)).toMatch(why);
   });

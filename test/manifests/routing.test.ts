@@ -48,6 +48,7 @@ const cases: Case[] = [
   { what: 'a workload schedule ping', attrs: event(EventTypes.ping, '/apis/v1/namespaces/default/pingsources/kcr-deployment-web', { kcrselector: 'app=web' }), to: ['request-checkpoint'] },
   { what: 'the resync ping (sources/resync.yaml)', attrs: event(EventTypes.ping, '/apis/v1/namespaces/kcr-system/pingsources/kcr-resync', resyncExtensions), to: ['schedule-sync'] },
   { what: 'an on-demand request', attrs: event(EventTypes.checkpointRequested, '/kcr/cli'), to: ['request-checkpoint'] },
+  { what: 'a restore to a chosen checkpoint (kcr restore --to)', attrs: event(EventTypes.restoreRequested, '/kcr/cli'), to: ['restore-pod'] },
   { what: 'checkpoint.created', attrs: event(EventTypes.checkpointCreated, '/kcr/request-checkpoint'), to: ['store-artifact'] },
   { what: 'checkpoint.stored', attrs: event(EventTypes.checkpointStored, '/kcr/store-artifact'), to: ['build-image'] },
   // Consumed by nobody but the archive: restore-pod reads S3, not image.built.

@@ -319,3 +319,64 @@ describe('a replacement not bound to a node yet', () => {
     expect((await catalog.disruptions(NS, 'Deployment', 'cart'))[0]?.claimedBy).toEqual({ pod: 'cart-7d9f-new01', uid: 'uid-cart-7d9f-new01' });
   });
 });
+
+describe('io.kcr.restore.requested (kcr restore --to)', () => {
+  function request(handler: ReturnType<typeof setup>, body: Record<string, unknown>): Promise<KcrEvent[]> {
+    const { logger } = capturingLogger();
+    const h = createRestorePod({ kube: handler.kube, store: handler.store, windowMs: 120_000, maxAttempts: 2, now: () => NOW });
+    return h.handle({ type: EventTypes.restoreRequested, data: body, id: 'r-1', source: '/kcr/cli', extensions: {} } as unknown as IncomingEvent<typeof EventTypes.restoreRequested>, { log: logger });
+  }
+
+  it('puts a running pod on an older checkpoint, by digest, with a fresh loop-guard cycle; a redelivery changes nothing', async () => {
+    const s = setup();
+    const pod = deploymentPod('cart-7d9f-aaaaa', { restartCount: 0 });
+    s.kube.pods.set(`${NS}/cart-7d9f-aaaaa`, pod);
+    const older = await seedCheckpoint(s.store, 'cart-7d9f-aaaaa', 'uid-cart-7d9f-aaaaa', '2026-11-30T11:00:00Z');
+    await seedCheckpoint(s.store, 'cart-7d9f-aaaaa', 'uid-cart-7d9f-aaaaa', '2026-11-30T11:30:00Z');
+
+    const out = await request(s, { namespace: NS, kind: 'Deployment', name: 'cart', checkpointId: older });
+
+    expect(out.map((e) => e.type)).toEqual(['io.kcr.pod.restored']);
+    expect(data(out[0]!)).toMatchObject({ pod: 'cart-7d9f-aaaaa', container: 'app', checkpointId: older, strategy: 'in-place' });
+    expect(s.kube.patches).toHaveLength(1);
+    const image = s.kube.patches[0]!.patch.spec!.containers[0]!.image;
+    expect(image).toMatch(/@sha256:[0-9a-f]{64}$/);
+    const state = JSON.parse(s.kube.patches[0]!.patch.metadata!.annotations![restoreStateKey('app')]!) as Record<string, unknown>;
+    expect(state).toMatchObject({ tried: [older], current: older, originalImage: ORIGINAL, seenRestarts: 1 });
+    expect(s.kube.events.map((e) => e.reason)).toEqual(['Restored']);
+
+    expect(await request(s, { namespace: NS, pod: 'cart-7d9f-aaaaa', checkpointId: older })).toEqual([]);
+    expect(s.kube.patches).toHaveLength(1);
+  });
+
+  it("refuses another workload's, a bad, or an unknown checkpoint: nothing patched, a Warning RestoreRefused", async () => {
+    const s = setup();
+    s.kube.pods.set(`${NS}/cart-7d9f-aaaaa`, deploymentPod('cart-7d9f-aaaaa', { restartCount: 0 }));
+    const id = await seedCheckpoint(s.store, 'cart-7d9f-aaaaa', 'uid-cart-7d9f-aaaaa', '2026-11-30T11:00:00Z');
+    const loc: CheckpointLocation = { namespace: NS, workload: { kind: 'Deployment', name: 'cart' }, container: 'app', id };
+    // The same records under another workload's key: never found from cart's pods.
+    const other = { ...loc, workload: { kind: 'Deployment' as const, name: 'shop' } };
+    for (const f of ['manifest', 'image'] as const) await s.store.putJson(artifactKey(other, f), await s.store.getJson(artifactKey(loc, f)));
+    await new CheckpointCatalog(s.store).markBad(loc, 'failed again after restore', NOW);
+
+    const bad = await request(s, { namespace: NS, pod: 'cart-7d9f-aaaaa', checkpointId: id });
+    expect(bad.map((e) => e.type)).toEqual(['io.kcr.restore.failed']);
+    expect(String(data(bad[0]!).reason)).toContain('not a restorable checkpoint of Deployment shop/cart');
+    const unknown = await request(s, { namespace: NS, pod: 'cart-7d9f-aaaaa', checkpointId: '20200101T000000Z-0123456789ab' });
+    expect(unknown.map((e) => e.type)).toEqual(['io.kcr.restore.failed']);
+    const gone = await request(s, { namespace: NS, pod: 'nothing-here', checkpointId: id });
+    expect(String(data(gone[0]!).reason)).toContain('does not exist');
+    expect(s.kube.patches).toEqual([]);
+    expect(s.kube.events.map((e) => e.reason)).toEqual(['RestoreRefused', 'RestoreRefused']);
+  });
+
+  it('refuses on a node whose runtime cannot restore', async () => {
+    const s = setup();
+    s.kube.pods.set(`${NS}/cart-7d9f-aaaaa`, deploymentPod('cart-7d9f-aaaaa', { restartCount: 0 }));
+    s.kube.runtimes.set('node-a', 'containerd://2.4.0');
+    const id = await seedCheckpoint(s.store, 'cart-7d9f-aaaaa', 'uid-cart-7d9f-aaaaa', '2026-11-30T11:00:00Z');
+    const out = await request(s, { namespace: NS, pod: 'cart-7d9f-aaaaa', checkpointId: id });
+    expect(String(data(out[0]!).reason)).toContain('node node-a cannot restore');
+    expect(s.kube.patches).toEqual([]);
+  });
+});

@@ -22,6 +22,12 @@ export class MemoryStore implements ObjectStore {
     return Readable.from(chunks);
   }
 
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    const body = this.objects.get(key);
+    if (!body) throw new ObjectNotFoundError(this.bucket, key);
+    return Buffer.from(body.subarray(offset, offset + Math.max(0, length)));
+  }
+
   async getJson(key: string): Promise<unknown> {
     const body = this.objects.get(key);
     if (!body) return undefined;

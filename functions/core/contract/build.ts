@@ -73,6 +73,12 @@ export const events = {
       ...common,
       subject: 'kind' in data ? workloadSubject(data.namespace, data.kind, data.name) : containerSubject(data.namespace, data.pod, data.container ?? '*'),
     }),
+  restoreRequested: (data: EventData<typeof EventTypes.restoreRequested>, common: Common) =>
+    newEvent(EventTypes.restoreRequested, data, {
+      ...common,
+      subject: 'pod' in data ? containerSubject(data.namespace, data.pod, '*') : workloadSubject(data.namespace, data.kind, data.name),
+      checkpointId: data.checkpointId,
+    }),
   ping: (data: EventData<typeof EventTypes.ping>, common: Common) =>
     newEvent(EventTypes.ping, data, { ...common, ...('kind' in data ? { subject: workloadSubject(data.namespace, data.kind, data.name) } : {}) }),
 };

@@ -85,6 +85,17 @@ export const PodRestoredData = z
   .strict();
 export type PodRestoredData = z.infer<typeof PodRestoredData>;
 
+/**
+ * `kcr restore --to`: restore a pod, or every pod of a workload, to a chosen
+ * checkpoint of its own workload and container. A hint: restore-pod re-reads
+ * the pods, the checkpoint's records and the opt-in before it patches.
+ */
+export const RestoreRequestedData = z.union([
+  z.object({ namespace: dns1123Label, pod: dns1123Subdomain, checkpointId: CheckpointIdSchema }).strict(),
+  z.object({ namespace: dns1123Label, kind: WorkloadKind, name: dns1123Subdomain, checkpointId: CheckpointIdSchema }).strict(),
+]);
+export type RestoreRequestedData = z.infer<typeof RestoreRequestedData>;
+
 export const FailureStage = z.enum(['schedule', 'request', 'store', 'build', 'restore', 'archive']);
 export type FailureStage = z.infer<typeof FailureStage>;
 /** "The ref so far + {stage, reason}": every field of the pipeline optional but the namespace. */
@@ -119,6 +130,7 @@ export const EventTypes = {
   checkpointStored: 'io.kcr.checkpoint.stored',
   imageBuilt: 'io.kcr.image.built',
   podRestored: 'io.kcr.pod.restored',
+  restoreRequested: 'io.kcr.restore.requested',
   checkpointFailed: 'io.kcr.checkpoint.failed',
   restoreFailed: 'io.kcr.restore.failed',
   scheduleSynced: 'io.kcr.schedule.synced',
@@ -135,6 +147,7 @@ export const ContractSchemas = {
   [EventTypes.checkpointStored]: CheckpointStoredData,
   [EventTypes.imageBuilt]: ImageBuiltData,
   [EventTypes.podRestored]: PodRestoredData,
+  [EventTypes.restoreRequested]: RestoreRequestedData,
   [EventTypes.checkpointFailed]: FailedData,
   [EventTypes.restoreFailed]: FailedData,
   [EventTypes.scheduleSynced]: ScheduleSyncedData,

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1ObjectMeta, V1Pod } from '@kubernetes/client-node';
 import { readEnv } from '../runtime/config.js';
 import { ConfigError, TransientError, errorMessage } from '../runtime/errors.js';
 import { requestFailure, timeoutError } from '../runtime/transient.js';
@@ -28,10 +28,17 @@ interface InClusterPodsOptions {
   timeoutMs?: number;
 }
 
+/** A workload's metadata and pod template's, as retention reads its annotations. */
+export interface WorkloadObject {
+  metadata?: V1ObjectMeta;
+  spec?: { template?: { metadata?: V1ObjectMeta } };
+}
+
 /** What store-artifact and build-image read of the API. */
 interface PodsApi {
   getPod(namespace: string, name: string): Promise<V1Pod | undefined>;
   listPods(namespace: string, labelSelector?: string, fieldSelector?: string): Promise<V1Pod[]>;
+  getWorkload(namespace: string, kind: 'Deployment' | 'StatefulSet', name: string): Promise<WorkloadObject | undefined>;
 }
 
 /**
@@ -112,6 +119,13 @@ export class InClusterPods {
   async getPod(namespace: string, name: string): Promise<V1Pod | undefined> {
     const url = new URL(`/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`, this.options.server);
     return (await this.get(url, `get pod ${namespace}/${name}`, true)) as V1Pod | undefined;
+  }
+
+  /** The Deployment or StatefulSet, or undefined when the API has none of that name. */
+  async getWorkload(namespace: string, kind: 'Deployment' | 'StatefulSet', name: string): Promise<WorkloadObject | undefined> {
+    const plural = kind === 'Deployment' ? 'deployments' : 'statefulsets';
+    const url = new URL(`/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/${plural}/${encodeURIComponent(name)}`, this.options.server);
+    return (await this.get(url, `get ${kind} ${namespace}/${name}`, true)) as WorkloadObject | undefined;
   }
 
   private async get(url: URL, what: string, absentOk = false): Promise<unknown> {

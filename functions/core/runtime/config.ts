@@ -2,6 +2,7 @@
 // checked against it, and a bad value fails start-up with the variable's name.
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { parseQuantityBytes } from '../kubernetes/quantity.js';
 
 interface EnvVar<S extends z.ZodType = z.ZodType> {
   description: string;
@@ -16,6 +17,11 @@ const port = z.coerce.number().int().min(0).max(65535); // 0: any free port (loc
 const positiveInt = z.coerce.number().int().positive();
 const nonNegativeInt = z.coerce.number().int().nonnegative();
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+const quantityBytes = z.string().transform((v, ctx) => {
+  const bytes = parseQuantityBytes(v);
+  if (bytes === undefined) ctx.addIssue({ code: 'custom', message: 'must be a quantity of bytes (2Gi, 500M, 0)' });
+  return bytes ?? 0;
+});
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
 // manifests/secrets/ commits these values until generate.sh replaces them: a
@@ -187,9 +193,15 @@ export const ENV = {
   ),
   KCR_CHECKPOINT_RETENTION: v(
     ['build-image'],
-    'Committed checkpoints kept per workload container: after each build, older ones leave S3 and their images the registry (blobs until its garbage collection) or the OCI layout, except those whose image a pod uses; 0 keeps all',
+    "Committed checkpoints kept per workload container: after each build, older ones leave S3 and their images the registry (blobs until its garbage collection) or the OCI layout, except pinned ones (kcr pin) and those whose image a pod uses; a workload's kcr.io/checkpoint-retention annotation overrides it; 0 no count limit",
     nonNegativeInt,
     '10',
+  ),
+  KCR_CHECKPOINT_RETENTION_BYTES: v(
+    ['build-image'],
+    "Bytes of archives kept per workload container (a Kubernetes quantity: 2Gi, 500M): the newest checkpoints that fit stay (the one just built always), pinned ones are not counted; a workload's kcr.io/checkpoint-retention-bytes annotation overrides it; 0 no limit. Both limits 0: retention is off",
+    quantityBytes,
+    '0',
   ),
   KCR_RESTORE_WINDOW_SECONDS: v(['restore-pod'], 'A restored container that fails again within this many seconds blames its checkpoint (loop guard)', positiveInt, '120'),
   KCR_RESTORE_MAX_ATTEMPTS: v(['restore-pod'], 'Checkpoints tried for one failure before a cold start from the original image', positiveInt, '2'),

@@ -4,7 +4,7 @@
 // tag pushed by someone else can never be restored from.
 import type { OwnerKind } from '../contract/events.js';
 import type { ObjectStore } from './object-store.js';
-import { ARTIFACT_FILES, containerPrefix, type CheckpointLocation } from './layout.js';
+import { ARTIFACT_FILES, artifactKey, containerPrefix, type CheckpointLocation } from './layout.js';
 import { manifestNames, readDisruptions, readImage, readManifest, writeBad, writeDisruption, type DisruptionRecord } from './records.js';
 
 export interface ContainerRef {
@@ -29,14 +29,19 @@ export class CheckpointCatalog {
 
   /** Each checkpoint id of the container, newest first, with the files it has in S3. */
   async checkpointFiles(ref: ContainerRef): Promise<[id: string, files: Set<string>][]> {
-    const files = new Map<string, Set<string>>();
+    return (await this.checkpointObjects(ref)).map(([id, files]) => [id, new Set(files.keys())]);
+  }
+
+  /** Each checkpoint id of the container, newest first, with the size of each file it has in S3. */
+  async checkpointObjects(ref: ContainerRef): Promise<[id: string, files: Map<string, number>][]> {
+    const files = new Map<string, Map<string, number>>();
     const prefix = containerPrefix(ref);
     for await (const o of this.store.list(prefix)) {
       const [id, file] = o.key.slice(prefix.length).split('/');
       if (!id || !file) continue;
-      const set = files.get(id) ?? new Set<string>();
-      set.add(file);
-      files.set(id, set);
+      const sizes = files.get(id) ?? new Map<string, number>();
+      sizes.set(file, o.size);
+      files.set(id, sizes);
     }
     // Ids sort by time.
     return [...files.entries()].sort(([a], [b]) => (a < b ? 1 : a > b ? -1 : 0));
@@ -78,6 +83,12 @@ export class CheckpointCatalog {
     const image = await readImage(this.store, loc);
     if (!image) return undefined;
     return { id: loc.id, pod: takenOf, podUid: takenOfUid, image: image.reference };
+  }
+
+  /** The checkpoint at `loc` when it is restorable: committed, its image built, not marked bad, and its manifest naming `loc`. */
+  async restorable(loc: CheckpointLocation): Promise<RestorableCheckpoint | undefined> {
+    if (await this.store.stat(artifactKey(loc, 'bad'))) return undefined;
+    return this.read(loc);
   }
 
   async markBad(loc: CheckpointLocation, reason: string, at: Date): Promise<void> {

@@ -13,7 +13,7 @@ export interface CheckpointLocation {
   id: string;
 }
 
-export const ARTIFACT_FILES = { archive: 'archive.tar', manifest: 'manifest.json', image: 'image.json', bad: 'bad.json', prune: 'prune.json' } as const;
+export const ARTIFACT_FILES = { archive: 'archive.tar', manifest: 'manifest.json', image: 'image.json', bad: 'bad.json', prune: 'prune.json', pin: 'pin.json' } as const;
 
 const DNS1123_LABEL = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$/;

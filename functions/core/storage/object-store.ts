@@ -27,6 +27,8 @@ export interface ObjectStore {
   ensureBucket(): Promise<void>;
   /** Streams an object; throws ObjectNotFoundError when it does not exist. */
   getStream(key: string): Promise<Readable>;
+  /** `length` bytes from `offset` (fewer at the object's end): a range read; throws ObjectNotFoundError when it does not exist. */
+  getRange(key: string, offset: number, length: number): Promise<Buffer>;
   /** The parsed JSON object, or undefined when the key does not exist. */
   getJson(key: string): Promise<unknown>;
   putJson(key: string, value: unknown): Promise<void>;

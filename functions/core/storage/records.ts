@@ -51,6 +51,8 @@ export const ManifestArchive = z.object({
   entries: z.number().int().nonnegative(),
   checkpointFiles: z.number().int().nonnegative(),
   topLevel: z.array(z.string()),
+  /** Each regular file's data offset and size in archive.tar, for range reads (`kcr inspect`); absent for archives stored before it, or with too many entries. */
+  index: z.array(z.object({ name: z.string(), offset: z.number().int().nonnegative(), size: z.number().int().nonnegative() })).optional(),
 });
 export type ManifestArchive = z.infer<typeof ManifestArchive>;
 
@@ -122,8 +124,35 @@ export function writePrune(store: ObjectStore, loc: CheckpointLocation, image: I
 export const BadRecord = z.object({ id: z.string(), reason: z.string(), markedAt: z.string() });
 export type BadRecord = z.infer<typeof BadRecord>;
 
+export function readBad(store: ObjectStore, loc: CheckpointLocation): Promise<BadRecord | undefined> {
+  return readRecord(store, artifactKey(loc, 'bad'), BadRecord);
+}
+
 export function writeBad(store: ObjectStore, loc: CheckpointLocation, record: BadRecord): Promise<void> {
   return writeRecord(store, artifactKey(loc, 'bad'), BadRecord, record);
+}
+
+// ---------- pin.json: `kcr pin`, a checkpoint retention never removes ----------
+
+/** Its presence pins the checkpoint; who and why are for people. */
+export const PinRecord = z.object({ id: z.string(), pinnedAt: z.string(), by: z.string().optional(), reason: z.string().optional() });
+export type PinRecord = z.infer<typeof PinRecord>;
+
+export function readPin(store: ObjectStore, loc: CheckpointLocation): Promise<PinRecord | undefined> {
+  return readRecord(store, artifactKey(loc, 'pin'), PinRecord);
+}
+
+/** Whether a pin.json is there at all: even one no reader accepts pins (retention errs on keeping). */
+export async function isPinned(store: ObjectStore, loc: CheckpointLocation): Promise<boolean> {
+  return (await store.stat(artifactKey(loc, 'pin'))) !== undefined;
+}
+
+export function writePin(store: ObjectStore, loc: CheckpointLocation, record: PinRecord): Promise<void> {
+  return writeRecord(store, artifactKey(loc, 'pin'), PinRecord, record);
+}
+
+export function removePin(store: ObjectStore, loc: CheckpointLocation): Promise<void> {
+  return store.remove(artifactKey(loc, 'pin'));
 }
 
 // ---------- disruptions/…/<pod>.json: a pod evicted or lost, whose replacement inherits its checkpoints ----------

@@ -159,6 +159,19 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async getRange(key: string, offset: number, length: number): Promise<Buffer> {
+    if (length <= 0) return Buffer.alloc(0);
+    try {
+      const stream = await this.client.getPartialObject(this.bucket, key, offset, length);
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    } catch (err) {
+      if (isNotFound(err)) throw new ObjectNotFoundError(this.bucket, key);
+      throw s3Failure(`reading bytes ${offset}-${offset + length - 1} of ${this.where}/${key}`, err);
+    }
+  }
+
   async getJson(key: string): Promise<unknown> {
     let text: string;
     try {
