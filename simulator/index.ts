@@ -15,6 +15,7 @@
 //   kubelet.ts                 a node's containers: start, restart, restore, checkpoint API
 
 import { mkdirSync, mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -134,6 +135,8 @@ export interface SimulatedCluster {
 }
 
 export async function startSimulatedCluster(options: SimulatedClusterOptions = {}): Promise<SimulatedCluster> {
+  // A directory the cluster made for itself goes with it; one it was given stays the caller's.
+  const ownDir = options.stateDir === undefined;
   const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), 'kcr-sim-'));
   mkdirSync(stateDir, { recursive: true });
   const nodeNames = options.nodes ?? ['node-a', 'node-b'];
@@ -275,6 +278,7 @@ export async function startSimulatedCluster(options: SimulatedClusterOptions = {
       api.stop();
       await kubeletServing.close();
       await server.close();
+      if (ownDir) await rm(stateDir, { recursive: true, force: true, maxRetries: 3 });
     },
   };
   return cluster;

@@ -1,7 +1,7 @@
 // What retention keeps, apart from its reads and deletions: the limits of a
 // workload (its annotations over the cluster default) and which committed
 // checkpoints of a container are over them. Pure; retention.ts applies it.
-import { parseQuantityBytes } from '../core/kubernetes/quantity.js';
+import { parseQuantityBytes } from '../core/runtime/quantity.js';
 
 export const RETENTION_ANNOTATION = 'kcr.io/checkpoint-retention';
 export const RETENTION_BYTES_ANNOTATION = 'kcr.io/checkpoint-retention-bytes';

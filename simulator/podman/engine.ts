@@ -8,7 +8,7 @@
 // hybrid, so runc; zstd is podman's default export, so --compress=none).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync, realpathSync } from 'node:fs';
-import { mkdtemp, rm, symlink, writeFile, mkdir, copyFile, chmod } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile, mkdir, copyFile, chmod, readdir, readFile } from 'node:fs/promises';
 import { basename, delimiter, dirname, join } from 'node:path';
 
 export type RuntimeKind = 'simulated' | 'podman';
@@ -251,5 +251,31 @@ export class PodmanEngine {
     for (const c of this.children) c.kill('SIGKILL');
     this.children.clear();
     await this.exec(['rm', '--all', '--force', '--time', '0']).catch(() => undefined);
+    // conmon runs `podman container cleanup` when a container exits, after `rm` has returned;
+    // it still writes to the storage. Then the overlay driver's own bind mount of root/overlay
+    // stays behind (podman keeps it for the storage's lifetime): without releasing it the
+    // directory cannot be removed, and a temporary one leaks a mount.
+    await untilNoProcessUses(this.dir, 15_000);
+    await new Promise<void>((done) => execFile('umount', [join(this.dir, 'root', 'overlay')], () => done()));
+  }
+}
+
+/** Waits (up to timeoutMs) until no process has `dir` in its command line: podman's helpers for this storage have ended. */
+async function untilNoProcessUses(dir: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const own = String(process.pid);
+  for (;;) {
+    const pids = await readdir('/proc').catch(() => [] as string[]);
+    let busy = false;
+    for (const pid of pids) {
+      if (!/^\d+$/.test(pid) || pid === own) continue;
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '');
+      if (cmdline.includes(dir)) {
+        busy = true;
+        break;
+      }
+    }
+    if (!busy || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createBuildImage, type WorkloadReader } from '../../functions/build-image/handler.js';
 import { OciLayout } from '../../functions/build-image/oci-layout.js';
 import { overLimits, retentionLimits } from '../../functions/build-image/retention-policy.js';
-import { parseQuantityBytes } from '../../functions/core/kubernetes/quantity.js';
+import { parseQuantityBytes } from '../../functions/core/runtime/quantity.js';
 import { EventTypes } from '../../functions/core/contract/events.js';
 import { artifactKey } from '../../functions/core/storage/layout.js';
 import { writePin } from '../../functions/core/storage/records.js';

@@ -2,7 +2,7 @@
 // checked against it, and a bad value fails start-up with the variable's name.
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { parseQuantityBytes } from '../kubernetes/quantity.js';
+import { parseQuantityBytes } from './quantity.js';
 
 interface EnvVar<S extends z.ZodType = z.ZodType> {
   description: string;
