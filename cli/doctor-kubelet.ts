@@ -11,7 +11,7 @@ import { nodeAgentLocator, nodeAgentLocatorFromEnv, nodeAgentPods, type NodeAgen
 import { readEnv } from '../functions/core/runtime/config.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
 import { tokenGetter } from '../functions/core/runtime/token.js';
-import type { KubeletCheck } from '../node-agent/kubelet-check.js';
+import type { KubeletAccess, KubeletCheck } from '../node-agent/kubelet-check.js';
 import type { CommandContext } from './context.js';
 import type { CheckResult } from './doctor.js';
 import { KCR_NAMESPACE } from './settings.js';
@@ -100,6 +100,21 @@ async function agentToken(ctx: CommandContext): Promise<string> {
   return token;
 }
 
+const ACCESS: readonly KubeletAccess[] = ['authorized', 'no-checkpoint-api', 'unauthenticated', 'forbidden', 'unreachable', 'error'];
+
+/** The agent's answer, when it is a KubeletCheck (an agent of another version may answer otherwise). */
+export function parseKubeletCheck(body: string): KubeletCheck | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const r = v as Partial<KubeletCheck> | null;
+  if (typeof r !== 'object' || r === null || typeof r.kubelet !== 'string' || typeof r.detail !== 'string' || !ACCESS.includes(r.access as KubeletAccess)) return undefined;
+  return { kubelet: r.kubelet, access: r.access as KubeletAccess, detail: r.detail, ...(typeof r.kubeletStatus === 'number' ? { kubeletStatus: r.kubeletStatus } : {}) };
+}
+
 /** One line per node: the node-agent's reach to its kubelet and its nodes/checkpoint authorization. */
 export async function nodeAgentKubeletChecks(ctx: CommandContext, nodes: string[], selector: string): Promise<CheckResult[]> {
   let token: string;
@@ -142,11 +157,8 @@ export async function nodeAgentKubeletChecks(ctx: CommandContext, nodes: string[
       }
       const body = await res.text();
       if (res.status !== 200) return agentAnswerCheck(node, url, res.status, body);
-      try {
-        return kubeletAccessCheck(node, JSON.parse(body) as KubeletCheck);
-      } catch (err) {
-        return agentAnswerCheck(node, url, res.status, `not JSON: ${errorMessage(err)}`);
-      }
+      const check = parseKubeletCheck(body);
+      return check ? kubeletAccessCheck(node, check) : agentAnswerCheck(node, url, res.status, `not a kubelet check: ${body}`);
     }),
   );
 }

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, RbacAuthorizationV1Api, type V1ClusterRoleBinding } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { agentAnswerCheck, kubeletAccessCheck, nodesProxyCheck } from '../../cli/doctor-kubelet.js';
+import { agentAnswerCheck, kubeletAccessCheck, nodesProxyCheck, parseKubeletCheck } from '../../cli/doctor-kubelet.js';
 import type { CheckResult } from '../../cli/doctor.js';
 import { runCli } from '../../cli/run.js';
 import { applyNodeAgentIdentity } from '../../local/node-agent-identity.js';
@@ -205,6 +205,13 @@ describe('doctor-kubelet decisions', () => {
     expect(kubeletAccessCheck('n', { kubelet: 'k', access: 'no-checkpoint-api', kubeletStatus: 404, detail: '404 page not found' }).fix).toContain('ContainerCheckpoint: true');
     expect(kubeletAccessCheck('n', { kubelet: 'k', access: 'error', kubeletStatus: 500, detail: 'x' }).result).toBe('fail');
     expect(agentAnswerCheck('n', 'u', 501, '{}').fix).toContain('KCR_KUBELET_URL');
+  });
+
+  it("takes only a KubeletCheck from an agent's 200", () => {
+    expect(parseKubeletCheck('{"kubelet":"k","access":"forbidden","kubeletStatus":403,"detail":"Forbidden"}')).toEqual({ kubelet: 'k', access: 'forbidden', kubeletStatus: 403, detail: 'Forbidden' });
+    expect(parseKubeletCheck('{"kubelet":"k","access":"maybe","detail":""}')).toBeUndefined();
+    expect(parseKubeletCheck('{"status":"ok"}')).toBeUndefined();
+    expect(parseKubeletCheck('<html>')).toBeUndefined();
   });
 
   it('lets only request-checkpoint hold nodes/proxy, and only on the proxy route', () => {
