@@ -152,7 +152,7 @@ export async function nodeAgentKubeletChecks(ctx: CommandContext, nodes: string[
           target: node,
           result: 'warn',
           detail: `not checked: cannot reach the node-agent at ${url} from here: ${errorMessage(err)}`,
-          fix: 'run kcr doctor where pod IPs are reachable (inside the cluster), or set KCR_NODE_AGENT_URLS / KCR_NODE_AGENT_URL_TEMPLATE',
+          fix: `run kcr doctor where the node-agents' pod IPs are reachable and NetworkPolicy ${KCR_NAMESPACE}/kcr-node-agent lets it in (it admits store-artifact and request-checkpoint only), or set KCR_NODE_AGENT_URLS / KCR_NODE_AGENT_URL_TEMPLATE`,
         };
       }
       const body = await res.text();
