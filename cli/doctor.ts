@@ -5,7 +5,9 @@
 // ContainerCheckpoint gate is off; 404 "pod does not exist": on; 403 from the
 // kubelet: the API server's kubelet-client lacks nodes/checkpoint; 403 from
 // the API server: the caller lacks nodes/proxy); each node's runtime against
-// the support matrix; the Broker and the Knative Services' Ready conditions;
+// the support matrix; each node-agent's reach to its kubelet and its
+// nodes/checkpoint authorization, and which kcr identities hold nodes/proxy
+// (doctor-kubelet.ts); the Broker and the Knative Services' Ready conditions;
 // a ready node-agent pod on every node; S3 with the resolved credentials; the
 // registry's /v2/ and its pull secret.
 import { ApiException, CustomObjectsApi, VersionApi, type V1Node } from '@kubernetes/client-node';
@@ -15,6 +17,7 @@ import { FUNCTIONS } from '../functions/catalog.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
 import { runtimeSupport } from '../functions/restore-pod/runtime-support.js';
 import { addKubeFlags } from './kube.js';
+import { nodeAgentKubeletChecks, nodesProxyChecks } from './doctor-kubelet.js';
 import { addSettingsFlags, commandContext, type CommandContext } from './context.js';
 import { CONFIG_MAP, KCR_NAMESPACE } from './settings.js';
 import { API_VERSION, examples, printOne, table } from './output.js';
@@ -48,7 +51,7 @@ Examples:
 export function addDoctorCommand(program: Command, io: CliIo): void {
   const cmd = program
     .command('doctor')
-    .description('check the cluster for what kcr needs: checkpoint API, runtimes, Knative, node-agents, S3, registry (exit 1 on a failure)')
+    .description('check the cluster for what kcr needs: checkpoint API, runtimes, node-agent → kubelet access, nodes/proxy grants, Knative, node-agents, S3, registry (exit 1 on a failure)')
     .addHelpText('after', examples(io, EXAMPLES))
     .action(async (_opts: object, c: Command) => doctor(commandContext(io, c)));
   addSettingsFlags(addKubeFlags(cmd, { output: true }));
@@ -151,6 +154,14 @@ async function doctor(ctx: CommandContext): Promise<void> {
     );
     results.push(runtimeCheck(node));
   }
+  results.push(
+    ...(await nodeAgentKubeletChecks(
+      ctx,
+      nodes.map((n) => n.metadata?.name ?? ''),
+      NODE_AGENT_SELECTOR,
+    )),
+  );
+  results.push(...(await nodesProxyChecks(ctx)));
   const local = await localMode(ctx);
   if (local) results.push({ check: 'knative', target: KCR_NAMESPACE, result: 'warn', detail: `local mode: ${local}` });
   else results.push(...(await installChecks(ctx, nodes)));

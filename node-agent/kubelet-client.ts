@@ -19,7 +19,21 @@ export type KubeletAnswer =
 export interface KubeletCheckpointer {
   readonly url: string;
   checkpoint(namespace: string, pod: string, container: string, timeoutSeconds: number): Promise<KubeletAnswer>;
+  /** POST KUBELET_PROBE_PATH: whether the kubelet lets this identity create nodes/checkpoint, checkpointing nothing. */
+  probe(waitMs?: number): Promise<KubeletAnswer>;
 }
+
+/**
+ * A checkpoint call no kubelet can carry out: Kubernetes names are lower case, so no pod
+ * is called "KCR-ACCESS-PROBE". The kubelet authorizes before it routes (the auth filter
+ * of pkg/kubelet/server/server.go, InstallAuthFilter, maps /checkpoint to
+ * nodes/checkpoint in auth.go), and only then does its checkpoint handler look the pod
+ * up and answer 404 "pod does not exist" (server.go, func (s *Server) checkpoint:
+ * GetPodByName). So 404 "pod does not exist" means reachable and authorized, 401/403
+ * are the kubelet's authentication and authorization, and no container is touched.
+ */
+export const KUBELET_PROBE_PATH = '/checkpoint/kcr-system/KCR-ACCESS-PROBE/probe?timeout=1';
+const PROBE_WAIT_MS = 10_000;
 
 export interface KubeletClientOptions {
   /** The kubelet's base URL, https://<host IP>:10250. */
@@ -61,47 +75,51 @@ export function kubeletCheckpointer(options: KubeletClientOptions): KubeletCheck
     }
     return agent.agent;
   };
+  /** POST `path` as the node-agent; `waitMs` bounds the whole answer. */
+  const post = (path: string, waitMs: number, what: string): Promise<KubeletAnswer> => {
+    const token = readToken(options.tokenFile);
+    const ag = agentFor();
+    return new Promise<KubeletAnswer>((resolve) => {
+      let settled = false;
+      const done = (a: KubeletAnswer) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(a);
+      };
+      const req = https.request(`${base}${path}`, { method: 'POST', agent: ag, headers: { authorization: `Bearer ${token}`, 'content-length': 0 } }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size <= maxBody) chunks.push(c);
+        });
+        res.on('end', () => done({ kind: 'answer', status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', (err) => done({ kind: 'timeout', message: `the kubelet's answer broke off: ${errorMessage(err)}` }));
+      });
+      const timer = setTimeout(() => {
+        done({ kind: 'timeout', message: `the kubelet did not answer within ${waitMs} ms (${what})` });
+        req.destroy();
+      }, waitMs);
+      req.on('error', (err) => {
+        // A reset or hang-up may come after the kubelet started the checkpoint: its outcome is unknown.
+        const code = (err as NodeJS.ErrnoException).code;
+        const unknown = code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/.test(err.message);
+        done(
+          unknown ? { kind: 'timeout', message: `the kubelet connection broke: ${errorMessage(err)}` } : { kind: 'unreachable', message: `cannot reach the kubelet at ${base}: ${errorMessage(err)}` },
+        );
+      });
+      req.end();
+    });
+  };
   return {
     url: base,
     checkpoint(namespace, pod, container, timeoutSeconds) {
       const path = `/checkpoint/${[namespace, pod, container].map(encodeURIComponent).join('/')}?timeout=${timeoutSeconds}`;
-      const token = readToken(options.tokenFile);
-      const ag = agentFor();
-      const waitMs = timeoutSeconds * 1000 + (options.marginMs ?? 10_000);
-      return new Promise<KubeletAnswer>((resolve) => {
-        let settled = false;
-        const done = (a: KubeletAnswer) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          resolve(a);
-        };
-        const req = https.request(`${base}${path}`, { method: 'POST', agent: ag, headers: { authorization: `Bearer ${token}`, 'content-length': 0 } }, (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size <= maxBody) chunks.push(c);
-          });
-          res.on('end', () => done({ kind: 'answer', status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', (err) => done({ kind: 'timeout', message: `the kubelet's answer broke off: ${errorMessage(err)}` }));
-        });
-        const timer = setTimeout(() => {
-          done({ kind: 'timeout', message: `the kubelet did not answer within ${waitMs} ms (checkpoint timeout ${timeoutSeconds} s + margin)` });
-          req.destroy();
-        }, waitMs);
-        req.on('error', (err) => {
-          // A reset or hang-up may come after the kubelet started the checkpoint: its outcome is unknown.
-          const code = (err as NodeJS.ErrnoException).code;
-          const unknown = code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/.test(err.message);
-          done(
-            unknown
-              ? { kind: 'timeout', message: `the kubelet connection broke: ${errorMessage(err)}` }
-              : { kind: 'unreachable', message: `cannot reach the kubelet at ${base}: ${errorMessage(err)}` },
-          );
-        });
-        req.end();
-      });
+      return post(path, timeoutSeconds * 1000 + (options.marginMs ?? 10_000), `checkpoint timeout ${timeoutSeconds} s + margin`);
+    },
+    probe(waitMs = PROBE_WAIT_MS) {
+      return post(KUBELET_PROBE_PATH, waitMs, 'access probe');
     },
   };
 }

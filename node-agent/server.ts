@@ -4,7 +4,8 @@
 // named like kubelet archives, directly in that one directory. For
 // request-checkpoint it also asks its own node's kubelet for a checkpoint
 // (POST /checkpoint/{namespace}/{pod}/{container}, kubelet-client.ts), with an
-// identity that may do that and nothing else.
+// identity that may do that and nothing else. GET /kubelet-check asks the kubelet
+// whether that identity may, checkpointing nothing (for `kcr doctor`).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { constants as fsc, createReadStream, openSync, closeSync, existsSync, realpathSync, type ReadStream } from 'node:fs';
 import { open, lstat, unlink } from 'node:fs/promises';
@@ -16,6 +17,7 @@ import { pino, type Logger } from 'pino';
 import { KUBELET_ARCHIVE_NAME } from '../functions/core/contract/kubelet-archive.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
 import type { KubeletCheckpointer } from './kubelet-client.js';
+import { kubeletCheck } from './kubelet-check.js';
 
 const ROUTE_PREFIX = '/checkpoints/';
 /** NAME_MAX of Linux file systems: the kubelet cannot have written a longer name. */
@@ -68,6 +70,7 @@ export function resolveArchiveName(rawPath: string): Resolved {
 }
 
 const CHECKPOINT_PREFIX = '/checkpoint/';
+const KUBELET_CHECK = '/kubelet-check';
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /** The kubelet's own bound on ?timeout= is none; a day keeps a typo from holding a connection for ever. */
@@ -226,6 +229,22 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
     sendJson(res, answer.status >= 400 && answer.status < 600 ? answer.status : 502, { error: answer.body.trim(), kubeletStatus: answer.status });
   };
 
+  /** 200 with a KubeletCheck whatever the kubelet said: the check itself worked. */
+  const checkKubelet = async (res: ServerResponse) => {
+    const kubelet = options.kubelet;
+    if (!kubelet) return sendJson(res, 501, { error: 'this node-agent takes no checkpoints: KCR_KUBELET_URL is not set' });
+    let answer;
+    try {
+      answer = await kubelet.probe();
+    } catch (err) {
+      log.error({ event: 'kubelet-check-failed', err: errorMessage(err) }, `kubelet check: ${errorMessage(err)}`);
+      return sendJson(res, 500, { error: errorMessage(err) });
+    }
+    const result = kubeletCheck(kubelet.url, answer);
+    log.info({ event: 'kubelet-check', ...result }, `kubelet check: ${result.access}`);
+    sendJson(res, 200, { ...result });
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const rawUrl = req.url ?? '/';
     const rawPath = rawUrl.split('?', 1)[0] as string;
@@ -234,6 +253,10 @@ export async function startNodeAgent(options: NodeAgentOptions): Promise<NodeAge
     const presented = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length).trim() : '';
     if (!presented) return reject(req, res, 401, 'missing bearer token');
     if (!tokenMatches(presented, expectedToken())) return reject(req, res, 401, 'wrong bearer token');
+    if (rawPath === KUBELET_CHECK) {
+      if (req.method !== 'GET') return sendJson(res, 405, { error: `method ${req.method} not allowed` }, { allow: 'GET' });
+      return checkKubelet(res);
+    }
     if (rawPath.startsWith(CHECKPOINT_PREFIX)) {
       const route = resolveCheckpointRoute(rawPath, new URLSearchParams(rawUrl.slice(rawPath.length + 1)));
       if (!route.ok) return reject(req, res, route.status, route.reason);

@@ -35,6 +35,16 @@ describe('kcr doctor', () => {
     expect(r.checks.some((c) => c.check === 'broker' || c.check === 'node-agent')).toBe(false);
   });
 
+  it("in the local mode with its env (.state/run/env), each node-agent process reaches its kubelet's HTTPS port and may checkpoint", async () => {
+    let out = '';
+    await runCli(['doctor', '-o', 'json'], { stdout: { write: (s: string) => (out += s) }, stderr: { write: () => undefined }, env: kit.stack.env });
+    const checks = (JSON.parse(out) as { checks: CheckResult[] }).checks;
+    expect(checks.filter((c) => c.check === 'node-agent-kubelet').map((c) => [c.target, c.result, c.detail])).toEqual(
+      NODES.map((n) => [n, 'pass', `node-agent → kubelet on ${n}: reachable, authorized for nodes/checkpoint`]),
+    );
+    expect(checks.find((c) => c.check === 'nodes-proxy')).toMatchObject({ result: 'pass', detail: 'no kcr ServiceAccount may use nodes/proxy' });
+  });
+
   beforeAll(async () => {
     const { cluster } = kit.stack;
     cluster.seed(
