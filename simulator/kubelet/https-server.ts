@@ -63,6 +63,8 @@ export async function listenKubeletHttps(endpoint: KubeletEndpoint): Promise<Kub
       else res.destroy();
     });
   });
+  // The kubelet keeps idle connections 90 s (pkg/kubelet/server/server.go: IdleTimeout 90 * time.Second).
+  server.keepAliveTimeout = 90_000;
   server.on('secureConnection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));

@@ -61,6 +61,10 @@ export class ApiServer {
     const plain = http.createServer(handler);
     const secure = https.createServer({ cert: tls.cert, key: tls.key }, handler);
     for (const srv of [plain, secure]) {
+      // kube-apiserver keeps idle connections 90 s (k8s.io/apiserver/pkg/server/secure_serving.go:
+      // IdleTimeout 90 * time.Second); Node's default of 5 s closed sockets the clients' keep-alive
+      // agents were reusing that moment, an ECONNRESET the real server would not cause.
+      srv.keepAliveTimeout = 90_000;
       srv.on('connection', (s) => {
         this.sockets.add(s);
         s.on('close', () => this.sockets.delete(s));
