@@ -38,7 +38,9 @@ const RULES: [RegExp, Category][] = [
   [/\/(functions|node-agent)\//, 'kcr code'],
 ];
 
-function categoryOf(url: string): Category {
+function categoryOf(url: string, functionName: string): Category {
+  // node:internal/crypto/hash holds Hmac too: minio's SigV4 signing key and signature.
+  if (url === 'node:internal/crypto/hash' && functionName === 'Hmac') return 'minio signing';
   return RULES.find(([re]) => re.test(url))?.[1] ?? 'other JS';
 }
 
@@ -68,7 +70,7 @@ export function summarizeProfile(profile: CpuProfile, topN = 8): ProfileSummary 
       for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
         const frame = byId.get(at)?.callFrame;
         if (frame?.url) {
-          found = { name: `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^.*\/node_modules\//, '').replace(/^.*\/dist\//, '')}`, category: categoryOf(frame.url) };
+          found = { name: `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^.*\/node_modules\//, '').replace(/^.*\/dist\//, '')}`, category: categoryOf(frame.url, frame.functionName) };
           break;
         }
       }
@@ -88,6 +90,9 @@ export function summarizeProfile(profile: CpuProfile, topN = 8): ProfileSummary 
     entry.ms += ms;
     byName.set(o.name, entry);
   });
-  const top = [...byName.values()].filter((e) => e.category !== 'idle').sort((a, b) => b.ms - a.ms).slice(0, topN);
+  const top = [...byName.values()]
+    .filter((e) => e.category !== 'idle')
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, topN);
   return { totalMs, byCategory, top };
 }
