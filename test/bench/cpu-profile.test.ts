@@ -20,6 +20,20 @@ const profile: CpuProfile = {
 };
 
 describe('summarizeProfile', () => {
+  it("counts node's Hmac (minio's SigV4 signing) apart from the hashing it shares a module with", () => {
+    const signing: CpuProfile = {
+      nodes: [
+        { id: 1, callFrame: frame('(root)'), children: [2] },
+        { id: 2, callFrame: frame('Hmac', 'node:internal/crypto/hash') },
+      ],
+      samples: [2, 2],
+      timeDeltas: [0, 3000],
+    };
+    const s = summarizeProfile(signing);
+    expect(s.byCategory['minio signing']).toBe(3);
+    expect(s.byCategory.sha256).toBe(0);
+  });
+
   it('sums self time by category, a URL-less frame counting for its caller', () => {
     const s = summarizeProfile(profile);
     expect(s.byCategory.sha256).toBe(4); // samples 0, 1, 2: 1 + 2 + 1 ms
