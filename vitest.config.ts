@@ -8,6 +8,7 @@ const UNIT = [
   'test/docs/**/*.test.ts',
   'test/manifests/{image,rbac,routing,schemas,security}.test.ts',
   'test/adapters/object-store.test.ts',
+  'test/bench/cpu-profile.test.ts',
   'test/build-image/checkpoint-image.test.ts',
   'test/local/{filters,broker-parts,ping-parts,s3-choice}.test.ts',
   'test/node-agent/token.test.ts',

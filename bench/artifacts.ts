@@ -15,9 +15,11 @@
 //   (c) the seed operator's way: buildah from scratch / add / config
 //       --annotation / commit / push (vfs driver) to the same registry.
 // Prints markdown tables with absolute times, the per-stage split and the
-// ratios of this run.
+// ratios of this run. With --profile, each kcr function's handle() runs under
+// V8's CPU profiler and the report adds its self time by category
+// (bench/cpu-profile.ts); --profile=<dir> keeps the .cpuprofile files there.
 //
-//   npm run bench:artifacts [-- --sizes=100,1024 --s3=swift|s3rver --variants=none,large,gzip --gzip-sizes=100]
+//   npm run bench:artifacts [-- --sizes=100,1024 --s3=swift|s3rver --variants=none,large,gzip --gzip-sizes=100 --profile[=<dir>]]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -38,6 +40,7 @@ import { startRegistryServer, type RegistryServer } from '../local/registry-serv
 import { WorkerResult, type BenchCheckpoint, type WorkerJob } from './kcr-job.js';
 import type { S3ServerInfo } from './s3-server.js';
 import { sigV4Headers } from '../local/sigv4.js';
+import { CATEGORIES, CpuProfile, summarizeProfile, type ProfileSummary } from './cpu-profile.js';
 import { mib, MiB, rate, runCommand, seconds, timed, type CommandResult } from './support.js';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -95,6 +98,8 @@ interface Services {
   agent: NodeAgent;
   registry: RegistryServer;
   worker: string;
+  /** --profile: where the workers write their CPU profiles. */
+  profileDir?: string;
 }
 
 interface KcrResult {
@@ -103,6 +108,8 @@ interface KcrResult {
   totalMs: number;
   /** The larger of the two functions' peaks: what either one's memory limit must allow. */
   peakRssBytes: number;
+  /** --profile: each function's self time by category. */
+  profile?: { store: ProfileSummary; build: ProfileSummary };
 }
 
 type BuildahOutcome = { ok: true; totalMs: number; steps: Record<string, number> } | { ok: false; reason: string };
@@ -216,8 +223,8 @@ async function startS3Server(kind: 'swift' | 's3rver'): Promise<{ info: S3Server
 }
 
 /** One kcr function in a process of its own; returns its answer line. */
-async function runWorker(worker: string, env: NodeJS.ProcessEnv, job: WorkerJob): Promise<WorkerResult> {
-  const { stdout } = await runCommand(process.execPath, [worker, JSON.stringify(job)], { env });
+async function runWorker(worker: string, env: NodeJS.ProcessEnv, job: WorkerJob, profileFile?: string): Promise<WorkerResult> {
+  const { stdout } = await runCommand(process.execPath, [worker, JSON.stringify(job), ...(profileFile ? [profileFile] : [])], { env });
   const last = stdout.trim().split('\n').at(-1) ?? '';
   try {
     return WorkerResult.parse(JSON.parse(last));
@@ -253,10 +260,18 @@ async function runKcr(services: Services, archive: Archive, variant: Variant, ru
     KCR_REGISTRY_REPO_PREFIX: `kcr-run-${run}`,
     KCR_IMAGE_LAYER_COMPRESSION: VARIANTS[variant].compression,
   };
-  const store = await runWorker(services.worker, { ...env, ...VARIANTS[variant].env('store-artifact') }, { stage: 'store', checkpoint });
+  const profileFile = (stage: Stage) => services.profileDir && join(services.profileDir, `${archive.sizeMiB}MiB-${variant}-${stage}.cpuprofile`);
+  const store = await runWorker(services.worker, { ...env, ...VARIANTS[variant].env('store-artifact') }, { stage: 'store', checkpoint }, profileFile('store-artifact'));
   if (!store.stored) throw new Error(`store-artifact of ${archive.label} answered without the stored data`);
-  const build = await runWorker(services.worker, { ...env, ...VARIANTS[variant].env('build-image') }, { stage: 'build', stored: store.stored });
-  return { store, build, totalMs: store.ms + build.ms, peakRssBytes: Math.max(store.peakRssBytes, build.peakRssBytes) };
+  const build = await runWorker(services.worker, { ...env, ...VARIANTS[variant].env('build-image') }, { stage: 'build', stored: store.stored }, profileFile('build-image'));
+  const result: KcrResult = { store, build, totalMs: store.ms + build.ms, peakRssBytes: Math.max(store.peakRssBytes, build.peakRssBytes) };
+  const storeProfile = profileFile('store-artifact');
+  const buildProfile = profileFile('build-image');
+  if (storeProfile && buildProfile) {
+    const summary = (file: string) => summarizeProfile(CpuProfile.parse(JSON.parse(readFileSync(file, 'utf8'))));
+    result.profile = { store: summary(storeProfile), build: summary(buildProfile) };
+  }
+  return result;
 }
 
 /** The seed operator's sequence with Debian buildah (vfs, a private root), timed as a whole and per step. */
@@ -438,6 +453,7 @@ function report(rows: Row[], s3: S3ServerInfo): string {
     }
     line();
   }
+  out.push(...profileTables(rows));
   if (!rows.some((r) => r.kcr.gzip)) return out.concat(buildahAndTargets(rows)).join('\n');
   line('Layer compression (KCR_IMAGE_LAYER_COMPRESSION), deployed settings otherwise:');
   line();
@@ -454,6 +470,40 @@ function report(rows: Row[], s3: S3ServerInfo): string {
   }
   line();
   return out.concat(buildahAndTargets(rows)).join('\n');
+}
+
+/** --profile: self time of each function's handle() by category, in seconds and % of its wall time, then its busiest functions. */
+function profileTables(rows: Row[]): string[] {
+  const profiled = rows.flatMap((r) => (r.kcr.none?.profile ? [{ label: r.archive.label, profile: r.kcr.none.profile }] : []));
+  if (profiled.length === 0) return [];
+  const out: string[] = [];
+  const line = (s = '') => out.push(s);
+  const shown = CATEGORIES.filter((c) => profiled.some((p) => p.profile.store.byCategory[c] + p.profile.build.byCategory[c] >= 5));
+  line("CPU profile of each function's handle() (V8 sampling profiler, 1 ms; self time in s and % of the profile; a builtin's or native binding's time counts for its JS caller):");
+  line();
+  line(`| archive | function | profiled s | ${shown.join(' | ')} |`);
+  line(`|---|---|---:|${shown.map(() => '---:').join('|')}|`);
+  for (const p of profiled) {
+    for (const [fn, s] of [
+      ['store-artifact', p.profile.store],
+      ['build-image', p.profile.build],
+    ] as const) {
+      line(`| ${p.label} | ${fn} | ${seconds(s.totalMs)} | ${shown.map((c) => `${seconds(s.byCategory[c])} (${((100 * s.byCategory[c]) / s.totalMs).toFixed(0)} %)`).join(' | ')} |`);
+    }
+  }
+  line();
+  line('Busiest functions (self time, s):');
+  line();
+  for (const p of profiled) {
+    for (const [fn, s] of [
+      ['store-artifact', p.profile.store],
+      ['build-image', p.profile.build],
+    ] as const) {
+      line(`- ${p.label} ${fn}: ${s.top.map((t) => `${t.name} [${t.category}] ${seconds(t.ms)}`).join('; ')}`);
+    }
+  }
+  line();
+  return out;
 }
 
 function buildahAndTargets(rows: Row[]): string[] {
@@ -494,6 +544,7 @@ async function main(): Promise<void> {
   const s3Kind = flag('s3', 'swift');
   if (s3Kind !== 'swift' && s3Kind !== 's3rver') throw new Error(`--s3 takes swift or s3rver, got ${s3Kind}`);
   const variants = flag('variants', 'none').split(',');
+  const profileArg = process.argv.slice(2).find((a) => a === '--profile' || a.startsWith('--profile='));
   const unknown = variants.filter((v) => !(v in VARIANTS));
   if (unknown.length > 0 || !variants.includes('none')) throw new Error(`--variants takes none (always), large, gzip; got ${variants.join(',')}`);
   const registryBinary = required('docker-registry', 'docker-registry');
@@ -526,7 +577,12 @@ async function main(): Promise<void> {
     agent = await startNodeAgent({ dir: checkpoints, token: TOKEN, allowDelete: false, logger: pino({ level: 'silent' }) });
     registry = await startRegistryServer({ binary: registryBinary });
     cluster = await startSimulatedCluster({ stateDir: join(dir, 'cluster'), nodes: [NODE] });
-    const services: Services = { kubeconfig: cluster.kubeconfigPath, s3: s3.info, agent, registry, worker: compiled.value };
+    let profileDir: string | undefined;
+    if (profileArg) {
+      profileDir = profileArg.includes('=') ? resolve(profileArg.slice('--profile='.length)) : join(dir, 'profiles');
+      mkdirSync(profileDir, { recursive: true });
+    }
+    const services: Services = { kubeconfig: cluster.kubeconfigPath, s3: s3.info, agent, registry, worker: compiled.value, ...(profileDir ? { profileDir } : {}) };
 
     const rows: Row[] = [];
     let run = 0;

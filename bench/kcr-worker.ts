@@ -7,7 +7,12 @@
 // (WorkerResult). bench/artifacts.ts compiles it and runs it with plain node,
 // as deployed:
 //
-//   node <compiled>/bench/kcr-worker.js '<WorkerJob JSON>'
+//   node <compiled>/bench/kcr-worker.js '<WorkerJob JSON>' [<file.cpuprofile>]
+//
+// With a second argument it also writes V8's CPU profile of handle() alone
+// (not of the module loading before it) there, as `node --cpu-prof` would.
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { S3ObjectStore, s3OptionsFromEnv } from '../functions/core/storage/s3.js';
@@ -45,6 +50,25 @@ function only(out: KcrEvent[], type: string, stage: string): unknown {
   return event.data;
 }
 
+const profileFile = process.argv[3];
+
+/** Runs `fn` under V8's sampling profiler when a profile file was asked for (1 ms samples, --cpu-prof's default). */
+async function profiled<T>(fn: () => Promise<T>): Promise<T> {
+  if (!profileFile) return fn();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 1000 });
+  await session.post('Profiler.start');
+  try {
+    return await fn();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(profileFile, JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 function cpuSince(start: NodeJS.CpuUsage): number {
   const used = process.cpuUsage(start);
   return (used.user + used.system) / 1000;
@@ -66,7 +90,7 @@ async function store(c: BenchCheckpoint): Promise<WorkerResult> {
   };
   const cpu = process.cpuUsage();
   const start = performance.now();
-  const out = await handler.handle(incoming(EventTypes.checkpointCreated, created), ctx);
+  const out = await profiled(() => handler.handle(incoming(EventTypes.checkpointCreated, created), ctx));
   const ms = performance.now() - start;
   const cpuMs = cpuSince(cpu);
   const peakRssBytes = procStatusBytes('VmHWM');
@@ -79,7 +103,7 @@ async function build(stored: CheckpointStoredData): Promise<WorkerResult> {
   const startRssBytes = procStatusBytes('VmRSS');
   const cpu = process.cpuUsage();
   const start = performance.now();
-  const out = await handler.handle(incoming(EventTypes.checkpointStored, stored), ctx);
+  const out = await profiled(() => handler.handle(incoming(EventTypes.checkpointStored, stored), ctx));
   const ms = performance.now() - start;
   const cpuMs = cpuSince(cpu);
   const peakRssBytes = procStatusBytes('VmHWM');
