@@ -89,13 +89,18 @@ export function probeCheck(node: string, status: number, body: string): CheckRes
     );
   if (status === 404) return pass(name, node, 'the kubelet checkpoint endpoint answers (probe pod not found, as expected)');
   if (status === 403 && /kube-apiserver-kubelet-client|subresource=checkpoint/.test(body))
-    return fail(name, node, "the API server's kubelet client may not create nodes/checkpoint", 'kubectl apply -f manifests/kubelet-checkpoint-rbac.yaml');
+    return fail(
+      name,
+      node,
+      "the API server's kubelet client may not create nodes/checkpoint, so this probe (through the API server) cannot see the endpoint; kcr's default route, node-agent → kubelet, does not need it",
+      'kubectl apply -f manifests/options/apiserver-proxy/kubelet-checkpoint-rbac.yaml (the proxy route needs it; with the default route, read the node-agent → kubelet lines instead)',
+    );
   if (status === 403)
     return fail(
       name,
       node,
       `forbidden by the API server: ${firstLine(body)}`,
-      'grant create on nodes/proxy (request-checkpoint has it in manifests/functions/request-checkpoint.yaml; for this check, your user too)',
+      'run doctor as a user with create on nodes/proxy (only this probe needs it; no kcr identity does by default), or read the node-agent → kubelet lines, which reach the same endpoint',
     );
   if (status === 401) return fail(name, node, 'unauthorized: the kubeconfig credentials were refused', 'refresh your kubeconfig credentials');
   return fail(name, node, `HTTP ${status}: ${firstLine(body)}`, 'check the kubelet on this node (journalctl -u kubelet)');

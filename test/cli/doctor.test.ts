@@ -112,7 +112,7 @@ describe('kcr doctor', () => {
     try {
       const r = await doctor();
       expect(failures(r.checks)).toEqual(['checkpoint-api node-a']);
-      expect(r.checks.find((c) => c.result === 'fail')?.fix).toBe('kubectl apply -f manifests/kubelet-checkpoint-rbac.yaml');
+      expect(r.checks.find((c) => c.result === 'fail')?.fix).toMatch(/^kubectl apply -f manifests\/options\/apiserver-proxy\/kubelet-checkpoint-rbac.yaml /);
     } finally {
       kit.stack.cluster.setApiServerKubeletCheckpointPermission(true);
     }
