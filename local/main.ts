@@ -105,7 +105,12 @@ async function main(): Promise<number> {
   const results = await unlessStopped(runDemo(s, { stepTimeoutMs: opts.stepTimeout * 1000, onStep: (r) => timeline.line(`${r.ok ? '✓' : '✗'} ${r.step}: ${r.detail}`) }));
   printSummary(results, runtime.kind);
   const ok = results.every((r) => r.ok);
-  if (opts.once) return ok ? 0 : 1;
+  if (opts.once) {
+    // Let the chain finish what the last ping started (an upload, a build) rather than cut
+    // it off at exit; pings keep coming, so this waits for one quiet moment, at most 15 s.
+    await unlessStopped(Promise.race([s.broker.idle(), new Promise((r) => setTimeout(r, 15_000).unref())]));
+    return ok ? 0 : 1;
+  }
   out.write(`\nThe chain keeps running: checkpoints every 10 s, events archived in S3. Ctrl-C stops it.\n`);
   await stopSignal;
   return ok ? 0 : 1;
