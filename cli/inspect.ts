@@ -161,9 +161,22 @@ function socketNode(s: SocketEntry): { protocol?: string; data: Record<string, s
 /** One line of a socket for the table view. */
 function socketLine(s: { protocol?: string; data: Record<string, string | number> }): string {
   const d = s.data;
-  if (d.type === 'UNIX') return `UNIX ${d.address ?? '(unnamed)'}`;
+  // A unix socket's name is bytes (an abstract one starts with NUL): shown without its NULs.
+  if (d.type === 'UNIX') return `UNIX ${String(d.address ?? '').replace(/\0/g, '') || '(unnamed)'}`;
   const ep = (a: unknown, p: unknown) => `${String(a ?? '*')}:${String(p ?? '*')}`;
   return `${s.protocol ?? '?'} ${ep(d.src, d.src_port)} -> ${ep(d.dst, d.dst_port)}${d.state ? ` ${String(d.state)}` : ''}`;
+}
+
+const CHECKPOINTCTL_STATS = ['freezing_time', 'frozen_time', 'memdump_time', 'memwrite_time', 'pages_scanned', 'pages_written'];
+
+/** A time as Go's time.Format(time.RFC3339) prints it (whole seconds); '' for none or Go's zero time. */
+function rfc3339(value: unknown): string {
+  if (typeof value !== 'string' || !value || value.startsWith('0001-01-01')) return '';
+  return value.replace(/\.\d+(?=Z$|[+-]\d\d:\d\d$)/, '');
+}
+
+function nonZero(sizes: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(sizes).filter(([, v]) => v !== 0));
 }
 
 function json<T>(buf: Buffer | undefined, what: string): T | undefined {
@@ -246,23 +259,28 @@ async function inspect(ctx: CommandContext, id: string): Promise<void> {
   const deleted = await get('deleted.files');
   const deletedFiles = json<string[]>(deleted, 'deleted.files') ?? [];
   const stats = c.manifest.archive.criuDumpStats;
-  const statistics = stats?.decoded ? Object.fromEntries(Object.entries(stats.dump).filter(([, v]) => v !== 0)) : undefined;
+  const allStatistics = stats?.decoded ? Object.fromEntries(Object.entries(stats.dump).filter(([, v]) => v !== 0)) : undefined;
+  // checkpointctl shows these six (internal/json.go StatsNode, empty ones left out); kcr lists all under kcr.statistics.
+  const statistics = allStatistics && Object.fromEntries(Object.entries(allStatistics).filter(([k]) => CHECKPOINTCTL_STATS.includes(k)));
+  const crio = ann['io.container.manager'] === 'cri-o';
+  const metadataName = crio ? json<{ name?: string }>(Buffer.from(ann['io.kubernetes.cri-o.Metadata'] ?? '{}'), 'io.kubernetes.cri-o.Metadata')?.name : undefined;
   const engine = ann['io.container.manager'] === 'cri-o' ? 'CRI-O' : ann['io.container.manager'] === 'libpod' ? 'Podman' : (ann['io.container.manager'] ?? 'unknown');
 
   const report = {
-    container_name: ann['io.kubernetes.container.name'] ?? String(cfg.name ?? ''),
+    // As checkpointctl names them: CRI-O's container metadata and creation annotation, podman's config.dump.
+    container_name: (crio ? metadataName : undefined) ?? String(cfg.name ?? ''),
     image: String(cfg.rootfsImageName ?? ''),
     id: String(cfg.id ?? ''),
     runtime: String(cfg.runtime ?? ''),
-    created: String(cfg.createdTime ?? ''),
-    checkpointed: String(cfg.checkpointedTime ?? ''),
+    created: crio ? (ann['io.kubernetes.cri-o.Created'] ?? '') : rfc3339(cfg.createdTime),
+    ...(rfc3339(cfg.checkpointedTime) ? { checkpointed: rfc3339(cfg.checkpointedTime) } : {}),
     engine,
     ...(ann['io.kubernetes.cri-o.IP.0'] ? { ip: ann['io.kubernetes.cri-o.IP.0'] } : {}),
-    checkpoint_size: {
+    checkpoint_size: nonZero({
       total_size: checkpointDir.reduce((n, e) => n + e.size, 0),
       memory_pages_size: checkpointDir.filter((e) => /^checkpoint\/pages-\d+\.img$/.test(e.name)).reduce((n, e) => n + e.size, 0),
       root_fs_diff_size: rootfs?.size ?? 0,
-    },
+    }),
     ...(statistics ? { statistics } : {}),
     mounts: (oci.mounts ?? []).map((m) => ({ destination: m.destination, type: m.type ?? '', source: m.source ?? '' })),
     ...(processes.length ? { process_tree: tree(processes) } : {}),
@@ -272,6 +290,7 @@ async function inspect(ctx: CommandContext, id: string): Promise<void> {
       checkpoint: { id: c.loc.id, namespace: c.loc.namespace, workload: c.loc.workload, container: c.loc.container, pod: c.manifest.data.pod, node: c.manifest.data.node },
       command: oci.process?.args ?? [],
       processes,
+      ...(allStatistics ? { statistics: allStatistics } : {}),
       rootfsChanges: rootfsFiles.map((f) => ({ path: f.name, size: f.size })),
       deletedFiles,
       reads: { index: indexed ? 'manifest.json' : 'tar headers', requests: reader.requests, bytes: reader.bytes, archiveBytes: c.size },
@@ -292,11 +311,11 @@ async function inspect(ctx: CommandContext, id: string): Promise<void> {
       ['Checkpoint:', `${c.loc.id} (${c.loc.namespace}/${c.loc.workload.kind.toLowerCase()}/${c.loc.workload.name}, pod ${c.manifest.data.pod} on ${c.manifest.data.node})`],
       ['Container:', `${report.container_name} (${report.id}), ${report.engine}/${report.runtime}, image ${report.image}`],
       ['Created:', report.created],
-      ['Checkpointed:', report.checkpointed],
+      ['Checkpointed:', report.checkpointed ?? rfc3339(c.manifest.data.checkpointedAt)],
       ['Command:', report.kcr.command.join(' ')],
       [
         'Sizes:',
-        `checkpoint ${humanBytes(report.checkpoint_size.total_size)}, memory pages ${humanBytes(report.checkpoint_size.memory_pages_size)}, rootfs diff ${humanBytes(report.checkpoint_size.root_fs_diff_size)}`,
+        `checkpoint ${humanBytes(report.checkpoint_size.total_size ?? 0)}, memory pages ${humanBytes(report.checkpoint_size.memory_pages_size ?? 0)}, rootfs diff ${humanBytes(report.checkpoint_size.root_fs_diff_size ?? 0)}`,
       ],
     ],
   )

@@ -120,9 +120,12 @@ export function pagemapBytes(image: Buffer): number {
   return readPagemap(image).entries.reduce((n, e) => n + e.nrPages * PAGE_SIZE, 0);
 }
 
-/** pagemap_entry.flags (criu/images/pagemap.proto): only PE_PRESENT pages are in pages-<id>.img. */
+/**
+ * pagemap_entry.flags (criu/include/pagemap.h): PE_PRESENT pages are in pages-<id>.img,
+ * PE_LAZY ones too unless dumped for lazy migration (CRIU marks anonymous memory lazy
+ * and still writes it), PE_PARENT ones only in the parent checkpoint.
+ */
 const PE_PARENT = 1;
-const PE_LAZY = 2;
 const PE_PRESENT = 4;
 
 export interface Pagemap {
@@ -142,14 +145,14 @@ export function readPagemap(image: Buffer): Pagemap {
 /**
  * Where [start, end) of the task's memory sits in pages-<pagesId>.img: one range per
  * mapped run, in order (so a string spanning two entries is read as two ranges), or
- * undefined when a byte of it is not in this image (in a parent image, lazy, or unmapped).
+ * undefined when a byte of it is not in this image (in a parent image, or unmapped).
  */
 export function pagesRanges(pagemap: Pagemap, start: bigint, end: bigint): { offset: number; length: number }[] | undefined {
   const out: { offset: number; length: number }[] = [];
   let offset = 0;
   let at = start;
   for (const e of pagemap.entries) {
-    const present = (e.flags & PE_PRESENT) !== 0 && (e.flags & (PE_LAZY | PE_PARENT)) === 0;
+    const present = (e.flags & PE_PRESENT) !== 0;
     const eEnd = e.vaddr + BigInt(e.nrPages * PAGE_SIZE);
     if (present && at < end && at >= e.vaddr && at < eEnd) {
       const to = end < eEnd ? end : eEnd;
