@@ -20,14 +20,19 @@ export function decodeMessage(buf: Buffer): Message {
   let pos = 0;
   const varint = (): bigint => {
     let result = 0n;
-    let shift = 0n;
-    for (;;) {
-      if (pos >= buf.length) throw new Error('truncated protobuf varint');
+    for (let shift = 0n; shift < 70n; shift += 7n) {
+      if (pos >= buf.length) throw new Error('varint runs past the end');
       const b = buf[pos++]!;
       result |= BigInt(b & 0x7f) << shift;
       if (!(b & 0x80)) return result;
-      shift += 7n;
     }
+    throw new Error('varint longer than 10 bytes');
+  };
+  const take = (n: number): Buffer => {
+    if (pos + n > buf.length) throw new Error('field runs past the end');
+    const out = buf.subarray(pos, pos + n);
+    pos += n;
+    return out;
   };
   while (pos < buf.length) {
     const key = varint();
@@ -35,17 +40,10 @@ export function decodeMessage(buf: Buffer): Message {
     const wire = Number(key & 7n);
     let value: Value;
     if (wire === 0) value = varint();
-    else if (wire === 2) {
-      const len = Number(varint());
-      value = buf.subarray(pos, pos + len);
-      pos += len;
-    } else if (wire === 1) {
-      value = buf.subarray(pos, pos + 8);
-      pos += 8;
-    } else if (wire === 5) {
-      value = buf.subarray(pos, pos + 4);
-      pos += 4;
-    } else throw new Error(`unsupported protobuf wire type ${wire}`);
+    else if (wire === 2) value = take(Number(varint()));
+    else if (wire === 1) value = take(8);
+    else if (wire === 5) value = take(4);
+    else throw new Error(`unsupported wire type ${wire}`);
     const list = out.get(field) ?? [];
     list.push(value);
     out.set(field, list);
@@ -61,7 +59,7 @@ export function imageEntries(image: Buffer): Message[] {
   while (pos + 4 <= image.length) {
     const size = image.readUInt32LE(pos);
     pos += 4;
-    if (pos + size > image.length) throw new Error('truncated CRIU image entry');
+    if (pos + size > image.length) throw new Error(`entry of ${size} bytes runs past the end of the file`);
     out.push(decodeMessage(image.subarray(pos, pos + size)));
     pos += size;
   }
