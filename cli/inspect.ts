@@ -158,11 +158,18 @@ function socketNode(s: SocketEntry): { protocol?: string; data: Record<string, s
   return { ...(s.protocol ? { protocol: s.protocol } : {}), data };
 }
 
+/**
+ * A unix socket name for a terminal: CRIU keeps sun_path's bytes, with the terminating
+ * NUL of a path and the leading NUL of an abstract name (shown as `@`, as ss does).
+ */
+function printable(name: string): string {
+  return name.replace(/^\0/, '@').replace(/\0+$/, '').replace(/\0/g, '\\0');
+}
+
 /** One line of a socket for the table view. */
 function socketLine(s: { protocol?: string; data: Record<string, string | number> }): string {
   const d = s.data;
-  // A unix socket's name is bytes (an abstract one starts with NUL): shown without its NULs.
-  if (d.type === 'UNIX') return `UNIX ${String(d.address ?? '').replace(/\0/g, '') || '(unnamed)'}`;
+  if (d.type === 'UNIX') return `UNIX ${printable(String(d.address ?? '')) || '(unnamed)'}`;
   const ep = (a: unknown, p: unknown) => `${String(a ?? '*')}:${String(p ?? '*')}`;
   return `${s.protocol ?? '?'} ${ep(d.src, d.src_port)} -> ${ep(d.dst, d.dst_port)}${d.state ? ` ${String(d.state)}` : ''}`;
 }
@@ -335,7 +342,7 @@ async function inspect(ctx: CommandContext, id: string): Promise<void> {
     (fds.some((f) => f.open_files?.length)
       ? table(
           ['  PID', 'FD', 'PATH'],
-          fds.flatMap((f) => (f.open_files ?? []).map((o) => [`  ${f.pid}`, o.fd, o.path])),
+          fds.flatMap((f) => (f.open_files ?? []).map((o) => [`  ${f.pid}`, o.fd, o.path.replace(/\0/g, '')])),
         )
       : '  <none in the archive>\n');
   out +=
