@@ -6,6 +6,7 @@
 // drain does). restore-pod gives each replacement the checkpoint of the pod
 // it replaces, on another node; kcr waits for that and prints what moved with
 // its state, and what did not and why. Exit 1 when anything did not move.
+// On a terminal each container has a progress bar (drain-progress.ts).
 import { ApiException, PatchStrategy, setHeaderOptions, type V1Pod } from '@kubernetes/client-node';
 import { Option, type Command } from 'commander';
 import { events } from '../functions/core/contract/build.js';
@@ -20,6 +21,7 @@ import { durationMs } from './restore.js';
 import { send, toBinary } from './replay.js';
 import { API_VERSION, examples, printOne, table } from './output.js';
 import type { CliIo } from './io.js';
+import { drainProgress, type DrainProgress } from './drain-progress.js';
 
 const POLL_MS = 250;
 const SEND_TIMEOUT_MS = 30_000;
@@ -85,9 +87,16 @@ async function optedInContainers(ctx: CommandContext, pod: V1Pod): Promise<strin
 }
 
 async function drain(ctx: CommandContext, node: string, opts: DrainFlags): Promise<void> {
-  const log = (line: string) => {
-    if (!ctx.flags.output) ctx.io.stderr.write(`${line}\n`);
-  };
+  const progress = drainProgress(ctx.io.stderr, Boolean(ctx.flags.output));
+  try {
+    await drainWith(ctx, node, opts, progress);
+  } finally {
+    progress.done();
+  }
+}
+
+async function drainWith(ctx: CommandContext, node: string, opts: DrainFlags, progress: DrainProgress): Promise<void> {
+  const log = (line: string) => progress.note(line);
   await ctx.kube.core.readNode({ name: node }).catch((err: unknown) => {
     throw err instanceof ApiException && err.code === 404 ? new Error(`node "${node}" not found`) : err;
   });
@@ -104,12 +113,15 @@ async function drain(ctx: CommandContext, node: string, opts: DrainFlags): Promi
     if (containers.length) wanted.set(key(p), { pod: p, containers, ids: new Map() });
   }
   if (wanted.size) {
+    progress.start([...wanted.values()].flatMap((w) => w.containers.map((container) => ({ pod: key(w.pod), container }))));
     const broker = await ctx.broker();
     for (const w of wanted.values()) {
       const ns = w.pod.metadata?.namespace ?? 'default';
       const sent = await send(broker, toBinary(events.checkpointRequested({ namespace: ns, pod: w.pod.metadata?.name ?? '' }, { source: 'cli' })), ctx.io.fetch ?? fetch, SEND_TIMEOUT_MS);
       if (!sent.ok) throw new Error(`checkpoint request for ${key(w.pod)} not accepted by ${broker}: ${sent.status ?? ''} ${sent.error ?? ''}`);
-      log(`checkpoint requested: ${key(w.pod)} (${w.containers.join(', ')})`);
+      const [first, ...rest] = w.containers;
+      progress.stage(key(w.pod), first!, 'requested', 'checkpoint requested', `checkpoint requested: ${key(w.pod)} (${w.containers.join(', ')})`);
+      for (const c of rest) progress.stage(key(w.pod), c, 'requested', 'checkpoint requested');
     }
     const store = await ctx.store();
     const total = [...wanted.values()].reduce((n, w) => n + w.containers.length, 0);
@@ -119,10 +131,14 @@ async function drain(ctx: CommandContext, node: string, opts: DrainFlags): Promi
       for (const ns of namespaces) {
         for (const c of await listCheckpoints(store, ns)) {
           const w = [...wanted.values()].find((x) => x.pod.metadata?.uid === c.manifest.data.podUid);
-          if (!w || !w.containers.includes(c.loc.container) || w.ids.has(c.loc.container) || !c.image || c.manifest.data.checkpointedAt < since) continue;
+          if (!w || !w.containers.includes(c.loc.container) || w.ids.has(c.loc.container) || c.manifest.data.checkpointedAt < since) continue;
+          if (!c.image) {
+            progress.stage(key(w.pod), c.loc.container, 'stored', `stored ${c.loc.id}, building its image`);
+            continue;
+          }
           w.ids.set(c.loc.container, c.loc.id);
           done++;
-          log(`[${done}/${total}] ${key(w.pod)} ${c.loc.container}: committed ${c.loc.id}, image built`);
+          progress.stage(key(w.pod), c.loc.container, 'image built', `committed ${c.loc.id}, image built`, `[${done}/${total}] ${key(w.pod)} ${c.loc.container}: committed ${c.loc.id}, image built`);
         }
       }
       if (done < total) await sleep(POLL_MS);
@@ -146,6 +162,7 @@ async function drain(ctx: CommandContext, node: string, opts: DrainFlags): Promi
       if (w && w.containers.some((c) => !w.ids.has(c))) {
         // Evicting it now would lose its state: it stays, and the summary says why.
         pending.delete(k);
+        for (const c of w.containers) progress.stopped(k, c, 'no checkpoint in time: not evicted');
         for (const c of w.containers)
           outcomes.push({
             namespace: ns,
@@ -159,7 +176,8 @@ async function drain(ctx: CommandContext, node: string, opts: DrainFlags): Promi
       try {
         await ctx.kube.core.createNamespacedPodEviction({ name, namespace: ns, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: ns } } });
         pending.delete(k);
-        log(`evicted ${k}`);
+        if (w) w.containers.forEach((c, i) => progress.stage(k, c, 'evicted', 'evicted, waiting for its replacement', i === 0 ? `evicted ${k}` : undefined));
+        else log(`evicted ${k}`);
       } catch (err) {
         if (err instanceof ApiException && err.code === 404) {
           pending.delete(k);
@@ -177,6 +195,7 @@ async function drain(ctx: CommandContext, node: string, opts: DrainFlags): Promi
   }
   for (const [k, p] of pending) {
     const w = wanted.get(k);
+    for (const c of w?.containers ?? []) progress.stopped(k, c, `not evicted: ${refusals.get(k) ?? 'not in time'}`);
     for (const c of w?.containers ?? ['*'])
       outcomes.push({ namespace: p.metadata?.namespace ?? '', pod: p.metadata?.name ?? '', container: c, result: 'not-evicted', message: refusals.get(k) ?? 'not evicted in time' });
   }
@@ -210,6 +229,8 @@ async function drain(ctx: CommandContext, node: string, opts: DrainFlags): Promi
         });
         if (!found) await sleep(POLL_MS);
       }
+      if (found) progress.stage(key(p), c, 'moved', `✓ ${found.metadata?.name ?? ''} on ${found.spec?.nodeName ?? ''} from ${id}`);
+      else progress.stopped(key(p), c, `no replacement from ${id} in time`);
       outcomes.push(
         found
           ? {

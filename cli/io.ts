@@ -12,6 +12,9 @@ export interface S3Settings {
 
 interface Output {
   write(text: string): unknown;
+  /** A terminal (process.stderr on one): progress is drawn as bars there. */
+  isTTY?: boolean;
+  columns?: number;
 }
 
 export interface CliIo {

@@ -7,6 +7,7 @@
 // oversized dumps are rejected.
 import tar from 'tar-stream';
 import { z } from 'zod';
+import { decodeMessage, imageEntries } from '../core/criu/image.js';
 
 const DEFAULT_MAX_DUMP_BYTES = 1024 * 1024;
 const DUMP_FILES = ['config.dump', 'spec.dump', 'stats-dump'] as const;
@@ -228,65 +229,28 @@ const DUMP_STATS_FIELDS: Record<number, string> = {
   14: 'shpages_written',
 };
 
-class ProtoReader {
-  pos = 0;
-  constructor(private readonly buf: Buffer) {}
-  get done(): boolean {
-    return this.pos >= this.buf.length;
-  }
-  varint(): bigint {
-    let result = 0n;
-    for (let shift = 0n; shift < 70n; shift += 7n) {
-      if (this.pos >= this.buf.length) throw new Error('varint runs past the end');
-      const byte = this.buf[this.pos++] as number;
-      result |= BigInt(byte & 0x7f) << shift;
-      if ((byte & 0x80) === 0) return result;
-    }
-    throw new Error('varint longer than 10 bytes');
-  }
-  bytes(n: number): Buffer {
-    if (this.pos + n > this.buf.length) throw new Error('field runs past the end');
-    const out = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return out;
-  }
-  /** Skips a field of the given wire type (unknown fields of newer CRIU versions). */
-  skip(wireType: number): void {
-    if (wireType === 0) this.varint();
-    else if (wireType === 1) this.bytes(8);
-    else if (wireType === 2) this.bytes(Number(this.varint()));
-    else if (wireType === 5) this.bytes(4);
-    else throw new Error(`unsupported wire type ${wireType}`);
-  }
-}
-
-/** Decodes CRIU's stats-dump (magics, u32 size, StatsEntry{dump = 1}); anything unexpected is reported, not thrown. */
+/** Decodes CRIU's stats-dump (magics, then stats_entry { dump = 1 }) with kcr's CRIU image codec; anything unexpected is reported, not thrown. */
 export function decodeStatsDump(bytes: Buffer): StatsResult {
   const undecoded = (reason: string): StatsResult => ({ decoded: false, reason, bytes: bytes.length });
   if (bytes.length < 12) return undecoded('shorter than a CRIU image header');
   if (bytes.readUInt32LE(0) !== IMG_SERVICE_MAGIC || bytes.readUInt32LE(4) !== STATS_MAGIC) return undecoded('not a CRIU stats image (magic mismatch)');
-  const size = bytes.readUInt32LE(8);
-  if (12 + size > bytes.length) return undecoded(`entry of ${size} bytes runs past the end of the file`);
+  let entry;
   try {
-    const entry = new ProtoReader(bytes.subarray(12, 12 + size));
-    let dumpBytes: Buffer | undefined;
-    while (!entry.done) {
-      const key = Number(entry.varint());
-      if (key >>> 3 === 1 && (key & 7) === 2) dumpBytes = entry.bytes(Number(entry.varint()));
-      else entry.skip(key & 7);
-    }
+    entry = imageEntries(bytes)[0];
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return undecoded(message.startsWith('entry of') ? message : `malformed protobuf: ${message}`);
+  }
+  try {
+    const dumpBytes = entry?.get(1)?.find((v): v is Buffer => Buffer.isBuffer(v));
     if (!dumpBytes) return undecoded('no dump statistics in the stats entry');
-    const reader = new ProtoReader(dumpBytes);
     const dump: CriuDumpStats = {};
-    while (!reader.done) {
-      const key = Number(reader.varint());
-      const field = key >>> 3;
+    for (const [field, values] of decodeMessage(dumpBytes)) {
       const name = DUMP_STATS_FIELDS[field];
-      if (name && (key & 7) === 0) {
-        const value = reader.varint();
-        if (value > BigInt(Number.MAX_SAFE_INTEGER)) return undecoded(`${name} is beyond exact JSON numbers`);
-        dump[name] = Number(value);
-      } else reader.skip(key & 7);
+      const value = values.at(-1);
+      if (!name || typeof value !== 'bigint') continue;
+      if (value > BigInt(Number.MAX_SAFE_INTEGER)) return undecoded(`${name} is beyond exact JSON numbers`);
+      dump[name] = Number(value);
     }
     return { decoded: true, dump };
   } catch (err) {

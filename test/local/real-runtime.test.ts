@@ -6,7 +6,9 @@
 // workload); the kubelet refuses another namespace's checkpoint (kcr's guard: CRI-O would
 // restore it into the pod's sandbox, cri-o server/container_restore.go) and an archive
 // podman cannot restore, with an Event, the runtime's message and nothing restored
-// (CRI-O removes its container on a failed restore too). Skips without
+// (CRI-O removes its container on a failed restore too); `kcr inspect` reads real
+// archives (the counter's, and Redis's with its listening unix socket) as
+// `checkpointctl inspect --all` does, by range reads. Skips without
 // podman/runc/criu, fails so under KCR_REQUIRE_BINARIES=1.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +22,8 @@ import { readTar } from '../../simulator/archive.js';
 import { tarBuffer } from '../../simulator/archive-entries.js';
 import { lastCounter } from '../../simulator/kubelet/podman-runtime.js';
 import { NS, OPT_IN, useLocalStack } from '../support/local-stack.js';
+import { runCli } from '../../cli/run.js';
+import { redisCli, redisDeployment, REDIS_SOCKET } from '../../local/redis-demo.js';
 import { realRuntimeAvailable } from '../support/podman.js';
 import { writeCheckpointImageLayout } from '../simulator/helpers.js';
 import { Readable } from 'node:stream';
@@ -135,6 +139,85 @@ describe.skipIf(!available)('the podman runtime under the whole chain', () => {
     expect(inspected?.process_tree.cmdline).toContain('/bin/counter');
     expect(inspected?.mounts?.length).toBeGreaterThan(0);
   });
+
+  /** `kcr inspect ID -o json` with only the kubeconfig, and what it read of the archive. */
+  async function kcrInspect(b: ImageBuiltData): Promise<{ report: Record<string, unknown> & { kcr: { reads: { requests: number; bytes: number; archiveBytes: number } } }; rangeBytes: number }> {
+    const archiveKey = artifactKey({ namespace: b.namespace, workload: b.workload, container: b.container, id: b.id }, 'archive');
+    let rangeBytes = 0;
+    const store = kit.stack.store;
+    const counted = Object.assign(Object.create(store) as typeof store, {
+      getRange: async (key: string, offset: number, length: number) => {
+        const got = await store.getRange(key, offset, length);
+        if (key === archiveKey) rangeBytes += got.length;
+        return got;
+      },
+      getStream: (key: string) => {
+        if (key === archiveKey) throw new Error('inspect streamed the whole archive');
+        return store.getStream(key);
+      },
+    });
+    let out = '';
+    let err = '';
+    const code = await runCli(['inspect', b.id, '-n', b.namespace, '-o', 'json'], {
+      stdout: { write: (x: string) => (out += x) },
+      stderr: { write: (x: string) => (err += x) },
+      env: { KUBECONFIG: kit.stack.cluster.kubeconfigPath },
+      openStore: () => counted,
+    });
+    expect(code, err).toBe(0);
+    return { report: JSON.parse(out) as never, rangeBytes };
+  }
+
+  function checkpointctlAll(archiveBytes: Buffer, name: string): Record<string, unknown> {
+    const file = join(scratch, name);
+    writeFileSync(file, archiveBytes);
+    const [theirs] = JSON.parse(execFileSync('checkpointctl', ['inspect', '--all', '--format', 'json', file], { encoding: 'utf8' })) as Record<string, unknown>[];
+    return theirs!;
+  }
+
+  it('kcr inspect reads the real archive as checkpointctl inspect --all does, by range reads', async () => {
+    expect(built, 'the first test stored an archive').toBeDefined();
+    const { report, rangeBytes } = await kcrInspect(built!);
+    const { kcr, ...ours } = report;
+    // The same processes, command lines, environments, open files, mounts, sizes and statistics.
+    expect(ours).toEqual(checkpointctlAll(archive!, 'counter.tar'));
+    expect(ours).toMatchObject({ process_tree: { pid: 1, cmdline: expect.stringContaining('/bin/counter') }, file_descriptors: expect.arrayContaining([expect.objectContaining({ pid: 1 })]) });
+    expect(kcr.reads.bytes).toBe(rangeBytes);
+    // The state's pages are most of the archive; inspect reads a small part of it.
+    expect(rangeBytes * 20).toBeLessThan(archive!.length);
+    console.info(`kcr inspect, real counter archive: read ${rangeBytes} of ${archive!.length} bytes in ${kcr.reads.requests} range requests`);
+  });
+
+  it('kcr inspect shows a real Redis listening socket as checkpointctl inspect --all does', async () => {
+    const sockets = join(scratch, 'redis-sockets');
+    const image = await kit.stack.podman!.ensureRedisImage();
+    await kit.apps.createNamespacedDeployment({ namespace: NS, body: redisDeployment(image, sockets, OPT_IN) });
+    const redis = await kit.until(
+      'a running redis answering PING',
+      async () => {
+        const pods = await kit.core.listNamespacedPod({ namespace: NS, labelSelector: 'app=redis' });
+        const name = pods.items.find((p) => p.status?.phase === 'Running')?.metadata?.name;
+        return name && (await redisCli(sockets, ['PING']).catch(() => '')) === 'PONG' ? name : undefined;
+      },
+      60_000,
+    );
+    const [b] = await kit.checkpoint(redis);
+    const redisBuilt = b!.data as unknown as ImageBuiltData;
+    const redisArchive = await storedArchive(redisBuilt);
+    const { report, rangeBytes } = await kcrInspect(redisBuilt);
+    const { kcr, ...ours } = report;
+    expect(ours).toEqual(checkpointctlAll(redisArchive, 'redis.tar'));
+    expect(ours).toMatchObject({
+      // Redis rewrites its argv into a process title: what is in its memory, not the spec's args.
+      process_tree: { command: 'redis-server', cmdline: expect.stringContaining(`unixsocket:/sock/${REDIS_SOCKET}`) },
+      sockets: [{ pid: 1, open_sockets: expect.arrayContaining([{ data: { type: 'UNIX', address: expect.stringMatching(new RegExp(`^/sock/${REDIS_SOCKET.replace('.', '\\.')}`)) } }]) }],
+    });
+    expect(rangeBytes * 10).toBeLessThan(redisArchive.length);
+    // Gone again, so that the node-loss test below moves only the holder.
+    await kit.apps.deleteNamespacedDeployment({ namespace: NS, name: 'redis' });
+    await kit.until('the redis pods gone', async () => (await kit.core.listNamespacedPod({ namespace: NS, labelSelector: 'app=redis' })).items.length === 0, 60_000);
+    console.info(`kcr inspect, real redis archive: read ${rangeBytes} of ${redisArchive.length} bytes in ${kcr.reads.requests} range requests`);
+  }, 120_000);
 
   it("refuses another namespace's checkpoint image: an Event says why, nothing is restored", async () => {
     expect(built, 'the first test built an image').toBeDefined();
