@@ -6,22 +6,12 @@ import { events, type KcrEvent } from '../functions/core/contract/build.js';
 import type { CheckpointRequestedData } from '../functions/core/contract/events.js';
 import { errorMessage } from '../functions/core/runtime/errors.js';
 import { UsageError } from './errors.js';
+import { parseKindName } from './workload-ref.js';
 import { httpUrl } from './options.js';
 import { destinationOf, send, toBinary } from './replay.js';
 import type { CliIo } from './io.js';
 
 const SEND_TIMEOUT_MS = 30_000;
-const KINDS: Record<string, 'Deployment' | 'StatefulSet' | 'Pod'> = {
-  deployment: 'Deployment',
-  deployments: 'Deployment',
-  deploy: 'Deployment',
-  statefulset: 'StatefulSet',
-  statefulsets: 'StatefulSet',
-  sts: 'StatefulSet',
-  pod: 'Pod',
-  pods: 'Pod',
-  po: 'Pod',
-};
 
 interface CheckpointOptions {
   namespace: string;
@@ -48,10 +38,9 @@ export function addCheckpointCommand(program: Command, io: CliIo): Command {
 
 /** The event's data for `kind/name`, checked against the contract by the constructor. */
 function requestedData(target: string, namespace: string, container?: string): CheckpointRequestedData {
-  const slash = target.indexOf('/');
-  const kind = KINDS[target.slice(0, slash).toLowerCase()];
-  const name = target.slice(slash + 1);
-  if (slash < 0 || !kind || !name) throw new UsageError(`target ${JSON.stringify(target)} is not deployment/<name>, statefulset/<name> or pod/<name>`);
+  const ref = parseKindName(target);
+  if (!ref) throw new UsageError(`target ${JSON.stringify(target)} is not deployment/<name>, statefulset/<name> or pod/<name>`);
+  const { kind, name } = ref;
   if (container !== undefined && kind !== 'Pod')
     throw new UsageError('--container needs a pod target (pod/<name>); a workload checkpoints the containers its kcr.io/checkpoint-containers annotation names');
   return kind === 'Pod' ? { namespace, pod: name, ...(container !== undefined ? { container } : {}) } : { namespace, kind, name };

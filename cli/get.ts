@@ -2,7 +2,6 @@
 // the checkpoints S3 holds, as kubectl shows objects.
 import type { Command } from 'commander';
 import type { V1Pod } from '@kubernetes/client-node';
-import type { OwnerKind } from '../functions/core/contract/events.js';
 import { artifactKey, s3Uri } from '../functions/core/storage/layout.js';
 import { restoredFromKey } from '../functions/restore-pod/restore-state.js';
 import { addKubeFlags } from './kube.js';
@@ -10,20 +9,10 @@ import { addSettingsFlags, commandContext, fromS3, type CommandContext } from '.
 import { findCheckpoint, listCheckpoints, type CheckpointInfo } from './inventory.js';
 import { API_VERSION, humanBytes, humanDuration, printList, printOne, table, examples } from './output.js';
 import { UsageError } from './errors.js';
+import { parseKindName } from './workload-ref.js';
 import type { CliIo } from './io.js';
 
 const RESOURCES = new Set(['checkpoints', 'checkpoint', 'cp']);
-const WORKLOAD_KINDS: Record<string, OwnerKind> = {
-  deployment: 'Deployment',
-  deployments: 'Deployment',
-  deploy: 'Deployment',
-  statefulset: 'StatefulSet',
-  statefulsets: 'StatefulSet',
-  sts: 'StatefulSet',
-  pod: 'Pod',
-  pods: 'Pod',
-  po: 'Pod',
-};
 
 export const GET_EXAMPLES = `
 Examples:
@@ -81,12 +70,10 @@ function checkResource(resource: string): void {
 /** `kind/name` or a bare name: which workloads of the listing it keeps. */
 export function workloadFilter(arg: string | undefined): ((c: CheckpointInfo) => boolean) | undefined {
   if (!arg) return undefined;
-  const slash = arg.indexOf('/');
-  if (slash < 0) return (c) => c.loc.workload.name === arg;
-  const kind = WORKLOAD_KINDS[arg.slice(0, slash).toLowerCase()];
-  const name = arg.slice(slash + 1);
-  if (!kind || !name) throw new UsageError(`workload ${JSON.stringify(arg)} is not deployment/<name>, statefulset/<name>, pod/<name> or a name`);
-  return (c) => c.loc.workload.kind === kind && c.loc.workload.name === name;
+  if (!arg.includes('/')) return (c) => c.loc.workload.name === arg;
+  const ref = parseKindName(arg);
+  if (!ref) throw new UsageError(`workload ${JSON.stringify(arg)} is not deployment/<name>, statefulset/<name>, pod/<name> or a name`);
+  return (c) => c.loc.workload.kind === ref.kind && c.loc.workload.name === ref.name;
 }
 
 async function selectedWorkloads(ctx: CommandContext, selector: string): Promise<Set<string>> {

@@ -4,6 +4,7 @@
 import { stringify } from 'yaml';
 import type { OutputFormat } from './kube.js';
 import type { CliIo } from './io.js';
+import { formatTable } from '../local/table.js';
 
 export const API_VERSION = 'kcr.io/v1alpha1';
 
@@ -17,14 +18,9 @@ export interface Printable {
   wide?: string[];
 }
 
+/** A kubectl table: columns three spaces apart. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-      .join('   ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n') + '\n';
+  return formatTable(header, rows, '   ');
 }
 
 /** A list in the chosen format; `kind` is the items' kind (its List for json/yaml). */

@@ -17,6 +17,7 @@ import { NotFound } from './get.js';
 import { API_VERSION, printOne, table, examples } from './output.js';
 import { send, toBinary } from './replay.js';
 import { UsageError } from './errors.js';
+import { parseKindName } from './workload-ref.js';
 import type { CliIo } from './io.js';
 
 const SEND_TIMEOUT_MS = 30_000;
@@ -45,18 +46,6 @@ interface RestoreFlags {
 
 type Target = { kind: 'Pod'; name: string } | { kind: WorkloadKind; name: string };
 
-const KINDS: Record<string, Target['kind']> = {
-  pod: 'Pod',
-  pods: 'Pod',
-  po: 'Pod',
-  deployment: 'Deployment',
-  deploy: 'Deployment',
-  deployments: 'Deployment',
-  statefulset: 'StatefulSet',
-  statefulsets: 'StatefulSet',
-  sts: 'StatefulSet',
-};
-
 /** `30s`, `2m`, `1h` or seconds. */
 export function durationMs(value: string): number {
   const m = /^(\d+)(ms|s|m|h)?$/.exec(value);
@@ -80,12 +69,10 @@ export function addRestoreCommand(program: Command, io: CliIo): void {
 }
 
 function parseTarget(arg: string): Target {
-  const slash = arg.indexOf('/');
-  if (slash < 0) return { kind: 'Pod', name: arg };
-  const kind = KINDS[arg.slice(0, slash).toLowerCase()];
-  const name = arg.slice(slash + 1);
-  if (!kind || !name) throw new UsageError(`target ${JSON.stringify(arg)} is not a pod name, pod/<name>, deployment/<name> or statefulset/<name>`);
-  return { kind, name };
+  if (!arg.includes('/')) return { kind: 'Pod', name: arg };
+  const ref = parseKindName(arg);
+  if (!ref) throw new UsageError(`target ${JSON.stringify(arg)} is not a pod name, pod/<name>, deployment/<name> or statefulset/<name>`);
+  return ref;
 }
 
 interface PodPlan {

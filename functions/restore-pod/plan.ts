@@ -157,15 +157,17 @@ export function replacementRecord(pod: V1Pod, owner: PodOwner, records: readonly
   );
 }
 
-/**
- * The plan that gives `container` of a replacement pod the disrupted pod's
- * checkpoint; undefined when the pod is older than the checkpoint (the
- * disrupted pod still ran then: this one is not its replacement).
- */
-export function replacementPlan(pod: V1Pod, container: string, record: DisruptionRecord, candidate: RestorableCheckpoint, now: Date): Plan | undefined {
-  const created = createdAt(pod);
-  // Creation times have second precision, like the id's.
-  if (Number.isNaN(created) || created < checkpointIdTime(candidate.id).getTime()) return undefined;
+/** What differs between a replacement's plan and a requested one. */
+interface FreshRestore {
+  originalImage: string;
+  /** The pod the checkpoint was taken of, when not this one: the loop guard's fallback source. */
+  sourcePod?: string;
+  strategy: 'in-place' | 'replacement';
+  message: string;
+}
+
+/** A plan that starts a fresh restore cycle of `container` on `candidate` (replacementPlan, requestedPlan). */
+function freshRestorePlan(pod: V1Pod, container: string, candidate: RestorableCheckpoint, now: Date, fresh: FreshRestore): Plan {
   const namespace = pod.metadata?.namespace ?? 'default';
   const podName = pod.metadata?.name ?? '';
   const restartCount = pod.status?.containerStatuses?.find((s) => s.name === container)?.restartCount ?? 0;
@@ -178,12 +180,29 @@ export function replacementPlan(pod: V1Pod, container: string, record: Disruptio
       current: candidate.id,
       restoredAt: now.toISOString(),
       seenRestarts: hasStarted(pod, container) ? restartCount + 1 : 0,
-      originalImage: containerImage(pod, container) ?? '',
-      sourcePod: record.pod,
+      originalImage: fresh.originalImage,
+      ...(fresh.sourcePod !== undefined ? { sourcePod: fresh.sourcePod } : {}),
     },
-    outcome: events.podRestored({ namespace, pod: podName, container, checkpointId: candidate.id, image: candidate.image, strategy: 'replacement' }, { source: NAME }),
-    kubeEvent: { type: 'Normal', reason: 'Restored', message: `Container ${container} restored from checkpoint ${candidate.id} of ${record.pod} (${record.reason})` },
+    outcome: events.podRestored({ namespace, pod: podName, container, checkpointId: candidate.id, image: candidate.image, strategy: fresh.strategy }, { source: NAME }),
+    kubeEvent: { type: 'Normal', reason: 'Restored', message: fresh.message },
   };
+}
+
+/**
+ * The plan that gives `container` of a replacement pod the disrupted pod's
+ * checkpoint; undefined when the pod is older than the checkpoint (the
+ * disrupted pod still ran then: this one is not its replacement).
+ */
+export function replacementPlan(pod: V1Pod, container: string, record: DisruptionRecord, candidate: RestorableCheckpoint, now: Date): Plan | undefined {
+  const created = createdAt(pod);
+  // Creation times have second precision, like the id's.
+  if (Number.isNaN(created) || created < checkpointIdTime(candidate.id).getTime()) return undefined;
+  return freshRestorePlan(pod, container, candidate, now, {
+    originalImage: containerImage(pod, container) ?? '',
+    sourcePod: record.pod,
+    strategy: 'replacement',
+    message: `Container ${container} restored from checkpoint ${candidate.id} of ${record.pod} (${record.reason})`,
+  });
 }
 
 /** A restore the node's runtime cannot do: nothing is patched, and the pod says why. */
@@ -216,28 +235,13 @@ export function refusalOf(pod: V1Pod, plan: Plan & { restoredFrom: string }, nod
 export function requestedPlan(pod: V1Pod, container: string, state: RestoreState | undefined, candidate: RestorableCheckpoint, now: Date): Plan | undefined {
   const image = containerImage(pod, container) ?? '';
   if (image === candidate.image) return undefined;
-  const namespace = pod.metadata?.namespace ?? 'default';
-  const podName = pod.metadata?.name ?? '';
-  const restartCount = pod.status?.containerStatuses?.find((s) => s.name === container)?.restartCount ?? 0;
-  return {
-    container,
-    image: candidate.image,
-    restoredFrom: candidate.id,
-    state: {
-      tried: [candidate.id],
-      current: candidate.id,
-      restoredAt: now.toISOString(),
-      seenRestarts: hasStarted(pod, container) ? restartCount + 1 : 0,
-      originalImage: state?.originalImage ?? image,
-      ...(candidate.pod !== podName ? { sourcePod: candidate.pod } : {}),
-    },
-    outcome: events.podRestored({ namespace, pod: podName, container, checkpointId: candidate.id, image: candidate.image, strategy: 'in-place' }, { source: NAME }),
-    kubeEvent: {
-      type: 'Normal',
-      reason: 'Restored',
-      message: `Container ${container} restored from checkpoint ${candidate.id} on request${candidate.pod !== podName ? ` (taken of ${candidate.pod})` : ''}`,
-    },
-  };
+  const other = candidate.pod !== (pod.metadata?.name ?? '');
+  return freshRestorePlan(pod, container, candidate, now, {
+    originalImage: state?.originalImage ?? image,
+    ...(other ? { sourcePod: candidate.pod } : {}),
+    strategy: 'in-place',
+    message: `Container ${container} restored from checkpoint ${candidate.id} on request${other ? ` (taken of ${candidate.pod})` : ''}`,
+  });
 }
 
 /** A restore request that cannot be done: nothing is patched; the pod (when there is one) says why. */
