@@ -47,7 +47,9 @@ describe('kcr drain', () => {
     expect(err).toContain('did not move');
 
     const s = kit.stack.cluster.containerState(NS, 'web-0', 'app');
-    expect(s?.restoredFrom).toBeTruthy();
+    // Restored from the image of the checkpoint drain took, by digest.
+    expect(s?.restoredFrom).toMatch(/@sha256:[0-9a-f]{64}$/);
+    expect(s?.restoredFrom).toBe((kit.of('io.kcr.image.built', 'web-0').at(-1)?.data.image as { reference?: string } | undefined)?.reference);
     expect(s!.counter).toBeGreaterThanOrEqual(300_000);
     expect((await kit.core.readNode({ name: node })).spec?.unschedulable).toBe(true);
     // The checkpoint it moved with is the one drain took.

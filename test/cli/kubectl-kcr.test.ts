@@ -233,7 +233,9 @@ describe('kubectl kcr on the local stack', () => {
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out)).toMatchObject({ status: 'restored', checkpoint: { id: ids[0] }, pods: [{ pod: podName, result: 'restored' }] });
     const s = kit.stack.cluster.containerState(NS, podName, 'app');
-    expect(s?.restoredFrom).toBeTruthy();
+    // The kubelet runs the image restore-pod reported: the older checkpoint's, by digest.
+    expect(s?.restoredFrom).toBe(kit.of('io.kcr.pod.restored', podName).at(-1)?.data.image);
+    expect(s?.restoredFrom).toBe((kit.of('io.kcr.image.built').find((e) => e.data.id === ids[0])?.data.image as { reference?: string } | undefined)?.reference);
     // The first checkpoint's counter (100 000 and what it counted before), not the second's 500 000.
     expect(s!.counter).toBeGreaterThanOrEqual(100_000);
     expect(s!.counter).toBeLessThan(500_000);
